@@ -1,0 +1,175 @@
+//! The gateway: the public `inference.v1` gRPC API for dynamic-pricing predictions.
+//!
+//! A request is validated ([`validate`]), its features fetched from the feature-service and scored on the
+//! model-service ([`predict`], [`downstream`]) within the request's budget, and a quote is kept in the
+//! [`quotes`] store so its outcome can be joined to it later. [`run`] serves it all on a bound listener.
+#![forbid(unsafe_code)]
+
+pub mod downstream;
+pub mod error;
+pub mod predict;
+pub mod quotes;
+pub mod service;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::inference::v1::inference_service_server::InferenceServiceServer;
+use tokio::net::TcpListener;
+
+use crate::downstream::{Downstream, ModelRef, channel};
+use crate::quotes::QuoteStore;
+use crate::service::Gateway;
+
+/// The gRPC service name, as health checks and reflection know it.
+pub const SERVICE_NAME: &str = "inference.v1.InferenceService";
+
+/// Gateway settings: each flag falls back to the environment variable named in `--help`.
+#[derive(Clone, clap::Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Public gRPC API for dynamic-pricing predictions"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+    /// The feature-service's URL.
+    #[arg(long, env = "FEATURE_SERVICE_URL", default_value = "http://127.0.0.1:50052")]
+    pub feature_service_url: String,
+    /// The model-service's URL.
+    #[arg(long, env = "MODEL_SERVICE_URL", default_value = "http://127.0.0.1:50053")]
+    pub model_service_url: String,
+    /// Redis keeping quotes for RecordOutcome (`redis://`, `rediss://`, `redis-cluster://`). Unset: an
+    /// embedded in-memory store, lost on restart (local work only).
+    #[arg(long, env = "QUOTE_REDIS_URL")]
+    pub quote_redis_url: Option<String>,
+    /// Each request's budget in milliseconds: downstream calls get what remains of it.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 100)]
+    pub request_timeout_ms: u64,
+    /// How long a quote can take an outcome, in seconds.
+    #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 900)]
+    pub quote_ttl_secs: u64,
+    /// How long a recorded outcome is kept with its quote, in seconds.
+    #[arg(long, env = "OUTCOME_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
+    pub outcome_retention_secs: u64,
+    /// Customer-risk model name in the model repository.
+    #[arg(long, env = "RISK_MODEL", default_value = "customer_risk")]
+    pub risk_model: String,
+    /// Pinned customer-risk model version; empty follows the model-service's default version.
+    #[arg(long, env = "RISK_MODEL_VERSION", default_value = "")]
+    pub risk_model_version: String,
+    /// Demand-surge model name in the model repository.
+    #[arg(long, env = "SURGE_MODEL", default_value = "demand_surge")]
+    pub surge_model: String,
+    /// Pinned demand-surge model version; empty follows the default version.
+    #[arg(long, env = "SURGE_MODEL_VERSION", default_value = "")]
+    pub surge_model_version: String,
+    #[command(flatten)]
+    pub telemetry: telemetry::TelemetryConfig,
+}
+
+impl std::fmt::Debug for Config {
+    // By hand, so that a password in QUOTE_REDIS_URL never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("feature_service_url", &self.feature_service_url)
+            .field("model_service_url", &self.model_service_url)
+            .field(
+                "quote_redis_url",
+                &self.quote_redis_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("quote_ttl_secs", &self.quote_ttl_secs)
+            .field("outcome_retention_secs", &self.outcome_retention_secs)
+            .field("risk_model", &self.risk_model)
+            .field("risk_model_version", &self.risk_model_version)
+            .field("surge_model", &self.surge_model)
+            .field("surge_model_version", &self.surge_model_version)
+            .field("telemetry", &self.telemetry)
+            .finish()
+    }
+}
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid downstream URL: {0}")]
+    Url(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    QuoteStore(#[from] error::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("request_timeout_ms must be greater than 0")]
+    ZeroBudget,
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    if config.request_timeout_ms == 0 {
+        return Err(StartError::ZeroBudget);
+    }
+    let budget = Duration::from_millis(config.request_timeout_ms);
+    let connect_timeout = Duration::from_secs(1);
+    let downstream = Downstream::new(
+        channel(&config.feature_service_url, connect_timeout)?,
+        channel(&config.model_service_url, connect_timeout)?,
+        Duration::from_secs(30),
+    );
+    let quote_ttl = Duration::from_secs(config.quote_ttl_secs);
+    let retention = Duration::from_secs(config.outcome_retention_secs);
+    let quotes = match &config.quote_redis_url {
+        Some(url) => QuoteStore::redis(url, quote_ttl, retention, Duration::from_secs(5)).await?,
+        None => {
+            tracing::warn!("QUOTE_REDIS_URL unset: quotes are kept in memory and lost on restart");
+            QuoteStore::memory(quote_ttl, retention)
+        }
+    };
+    let gateway = Arc::new(Gateway {
+        downstream,
+        quotes,
+        risk_model: ModelRef {
+            name: config.risk_model.clone(),
+            version: config.risk_model_version.clone(),
+        },
+        surge_model: ModelRef {
+            name: config.surge_model.clone(),
+            version: config.surge_model_version.clone(),
+        },
+        budget,
+    });
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;
+
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, config = ?config, "gateway listening");
+    health.serving().await;
+    tonic::transport::Server::builder()
+        // Nothing outlives its budget: tonic also honours a shorter grpc-timeout sent by the caller.
+        .timeout(budget)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(InferenceServiceServer::from_arc(gateway))
+        .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
+        .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

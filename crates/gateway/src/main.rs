@@ -1,0 +1,21 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = gateway::Config::parse();
+    let _telemetry = telemetry::init(&config.telemetry, "gateway", env!("CARGO_PKG_VERSION"));
+    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("gateway: cannot listen on {}: {error}", config.listen_addr);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match gateway::run(config, listener, server_kit::shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gateway: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

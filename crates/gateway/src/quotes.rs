@@ -1,0 +1,253 @@
+//! Where quotes are kept until their outcome is recorded: Redis in production (`QUOTE_REDIS_URL`), or an
+//! embedded in-memory store for local work and the demo (lost on restart; not for production).
+//!
+//! A quote lives for the quote TTL. Recording its outcome is atomic (one Lua script on the quote's key:
+//! exists? set-if-absent, extend retention), so a retried RecordOutcome is recognised as a duplicate and
+//! two different outcomes for one quote cannot both win. Once an outcome is recorded the key's expiry is
+//! pushed out to the outcome retention, so an accepted outcome outlives its quote.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fred::prelude::{Client, ClientLike, Config, LuaInterface};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// What a quote remembers, for joining its outcome to the prediction that priced it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QuoteRecord {
+    pub quote_id: String,
+    pub customer_id: String,
+    pub zone_id: String,
+    pub base_price: f64,
+    pub price: f64,
+    pub currency: String,
+    pub risk_score: f64,
+    pub risk_multiplier: f64,
+    pub surge_factor: f64,
+    pub risk_model_version: String,
+    pub surge_model_version: String,
+    pub experiment_variant: String,
+    pub created_at_ms: u64,
+}
+
+/// The recorded outcome of a quote; compared field by field to recognise retries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Outcome {
+    pub booked: bool,
+    pub revenue: f64,
+}
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// First outcome for the quote; returns the quote it joins.
+    New(Box<QuoteRecord>),
+    /// The same outcome was already recorded (a retry): nothing changed.
+    Duplicate(Box<QuoteRecord>),
+}
+
+pub enum QuoteStore {
+    Redis {
+        client: Client,
+        ttl: Duration,
+        retention: Duration,
+    },
+    Memory {
+        quotes: Mutex<HashMap<String, MemoryEntry>>,
+        ttl: Duration,
+        retention: Duration,
+        capacity: usize,
+    },
+}
+
+pub struct MemoryEntry {
+    quote: QuoteRecord,
+    outcome: Option<Outcome>,
+    expires: Instant,
+}
+
+const STORE_SCRIPT: &str = r"
+redis.call('HSET', KEYS[1], 'quote', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1";
+
+/// Returns {0} when the quote is unknown, {1, quote} when this outcome is new, {2, quote, existing} when
+/// an outcome was already there.
+const OUTCOME_SCRIPT: &str = r"
+local quote = redis.call('HGET', KEYS[1], 'quote')
+if not quote then return {0} end
+if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'outcome_at_ms', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return {1, quote}
+end
+return {2, quote, redis.call('HGET', KEYS[1], 'outcome')}";
+
+/// The embedded store refuses new quotes past this many live ones rather than grow without bound.
+pub const MEMORY_CAPACITY: usize = 200_000;
+
+impl QuoteStore {
+    /// Connects to Redis, waiting at most `connect_timeout` for the first connection.
+    pub async fn redis(
+        url: &str,
+        ttl: Duration,
+        retention: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let config =
+            Config::from_url(url).map_err(|e| Error::QuoteStore(format!("bad QUOTE_REDIS_URL: {e}")))?;
+        let client = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| c.connection_timeout = connect_timeout)
+            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build()
+            .map_err(|e| Error::QuoteStore(e.to_string()))?;
+        client
+            .init()
+            .await
+            .map_err(|e| Error::QuoteStore(format!("cannot connect: {e}")))?;
+        Ok(Self::Redis {
+            client,
+            ttl,
+            retention,
+        })
+    }
+
+    pub fn memory(ttl: Duration, retention: Duration) -> Self {
+        Self::Memory {
+            quotes: Mutex::new(HashMap::new()),
+            ttl,
+            retention,
+            capacity: MEMORY_CAPACITY,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        match self {
+            Self::Redis { ttl, .. } | Self::Memory { ttl, .. } => *ttl,
+        }
+    }
+
+    pub async fn put(&self, quote: &QuoteRecord) -> Result<(), Error> {
+        match self {
+            Self::Redis { client, ttl, .. } => {
+                let json = serde_json::to_string(quote).map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let _: i64 = client
+                    .eval(
+                        STORE_SCRIPT,
+                        key(&quote.quote_id),
+                        vec![json, ttl.as_secs().max(1).to_string()],
+                    )
+                    .await
+                    .map_err(|e| Error::QuoteStore(e.to_string()))?;
+                Ok(())
+            }
+            Self::Memory {
+                quotes,
+                ttl,
+                capacity,
+                ..
+            } => {
+                let mut quotes = lock(quotes);
+                let now = Instant::now();
+                if quotes.len() >= *capacity {
+                    quotes.retain(|_, entry| entry.expires > now);
+                }
+                if quotes.len() >= *capacity {
+                    return Err(Error::QuoteStore(format!(
+                        "embedded quote store holds {capacity} live quotes"
+                    )));
+                }
+                quotes.insert(
+                    quote.quote_id.clone(),
+                    MemoryEntry {
+                        quote: quote.clone(),
+                        outcome: None,
+                        expires: now + *ttl,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn record_outcome(&self, quote_id: &str, outcome: Outcome) -> Result<Recorded, Error> {
+        match self {
+            Self::Redis {
+                client, retention, ..
+            } => {
+                let json = serde_json::to_string(&outcome).map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let args = vec![json, retention.as_secs().max(1).to_string(), now_ms().to_string()];
+                let reply: Vec<Option<String>> = client
+                    .eval(OUTCOME_SCRIPT, key(quote_id), args)
+                    .await
+                    .map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let status = reply.first().cloned().flatten();
+                let quote = || parse::<QuoteRecord>(reply.get(1));
+                match status.as_deref() {
+                    Some("1") => Ok(Recorded::New(Box::new(quote()?))),
+                    Some("2") => {
+                        let existing: Outcome = parse(reply.get(2))?;
+                        same_outcome(quote_id, existing, outcome)
+                            .map(|()| Ok(Recorded::Duplicate(Box::new(quote()?))))?
+                    }
+                    _ => Err(Error::QuoteNotFound(quote_id.to_owned())),
+                }
+            }
+            Self::Memory {
+                quotes, retention, ..
+            } => {
+                let mut quotes = lock(quotes);
+                let now = Instant::now();
+                let entry = quotes
+                    .get_mut(quote_id)
+                    .filter(|entry| entry.expires > now)
+                    .ok_or_else(|| Error::QuoteNotFound(quote_id.to_owned()))?;
+                match entry.outcome {
+                    Some(existing) => {
+                        same_outcome(quote_id, existing, outcome)?;
+                        Ok(Recorded::Duplicate(Box::new(entry.quote.clone())))
+                    }
+                    None => {
+                        entry.outcome = Some(outcome);
+                        entry.expires = now + *retention;
+                        Ok(Recorded::New(Box::new(entry.quote.clone())))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn same_outcome(quote_id: &str, existing: Outcome, new: Outcome) -> Result<(), Error> {
+    if existing == new {
+        Ok(())
+    } else {
+        Err(Error::OutcomeConflict(quote_id.to_owned()))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(field: Option<&Option<String>>) -> Result<T, Error> {
+    let text = field
+        .and_then(Option::as_deref)
+        .ok_or_else(|| Error::QuoteStore("short script reply".into()))?;
+    serde_json::from_str(text).map_err(|e| Error::QuoteStore(format!("corrupt quote record: {e}")))
+}
+
+fn key(quote_id: &str) -> String {
+    format!("quote:{quote_id}")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the map half-updated (every update is one insert or one
+    // field write), so a poisoned lock is still safe to use.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,337 @@
+//! The `inference.v1.InferenceService` handlers: validate, score, shape the response. Cross-cutting work
+//! (deadlines, health, reflection) sits in the server stack in `lib.rs`, not here.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::inference::v1::inference_service_server::InferenceService;
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
+    BatchPredictDemandSurgeResponse, PredictCustomerRiskRequest, PredictCustomerRiskResponse,
+    PredictDemandSurgeRequest, PredictDemandSurgeResponse, PredictionMetadata, QuotePriceRequest,
+    QuotePriceResponse, RecordOutcomeRequest, RecordOutcomeResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::downstream::{Deadline, Downstream, ModelRef};
+use crate::error::Error;
+use crate::predict::{Scored, score};
+use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms};
+use crate::validate;
+
+pub const RISK_SCORE: &str = "risk_score";
+pub const RISK_MULTIPLIER: &str = "risk_multiplier";
+pub const SURGE_FACTOR: &str = "surge_factor";
+pub const CUSTOMER_KEY: &str = "customer_id";
+pub const ZONE_KEY: &str = "zone_id";
+/// The experiment arm reported until A/B splits are configured.
+pub const CONTROL_VARIANT: &str = "control";
+
+pub struct Gateway {
+    pub downstream: Downstream,
+    pub quotes: QuoteStore,
+    pub risk_model: ModelRef,
+    pub surge_model: ModelRef,
+    pub budget: Duration,
+}
+
+/// Per-request facts every handler needs.
+struct Call {
+    request_id: String,
+    deadline: Deadline,
+}
+
+impl Gateway {
+    fn begin<T>(&self, request: &Request<T>) -> Call {
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        // The caller's own deadline (grpc-timeout) is enforced by the server's timeout layer; the budget
+        // bounds what we spend even for a caller that sets none.
+        Call {
+            request_id,
+            deadline: Deadline::after(self.budget),
+        }
+    }
+
+    async fn risk(&self, ids: &[String], call: &Call) -> Result<Vec<PredictCustomerRiskResponse>, Error> {
+        let scored = score(
+            &self.downstream,
+            &self.risk_model,
+            CUSTOMER_KEY,
+            ids,
+            |_| None,
+            &call.deadline,
+        )
+        .await?;
+        ids.iter()
+            .zip(scored)
+            .map(|(id, s)| {
+                Ok(PredictCustomerRiskResponse {
+                    customer_id: id.clone(),
+                    risk_score: s.output(RISK_SCORE)?,
+                    risk_multiplier: s.output(RISK_MULTIPLIER)?,
+                    metadata: Some(metadata(&s, call)),
+                })
+            })
+            .collect()
+    }
+
+    async fn surge(
+        &self,
+        ids: &[String],
+        time: SystemTime,
+        call: &Call,
+    ) -> Result<Vec<PredictDemandSurgeResponse>, Error> {
+        let clock = Clock::of(time);
+        let scored = score(
+            &self.downstream,
+            &self.surge_model,
+            ZONE_KEY,
+            ids,
+            |n| clock.input(n),
+            &call.deadline,
+        )
+        .await?;
+        ids.iter()
+            .zip(scored)
+            .map(|(id, s)| {
+                Ok(PredictDemandSurgeResponse {
+                    zone_id: id.clone(),
+                    surge_factor: s.output(SURGE_FACTOR)?,
+                    metadata: Some(metadata(&s, call)),
+                })
+            })
+            .collect()
+    }
+}
+
+fn metadata(scored: &Scored, call: &Call) -> PredictionMetadata {
+    PredictionMetadata {
+        model_name: scored.model.clone(),
+        model_version: scored.version.clone(),
+        experiment_variant: CONTROL_VARIANT.to_owned(),
+        request_id: call.request_id.clone(),
+        degraded: scored.degraded(),
+        missing_features: scored.missing.clone(),
+        stale_features: scored.stale.clone(),
+    }
+}
+
+/// The request-time inputs of the surge model, in UTC.
+struct Clock {
+    hour: f64,
+    weekday: f64,
+}
+
+impl Clock {
+    fn of(time: SystemTime) -> Self {
+        let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // 1970-01-01 was a Thursday: weekday 3 counting Monday as 0.
+        #[allow(clippy::cast_precision_loss)] // both below 24
+        Self {
+            hour: ((secs % 86_400) / 3_600) as f64,
+            weekday: ((secs / 86_400 + 3) % 7) as f64,
+        }
+    }
+
+    fn input(&self, name: &str) -> Option<f64> {
+        match name {
+            "hour_of_day" => Some(self.hour),
+            "day_of_week" => Some(self.weekday),
+            "is_weekend" => Some(if self.weekday >= 5.0 { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+}
+
+fn one<T>(mut results: Vec<T>) -> Result<T, Error> {
+    results.pop().ok_or_else(|| Error::BadResponse {
+        service: "gateway",
+        reason: "empty result".into(),
+    })
+}
+
+fn log_failure(rpc: &'static str, call: &Call, error: &Error) {
+    tracing::warn!(rpc, request_id = %call.request_id, error_type = error.kind(), %error, "request failed");
+}
+
+fn finish<T>(rpc: &'static str, call: &Call, result: Result<T, Error>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|error| {
+        log_failure(rpc, call, &error);
+        Status::from(error)
+    })
+}
+
+#[tonic::async_trait]
+impl InferenceService for Gateway {
+    async fn predict_customer_risk(
+        &self,
+        request: Request<PredictCustomerRiskRequest>,
+    ) -> Result<Response<PredictCustomerRiskResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            validate::entity_id(CUSTOMER_KEY, &req.customer_id)?;
+            validate::context(&req.context)?;
+            let response = one(self.risk(std::slice::from_ref(&req.customer_id), &call).await?)?;
+            tracing::info!(request_id = %call.request_id, customer_id = %req.customer_id,
+                risk_score = response.risk_score, degraded = response.metadata.as_ref().is_some_and(|m| m.degraded),
+                "risk predicted");
+            Ok(response)
+        }
+        .await;
+        finish("PredictCustomerRisk", &call, result)
+    }
+
+    async fn predict_demand_surge(
+        &self,
+        request: Request<PredictDemandSurgeRequest>,
+    ) -> Result<Response<PredictDemandSurgeResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            validate::entity_id(ZONE_KEY, &req.zone_id)?;
+            validate::context(&req.context)?;
+            let time = validate::prediction_time("time", req.time.as_ref())?;
+            let response = one(self
+                .surge(std::slice::from_ref(&req.zone_id), time, &call)
+                .await?)?;
+            tracing::info!(request_id = %call.request_id, zone_id = %req.zone_id,
+                surge_factor = response.surge_factor, "surge predicted");
+            Ok(response)
+        }
+        .await;
+        finish("PredictDemandSurge", &call, result)
+    }
+
+    async fn quote_price(
+        &self,
+        request: Request<QuotePriceRequest>,
+    ) -> Result<Response<QuotePriceResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            validate::entity_id(CUSTOMER_KEY, &req.customer_id)?;
+            validate::entity_id(ZONE_KEY, &req.zone_id)?;
+            let base_price = validate::base_price(req.base_price)?;
+            let currency = validate::currency(&req.currency)?;
+            validate::context(&req.context)?;
+            let (risk, surge) = tokio::try_join!(
+                self.risk(std::slice::from_ref(&req.customer_id), &call),
+                self.surge(std::slice::from_ref(&req.zone_id), SystemTime::now(), &call),
+            )?;
+            let (risk, surge) = (one(risk)?, one(surge)?);
+            let price = base_price * risk.risk_multiplier * surge.surge_factor;
+            let quote = QuoteRecord {
+                quote_id: uuid::Uuid::new_v4().to_string(),
+                customer_id: req.customer_id.clone(),
+                zone_id: req.zone_id.clone(),
+                base_price,
+                price,
+                currency: currency.clone(),
+                risk_score: risk.risk_score,
+                risk_multiplier: risk.risk_multiplier,
+                surge_factor: surge.surge_factor,
+                risk_model_version: risk.metadata.as_ref().map(|m| m.model_version.clone()).unwrap_or_default(),
+                surge_model_version: surge.metadata.as_ref().map(|m| m.model_version.clone()).unwrap_or_default(),
+                experiment_variant: CONTROL_VARIANT.to_owned(),
+                created_at_ms: now_ms(),
+            };
+            self.quotes.put(&quote).await?;
+            tracing::info!(request_id = %call.request_id, quote_id = %quote.quote_id, customer_id = %req.customer_id,
+                zone_id = %req.zone_id, price, "price quoted");
+            let expires = SystemTime::now() + self.quotes.ttl();
+            Ok(QuotePriceResponse {
+                quote_id: quote.quote_id,
+                price,
+                base_price,
+                currency,
+                risk: Some(risk),
+                surge: Some(surge),
+                expires_at: Some(expires.into()),
+            })
+        }
+        .await;
+        finish("QuotePrice", &call, result)
+    }
+
+    async fn record_outcome(
+        &self,
+        request: Request<RecordOutcomeRequest>,
+    ) -> Result<Response<RecordOutcomeResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            validate::quote_id(&req.quote_id)?;
+            validate::outcome(req.booked, req.revenue)?;
+            let outcome = Outcome {
+                booked: req.booked,
+                revenue: req.revenue,
+            };
+            let recorded = self.quotes.record_outcome(&req.quote_id, outcome).await?;
+            let duplicate = matches!(recorded, Recorded::Duplicate(_));
+            tracing::info!(request_id = %call.request_id, quote_id = %req.quote_id, booked = req.booked,
+                revenue = req.revenue, duplicate, "outcome recorded");
+            Ok(RecordOutcomeResponse {
+                quote_id: req.quote_id,
+                duplicate,
+            })
+        }
+        .await;
+        finish("RecordOutcome", &call, result)
+    }
+
+    async fn batch_predict_customer_risk(
+        &self,
+        request: Request<BatchPredictCustomerRiskRequest>,
+    ) -> Result<Response<BatchPredictCustomerRiskResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            let ids = validate::batch("customer_ids", &req.customer_ids)?;
+            validate::context(&req.context)?;
+            Ok(BatchPredictCustomerRiskResponse {
+                results: self.risk(ids, &call).await?,
+            })
+        }
+        .await;
+        finish("BatchPredictCustomerRisk", &call, result)
+    }
+
+    async fn batch_predict_demand_surge(
+        &self,
+        request: Request<BatchPredictDemandSurgeRequest>,
+    ) -> Result<Response<BatchPredictDemandSurgeResponse>, Status> {
+        let call = self.begin(&request);
+        let req = request.into_inner();
+        let result = async {
+            let ids = validate::batch("zone_ids", &req.zone_ids)?;
+            validate::context(&req.context)?;
+            let time = validate::prediction_time("time", req.time.as_ref())?;
+            Ok(BatchPredictDemandSurgeResponse {
+                results: self.surge(ids, time, &call).await?,
+            })
+        }
+        .await;
+        finish("BatchPredictDemandSurge", &call, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_inputs() {
+        // 2026-11-28 is a Saturday; 13:30 UTC.
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_872_600);
+        let clock = Clock::of(t);
+        assert_eq!(clock.input("hour_of_day"), Some(13.0));
+        assert_eq!(clock.input("day_of_week"), Some(5.0));
+        assert_eq!(clock.input("is_weekend"), Some(1.0));
+        assert_eq!(clock.input("other"), None);
+    }
+}

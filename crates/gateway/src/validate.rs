@@ -1,0 +1,221 @@
+//! Request validation: every field checked, every rejection naming the field and the rule it broke.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use crate::error::Error;
+
+/// Entity ids (customer, zone): 1-128 characters, no control characters.
+pub const MAX_ID_LEN: usize = 128;
+/// Items per batch call; documented in the proto.
+pub const MAX_BATCH: usize = 500;
+/// Entries in a request's free-form context.
+pub const MAX_CONTEXT_ENTRIES: usize = 32;
+pub const MAX_CONTEXT_KEY_LEN: usize = 64;
+pub const MAX_CONTEXT_VALUE_LEN: usize = 256;
+/// Largest base price accepted: far above any real fare, low enough that x multipliers stays finite.
+pub const MAX_BASE_PRICE: f64 = 1e9;
+/// How far from now a surge prediction may be asked for.
+pub const MAX_TIME_SKEW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub fn entity_id(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_ID_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_ID_LEN} characters, got {chars}"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+pub fn batch<'a>(field: &str, ids: &'a [String]) -> Result<&'a [String], Error> {
+    if ids.is_empty() {
+        return Err(Error::invalid(field, "must hold at least one id"));
+    }
+    if ids.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            field,
+            format!("holds {} ids; the cap is {MAX_BATCH}", ids.len()),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        entity_id(&format!("{field}[{i}]"), id)?;
+    }
+    Ok(ids)
+}
+
+pub fn context(context: &HashMap<String, String>) -> Result<(), Error> {
+    if context.len() > MAX_CONTEXT_ENTRIES {
+        return Err(Error::invalid(
+            "context",
+            format!(
+                "holds {} entries; the cap is {MAX_CONTEXT_ENTRIES}",
+                context.len()
+            ),
+        ));
+    }
+    for (key, value) in context {
+        if key.is_empty() || key.len() > MAX_CONTEXT_KEY_LEN {
+            return Err(Error::invalid(
+                "context",
+                format!("keys must be 1-{MAX_CONTEXT_KEY_LEN} bytes"),
+            ));
+        }
+        if value.len() > MAX_CONTEXT_VALUE_LEN {
+            return Err(Error::invalid(
+                format!("context[{key}]"),
+                format!("must be at most {MAX_CONTEXT_VALUE_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn base_price(value: f64) -> Result<f64, Error> {
+    if !value.is_finite() {
+        return Err(Error::invalid("base_price", "must be a finite number"));
+    }
+    if value <= 0.0 {
+        return Err(Error::invalid(
+            "base_price",
+            format!("must be greater than 0, got {value}"),
+        ));
+    }
+    if value > MAX_BASE_PRICE {
+        return Err(Error::invalid(
+            "base_price",
+            format!("must be at most {MAX_BASE_PRICE}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// An ISO 4217 code: three ASCII upper-case letters; empty means USD.
+pub fn currency(value: &str) -> Result<String, Error> {
+    if value.is_empty() {
+        return Ok("USD".to_owned());
+    }
+    if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::invalid(
+            "currency",
+            format!("must be a 3-letter ISO 4217 code such as USD, got {value:?}"),
+        ))
+    }
+}
+
+/// The time a surge is asked for: now when absent, else within [`MAX_TIME_SKEW`] of now.
+pub fn prediction_time(field: &str, time: Option<&prost_types::Timestamp>) -> Result<SystemTime, Error> {
+    let now = SystemTime::now();
+    let Some(time) = time else { return Ok(now) };
+    let time: SystemTime = (*time)
+        .try_into()
+        .map_err(|_| Error::invalid(field, "is not a valid timestamp"))?;
+    let skew = match time.duration_since(now) {
+        Ok(ahead) => ahead,
+        Err(behind) => behind.duration(),
+    };
+    if skew > MAX_TIME_SKEW {
+        return Err(Error::invalid(field, "must be within 7 days of now"));
+    }
+    Ok(time)
+}
+
+pub fn quote_id(value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid("quote_id", "must not be empty"));
+    }
+    if uuid::Uuid::try_parse(value).is_err() {
+        return Err(Error::invalid(
+            "quote_id",
+            "must be a quote id returned by QuotePrice",
+        ));
+    }
+    Ok(())
+}
+
+pub fn outcome(booked: bool, revenue: f64) -> Result<(), Error> {
+    if !revenue.is_finite() || revenue < 0.0 {
+        return Err(Error::invalid(
+            "revenue",
+            format!("must be a finite number >= 0, got {revenue}"),
+        ));
+    }
+    if !booked && revenue != 0.0 {
+        return Err(Error::invalid("revenue", "must be 0 when booked is false"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(entity_id("customer_id", "C000001").is_ok());
+        let err = entity_id("customer_id", "").unwrap_err().to_string();
+        assert!(err.starts_with("customer_id:"), "{err}");
+        assert!(entity_id("customer_id", &"x".repeat(129)).is_err());
+        assert!(entity_id("customer_id", &"é".repeat(128)).is_ok());
+        assert!(entity_id("customer_id", "a\nb").is_err());
+    }
+
+    #[test]
+    fn batches() {
+        let ids: Vec<String> = (0..MAX_BATCH).map(|i| format!("C{i}")).collect();
+        assert!(batch("customer_ids", &ids).is_ok());
+        let over: Vec<String> = (0..=MAX_BATCH).map(|i| format!("C{i}")).collect();
+        assert!(
+            batch("customer_ids", &over)
+                .unwrap_err()
+                .to_string()
+                .contains("cap is 500")
+        );
+        let bad = vec!["C1".to_owned(), String::new()];
+        assert!(
+            batch("customer_ids", &bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("customer_ids[1]")
+        );
+        assert!(batch("customer_ids", &[]).is_err());
+    }
+
+    #[test]
+    fn prices_and_outcomes() {
+        assert!(base_price(10.0).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e9] {
+            assert!(
+                base_price(bad).unwrap_err().to_string().starts_with("base_price"),
+                "{bad}"
+            );
+        }
+        assert_eq!(currency("").unwrap(), "USD");
+        assert!(currency("usd").is_err());
+        assert!(outcome(true, 12.5).is_ok());
+        assert!(outcome(false, 0.0).is_ok());
+        assert!(outcome(false, 3.0).is_err());
+        assert!(outcome(true, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert!(prediction_time("time", None).is_ok());
+        let far = prost_types::Timestamp { seconds: 0, nanos: 0 };
+        assert!(prediction_time("time", Some(&far)).is_err());
+        let bad = prost_types::Timestamp {
+            seconds: 1,
+            nanos: -5,
+        };
+        assert!(prediction_time("time", Some(&bad)).is_err());
+    }
+}

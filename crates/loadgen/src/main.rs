@@ -1,0 +1,180 @@
+//! `loadgen demo`: sample predictions and a latency summary; `loadgen run`: a load test with a report.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use loadgen::{LoadOptions, Mix, connect, customer, quote_request, run_load, wait_ready, zone};
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
+    PredictionMetadata, RecordOutcomeRequest,
+};
+
+#[derive(Parser)]
+#[command(version, about = "Demo client and load generator for the pricing gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Shows sample predictions, a quote and its outcome, then a short burst of traffic with latencies.
+    Demo {
+        #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// Requests in the traffic burst.
+        #[arg(long, default_value_t = 3000)]
+        requests: u64,
+    },
+    /// Closed-loop load for a fixed time or request count; prints throughput and percentiles per RPC.
+    Run {
+        #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = u64::MAX)]
+        max_requests: u64,
+        #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+        mix: Mix,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Demo { gateway, requests } => demo(&gateway, requests).await,
+        Command::Run {
+            gateway,
+            concurrency,
+            seconds,
+            max_requests,
+            mix,
+        } => {
+            wait_ready(&gateway, Duration::from_secs(60)).await?;
+            let options = LoadOptions {
+                concurrency,
+                duration: Duration::from_secs(seconds),
+                max_requests,
+                mix,
+            };
+            println!("load: {concurrency} concurrent, {seconds} s, mix {mix:?}");
+            let report = run_load(&gateway, options).await?;
+            print!("{}", report.render());
+            Ok(())
+        }
+    }
+}
+
+fn describe(meta: Option<&PredictionMetadata>) -> String {
+    let Some(m) = meta else { return String::new() };
+    let mut text = format!("{} v{} [{}]", m.model_name, m.model_version, m.experiment_variant);
+    if m.degraded {
+        text.push_str(" DEGRADED");
+        if !m.missing_features.is_empty() {
+            text.push_str(&format!(" missing={}", m.missing_features.join(",")));
+        }
+        if !m.stale_features.is_empty() {
+            text.push_str(&format!(" stale={}", m.stale_features.join(",")));
+        }
+    }
+    text
+}
+
+async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
+    println!("waiting for the gateway at {gateway} ...");
+    wait_ready(gateway, Duration::from_secs(120)).await?;
+    let mut client = connect(gateway).await?;
+
+    println!("\n== customer risk");
+    for id in [customer(0), customer(41), customer(1234), "C999999".to_owned()] {
+        let r = client
+            .predict_customer_risk(PredictCustomerRiskRequest {
+                customer_id: id,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        println!(
+            "{:<8} risk_score={:.4} multiplier={:.2}  {}",
+            r.customer_id,
+            r.risk_score,
+            r.risk_multiplier,
+            describe(r.metadata.as_ref())
+        );
+    }
+
+    println!("\n== demand surge (now)");
+    for id in [zone(0), zone(17), zone(150), "Z9999".to_owned()] {
+        let r = client
+            .predict_demand_surge(PredictDemandSurgeRequest {
+                zone_id: id,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        println!(
+            "{:<8} surge_factor={:.3}  {}",
+            r.zone_id,
+            r.surge_factor,
+            describe(r.metadata.as_ref())
+        );
+    }
+
+    println!("\n== quote and outcome");
+    let quote = client.quote_price(quote_request(7)).await?.into_inner();
+    let (risk_mult, surge) = (
+        quote.risk.as_ref().map_or(f64::NAN, |r| r.risk_multiplier),
+        quote.surge.as_ref().map_or(f64::NAN, |s| s.surge_factor),
+    );
+    println!(
+        "quote {}: {:.2} {} = base {:.2} x risk {:.2} x surge {:.3}",
+        quote.quote_id, quote.price, quote.currency, quote.base_price, risk_mult, surge
+    );
+    let outcome = RecordOutcomeRequest {
+        quote_id: quote.quote_id.clone(),
+        booked: true,
+        revenue: quote.price,
+    };
+    let recorded = client.record_outcome(outcome).await?.into_inner();
+    println!(
+        "outcome recorded for {} (duplicate: {})",
+        recorded.quote_id, recorded.duplicate
+    );
+
+    let batch = BatchPredictCustomerRiskRequest {
+        customer_ids: (0..100).map(customer).collect(),
+        ..Default::default()
+    };
+    let scored = client
+        .batch_predict_customer_risk(batch)
+        .await?
+        .into_inner()
+        .results;
+    let mean = scored.iter().map(|r| r.risk_score).sum::<f64>() / scored.len().max(1) as f64;
+    println!(
+        "batch of {} customers scored in one call: mean risk {:.4}",
+        scored.len(),
+        mean
+    );
+
+    println!("\n== {requests} requests, 8 concurrent, mixed RPCs");
+    let options = LoadOptions {
+        concurrency: 8,
+        duration: Duration::from_secs(60),
+        max_requests: requests,
+        mix: Mix::Mixed,
+    };
+    let report = run_load(gateway, options).await?;
+    print!("{}", report.render());
+    let errors: u64 = report.rpcs.values().flat_map(|s| s.errors.values()).sum();
+    anyhow::ensure!(errors == 0, "{errors} requests failed");
+    println!(
+        "\ndemo ok: {} requests in {:.2} s",
+        report.total_requests(),
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `cargo xtask <task>`: the tasks people and CI run, each the same command everywhere.
+//!
+//! - `demo`: builds the services in release mode, starts gateway, feature-service and model-service as
+//!   separate processes on free loopback ports (embedded feature snapshot and bundled models), sends sample
+//!   traffic, prints predictions and a latency summary, then stops them.
+//! - `up`: the same three services in the foreground on their default ports, until Ctrl-C.
+//! - `test`: installs what the tests need (redis-server) when it is missing, then runs every test.
+//! - `lint`: `cargo fmt --check` and clippy with warnings denied.
+//! - `bench`: the benchmarks and the load generator's report.
+//! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
+#![forbid(unsafe_code)]
+
+mod process;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use process::{Services, cargo, run};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
+    let result = match task {
+        "demo" => demo(rest),
+        "up" => up(),
+        "test" => test(rest),
+        "lint" => lint(),
+        "bench" => bench(rest),
+        "materialize" => materialize(rest),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <demo|up|test|lint|bench|materialize> [args]");
+            Ok(())
+        }
+        other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("xtask {task}: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (this crate lives in `crates/xtask`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared target directory, honouring CARGO_TARGET_DIR.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+const SERVICES: [&str; 3] = ["model-service", "feature-service", "gateway"];
+
+fn build_release() -> Result<PathBuf, String> {
+    let mut args = vec!["build", "--release"];
+    for package in SERVICES.iter().chain(&["loadgen"]) {
+        args.extend(["-p", package]);
+    }
+    cargo(&args)?;
+    Ok(target_dir().join("release"))
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let bin = build_release()?;
+    let services = Services::start(&bin, None)?;
+    let mut loadgen = vec!["demo".to_owned(), "--gateway".to_owned(), services.gateway_url()];
+    loadgen.extend(args.iter().cloned());
+    let result = run(bin.join("loadgen").as_os_str(), &loadgen, &[]);
+    let stopped = services.stop();
+    result.and(stopped)
+}
+
+fn up() -> Result<(), String> {
+    let bin = build_release()?;
+    let services = Services::start(&bin, Some([50053, 50052, 50051]))?;
+    println!("gateway on {}; Ctrl-C stops all three", services.gateway_url());
+    services.wait()
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    setup::redis()?;
+    if setup::has_nextest() {
+        let mut cmd = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+        cmd.extend(args.iter().map(String::as_str));
+        cargo(&cmd)?;
+        // nextest does not run doctests.
+        cargo(&["test", "--workspace", "--doc"])
+    } else {
+        let mut cmd = vec!["test", "--workspace", "--no-fail-fast"];
+        cmd.extend(args.iter().map(String::as_str));
+        cargo(&cmd)
+    }
+}
+
+fn lint() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd = vec!["bench", "--workspace"];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo(&cmd)?;
+    let bin = build_release()?;
+    let services = Services::start(&bin, None)?;
+    let load = ["run".to_owned(), "--gateway".to_owned(), services.gateway_url()];
+    let result = run(bin.join("loadgen").as_os_str(), &load, &[]);
+    services.stop().and(result)
+}
+
+fn materialize(args: &[String]) -> Result<(), String> {
+    let mut cmd = vec![
+        "run",
+        "--release",
+        "-p",
+        "feature-store",
+        "--bin",
+        "materialize",
+        "--",
+    ];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo(&cmd)
+}
