@@ -1,0 +1,29 @@
+//! Model runtime: loads a model repository of ONNX models with their manifests and scores rows of
+//! named features with [tract](https://github.com/sonos/tract). It is the only crate that knows tract.
+//!
+//! - [`ModelRepository::load`] reads `<root>/<model>/<version>/{model.onnx, manifest.json}`, validates
+//!   each [`Manifest`] against its graph and optimizes every version once into a plan whose batch
+//!   dimension is symbolic, so a call of any size is a single run.
+//! - [`ModelRepository::get`] finds a [`ModelVersion`] (default: the newest, ordered by
+//!   [`compare_versions`]); [`ModelVersion::predict`] turns [`Row`]s into [`Prediction`]s, filling
+//!   absent or non-finite inputs with the manifest defaults and applying clamps and derived bands.
+//!
+//! Errors name what is at fault: [`LoadError`] the file, [`LookupError`] the model or version with
+//! what exists instead, [`PredictError`] the row and input.
+#![forbid(unsafe_code)]
+
+mod error;
+mod load;
+pub mod manifest;
+mod model;
+mod repository;
+mod version;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{LoadError, LookupError, PredictError};
+pub use manifest::{Manifest, ManifestError};
+pub use model::{ModelVersion, Prediction, Row};
+pub use repository::{Model, ModelRepository, SkippedVersion};
+pub use version::compare_versions;

@@ -1,0 +1,230 @@
+//! A loaded model version and scoring: rows of named features in, post-processed outputs out, every
+//! row of a call in one run of the optimized plan.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use crate::error::PredictError;
+use crate::manifest::{InputSpec, Manifest};
+
+/// Input values of one row, by input name.
+pub type Row = HashMap<String, f64>;
+
+/// One model version, ready to score. Cheap to share: hold it in an `Arc` and call
+/// [`ModelVersion::predict`] from any thread, concurrently.
+pub struct ModelVersion {
+    manifest: Manifest,
+    plan: Arc<TypedRunnableModel>,
+    /// Where each manifest output is read, parallel to `manifest.outputs`.
+    slots: Vec<OutputSlot>,
+    input_names: HashSet<String>,
+    dir: PathBuf,
+}
+
+/// Where a manifest output lives among the plan's outputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputSlot {
+    pub tensor_index: usize,
+    pub column: usize,
+    pub width: usize,
+}
+
+/// The result for one row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Prediction {
+    /// Post-processed outputs and derived outputs, by name.
+    pub outputs: HashMap<String, f64>,
+    /// Inputs the row lacked or carried as a non-finite value, which took the manifest default; in
+    /// input order.
+    pub defaulted_inputs: Vec<String>,
+}
+
+impl std::fmt::Debug for ModelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelVersion")
+            .field("model", &self.manifest.model)
+            .field("version", &self.manifest.version)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelVersion {
+    pub(crate) fn new(
+        manifest: Manifest,
+        plan: Arc<TypedRunnableModel>,
+        slots: Vec<OutputSlot>,
+        dir: PathBuf,
+    ) -> Self {
+        let input_names = manifest.inputs.iter().map(|input| input.name.clone()).collect();
+        Self {
+            manifest,
+            plan,
+            slots,
+            input_names,
+            dir,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.manifest.model
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Inputs in the order the model takes them, with their defaults.
+    pub fn inputs(&self) -> &[InputSpec] {
+        &self.manifest.inputs
+    }
+
+    /// Names of the outputs every prediction carries.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.manifest.output_names()
+    }
+
+    /// The version's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Scores `rows` in a single run of the plan. CPU-bound and synchronous: see the service for when
+    /// it runs on a blocking thread.
+    ///
+    /// An input that is absent, not finite, or outside float32's range takes the manifest default and
+    /// is listed in the row's `defaulted_inputs`. A name that is not one of the model's inputs is an
+    /// error rather than ignored: it is almost always a misspelt feature that would silently default.
+    pub fn predict(&self, rows: &[Row]) -> Result<Vec<Prediction>, PredictError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (input, defaulted) = self.input_tensor(rows)?;
+        let outputs = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|error| self.inference_error(error))?;
+        let tensors = outputs
+            .iter()
+            .map(|tensor| tensor.cast_to::<f64>())
+            .collect::<TractResult<Vec<Cow<'_, Tensor>>>>()
+            .map_err(|error| self.inference_error(error))?;
+        // Load-time checks make every output's first axis the batch; a mismatch would misattribute rows.
+        if let Some(tensor) = tensors
+            .iter()
+            .find(|tensor| tensor.shape().first() != Some(&rows.len()))
+        {
+            return Err(PredictError::Inference {
+                model: self.manifest.model.clone(),
+                version: self.manifest.version.clone(),
+                reason: format!(
+                    "an output has shape {:?} for {} input rows",
+                    tensor.shape(),
+                    rows.len()
+                ),
+            });
+        }
+        let columns = tensors
+            .iter()
+            .map(|tensor| tensor.try_as_plain_ram().and_then(|view| view.as_slice::<f64>()))
+            .collect::<TractResult<Vec<&[f64]>>>()
+            .map_err(|error| self.inference_error(error))?;
+
+        defaulted
+            .into_iter()
+            .enumerate()
+            .map(|(row, defaulted_inputs)| {
+                Ok(Prediction {
+                    outputs: self.row_outputs(&columns, row)?,
+                    defaulted_inputs,
+                })
+            })
+            .collect()
+    }
+
+    /// The `[rows, inputs]` float32 matrix, and per row the inputs that took their default.
+    fn input_tensor(&self, rows: &[Row]) -> Result<(Tensor, Vec<Vec<String>>), PredictError> {
+        let width = self.manifest.inputs.len();
+        let mut data = Vec::with_capacity(rows.len() * width);
+        let mut defaulted = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            // The smallest unknown name, so the error does not depend on hash order.
+            if let Some(name) = row.keys().filter(|name| !self.input_names.contains(*name)).min() {
+                return Err(PredictError::UnknownInput {
+                    row: index,
+                    name: name.clone(),
+                });
+            }
+            let mut row_defaulted = Vec::new();
+            for input in &self.manifest.inputs {
+                // Narrowing to f32 can overflow to infinity; such a value is as unusable as NaN.
+                match row
+                    .get(&input.name)
+                    .map(|value| *value as f32)
+                    .filter(|value| value.is_finite())
+                {
+                    Some(value) => data.push(value),
+                    None => {
+                        data.push(input.default as f32);
+                        row_defaulted.push(input.name.clone());
+                    }
+                }
+            }
+            defaulted.push(row_defaulted);
+        }
+        let tensor =
+            Tensor::from_shape(&[rows.len(), width], &data).map_err(|error| self.inference_error(error))?;
+        Ok((tensor, defaulted))
+    }
+
+    /// Reads, clamps and derives the outputs of row `row`.
+    fn row_outputs(&self, columns: &[&[f64]], row: usize) -> Result<HashMap<String, f64>, PredictError> {
+        let mut outputs = HashMap::with_capacity(self.manifest.outputs.len() + self.manifest.derived.len());
+        for (spec, slot) in self.manifest.outputs.iter().zip(&self.slots) {
+            let raw = columns
+                .get(slot.tensor_index)
+                .and_then(|column| column.get(row * slot.width + slot.column))
+                .copied()
+                .ok_or_else(|| PredictError::Inference {
+                    model: self.manifest.model.clone(),
+                    version: self.manifest.version.clone(),
+                    reason: format!("output tensor {:?} is smaller than its shape says", spec.tensor),
+                })?;
+            if !raw.is_finite() {
+                return Err(PredictError::NonFiniteOutput {
+                    model: self.manifest.model.clone(),
+                    version: self.manifest.version.clone(),
+                    output: spec.name.clone(),
+                    row,
+                });
+            }
+            outputs.insert(spec.name.clone(), spec.apply(raw));
+        }
+        for derived in &self.manifest.derived {
+            // Validation guarantees `from` names an earlier output; NaN would still pick the top band.
+            let source = outputs.get(&derived.from).copied().unwrap_or(f64::NAN);
+            outputs.insert(derived.name.clone(), derived.apply(source));
+        }
+        Ok(outputs)
+    }
+
+    fn inference_error(&self, error: TractError) -> PredictError {
+        PredictError::Inference {
+            model: self.manifest.model.clone(),
+            version: self.manifest.version.clone(),
+            reason: format!("{error:#}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;

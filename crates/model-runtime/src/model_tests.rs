@@ -1,0 +1,155 @@
+//! Scoring: defaults, post-processing and errors, on a linear model whose outputs are easy to compute.
+
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::*;
+use crate::testutil::{Linear, manifest, write_good_version, write_version};
+use crate::{ModelRepository, PredictError};
+
+/// `score = clamp(a + 2b + 0.5, 0, 10)`, `spread = a - b`, `tier` bands score at 2 and 5;
+/// defaults a = 1, b = 2.
+fn linear() -> (TempDir, Arc<ModelVersion>) {
+    let root = TempDir::new().expect("temp dir");
+    write_good_version(root.path(), "m", "1");
+    let repository = ModelRepository::load(root.path()).expect("loads");
+    let version = repository.get("m", None).expect("m").clone();
+    (root, version)
+}
+
+fn row(values: &[(&str, f64)]) -> Row {
+    values
+        .iter()
+        .map(|(name, value)| (name.to_string(), *value))
+        .collect()
+}
+
+#[test]
+fn scores_every_row_in_order() {
+    let (_root, model) = linear();
+    let rows: Vec<Row> = (0..300)
+        .map(|i| row(&[("a", i as f64 / 100.0), ("b", 0.25)]))
+        .collect();
+    let predictions = model.predict(&rows).expect("scores");
+    assert_eq!(predictions.len(), 300);
+    for (i, prediction) in predictions.iter().enumerate() {
+        let a = i as f64 / 100.0;
+        assert!((prediction.outputs["score"] - (a + 1.0)).abs() < 1e-6, "row {i}");
+        assert!(
+            (prediction.outputs["spread"] - (a - 0.25)).abs() < 1e-6,
+            "row {i}"
+        );
+        assert!(prediction.defaulted_inputs.is_empty());
+    }
+}
+
+#[test]
+fn clamp_bounds_the_output() {
+    let (_root, model) = linear();
+    let predictions = model
+        .predict(&[row(&[("a", -5.0), ("b", 0.0)]), row(&[("a", 50.0), ("b", 0.0)])])
+        .expect("scores");
+    assert_eq!(predictions[0].outputs["score"], 0.0);
+    assert_eq!(predictions[1].outputs["score"], 10.0);
+    // Unclamped output passes through.
+    assert_eq!(predictions[1].outputs["spread"], 50.0);
+}
+
+#[test]
+fn derived_bands_use_strict_upper_bounds() {
+    let (_root, model) = linear();
+    // score = a + 0.5 with b = 0: 1.0, 2.0 (exactly the first upper bound), 4.9, 5.0, 9.
+    let rows: Vec<Row> = [0.5, 1.5, 4.4, 4.5, 8.5]
+        .iter()
+        .map(|a| row(&[("a", *a), ("b", 0.0)]))
+        .collect();
+    let tiers: Vec<f64> = model
+        .predict(&rows)
+        .expect("scores")
+        .iter()
+        .map(|p| p.outputs["tier"])
+        .collect();
+    assert_eq!(tiers, [1.0, 2.0, 2.0, 3.0, 3.0]);
+}
+
+#[test]
+fn absent_and_non_finite_inputs_take_defaults() {
+    let (_root, model) = linear();
+    let rows = vec![
+        row(&[]),
+        row(&[("a", f64::NAN), ("b", 0.0)]),
+        row(&[("a", 0.0), ("b", f64::INFINITY)]),
+        // Finite as f64, infinite as the model's float32.
+        row(&[("a", 1e300), ("b", 0.0)]),
+    ];
+    let predictions = model.predict(&rows).expect("scores");
+    assert_eq!(predictions[0].defaulted_inputs, ["a", "b"]);
+    assert_eq!(predictions[0].outputs["score"], 5.5);
+    assert_eq!(predictions[0].outputs["tier"], 3.0);
+    assert_eq!(predictions[1].defaulted_inputs, ["a"]);
+    assert_eq!(predictions[1].outputs["score"], 1.5);
+    assert_eq!(predictions[2].defaulted_inputs, ["b"]);
+    assert_eq!(predictions[2].outputs["score"], 4.5);
+    assert_eq!(predictions[3].defaulted_inputs, ["a"]);
+}
+
+#[test]
+fn unknown_input_names_the_row_and_input() {
+    let (_root, model) = linear();
+    let rows = vec![
+        row(&[("a", 1.0)]),
+        row(&[("a", 1.0), ("zz", 1.0), ("customer:typo", 2.0)]),
+    ];
+    assert_eq!(
+        model.predict(&rows).expect_err("unknown input"),
+        PredictError::UnknownInput {
+            row: 1,
+            name: "customer:typo".into()
+        }
+    );
+}
+
+#[test]
+fn no_rows_is_no_predictions() {
+    let (_root, model) = linear();
+    assert!(model.predict(&[]).expect("nothing to do").is_empty());
+}
+
+#[test]
+fn metadata_accessors() {
+    let (_root, model) = linear();
+    assert_eq!((model.model(), model.version()), ("m", "1"));
+    assert_eq!(
+        model
+            .inputs()
+            .iter()
+            .map(|i| (i.name.as_str(), i.default))
+            .collect::<Vec<_>>(),
+        [("a", 1.0), ("b", 2.0)]
+    );
+    assert_eq!(
+        model.output_names().collect::<Vec<_>>(),
+        ["score", "spread", "tier"]
+    );
+    assert!(model.dir().ends_with("m/1"));
+    assert!(format!("{model:?}").contains("\"m\""));
+}
+
+#[test]
+fn a_non_finite_model_output_is_an_error() {
+    let root = TempDir::new().expect("temp dir");
+    let linear = Linear {
+        weights: vec![vec![f32::NAN, 1.0], vec![1.0, 1.0]],
+        ..Linear::two_by_two()
+    };
+    let mut manifest = manifest("m", "1");
+    manifest["derived"] = json!([]);
+    write_version(root.path(), "m", "1", &linear.onnx(), &manifest);
+    let repository = ModelRepository::load(root.path()).expect("loads");
+    let model = repository.get("m", None).expect("m");
+    let error = model.predict(&[row(&[])]).expect_err("NaN output");
+    assert!(
+        matches!(&error, PredictError::NonFiniteOutput { output, row: 0, .. } if output == "score"),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,126 @@
+//! The model-service: serves `models.v1.ModelService` (Predict, GetModelMetadata) and `grpc.health.v1`
+//! for the ONNX models of a model repository on disk.
+//!
+//! It is a thin gRPC shell: loading, validation and scoring live in `model-runtime`. This crate holds
+//! the [`Config`], [`run`] (load the repository, then serve until shutdown), the handlers
+//! ([`service::Models`]) and the mapping of every failure to a gRPC status ([`Error`]).
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use model_runtime::ModelRepository;
+use proto::models::v1::model_service_server::ModelServiceServer;
+use server_kit::Health;
+use tokio::net::TcpListener;
+
+pub use crate::error::Error;
+use crate::service::Models;
+
+/// The gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "models.v1.ModelService";
+
+/// Model-service settings: each flag falls back to the environment variable named in `--help`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "model-service",
+    about = "Scores rows of features with the ONNX models of a model repository"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50053")]
+    pub listen_addr: SocketAddr,
+    /// Model repository folder, laid out as `<model>/<version>/{model.onnx, manifest.json}`. The default
+    /// is the repository bundled with the source checkout; containers set the variable.
+    #[arg(long, env = "MODEL_REPOSITORY", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/models"))]
+    pub model_repository: PathBuf,
+    /// Most rows one Predict call may carry.
+    #[arg(
+        long,
+        env = "MAX_BATCH_ROWS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_batch_rows: u32,
+    #[command(flatten)]
+    pub telemetry: telemetry::TelemetryConfig,
+}
+
+/// Loads the model repository, then serves on `listener` until `shutdown` resolves and in-flight calls
+/// finish. Health reports SERVING once the repository is loaded, NOT_SERVING as soon as shutdown begins.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (health, health_server) = Health::new(SERVICE_NAME).await;
+    let repository = load(config.model_repository.clone()).await?;
+    let models = Models::new(Arc::new(repository), config.max_batch_rows as usize);
+    health.serving().await;
+    let addr = listener
+        .local_addr()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, max_batch_rows = config.max_batch_rows, "serving");
+    tonic::transport::Server::builder()
+        .add_service(health_server)
+        .add_service(ModelServiceServer::new(models))
+        .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads and optimizes every model on the blocking pool (file I/O and graph optimization).
+async fn load(root: PathBuf) -> Result<ModelRepository, Error> {
+    let started = Instant::now();
+    let repository = tokio::task::spawn_blocking(move || ModelRepository::load(root)).await??;
+    for model in repository.models() {
+        tracing::info!(
+            model = model.name(),
+            default_version = model.default_version().version(),
+            versions = %model.version_names().collect::<Vec<_>>().join(","),
+            "model ready"
+        );
+    }
+    for skipped in repository.skipped() {
+        tracing::warn!(model = %skipped.model, version = %skipped.version, error = %skipped.error, "version not served");
+    }
+    tracing::info!(
+        repository = %repository.root().display(),
+        load_ms = started.elapsed().as_secs_f64() * 1e3,
+        "model repository loaded"
+    );
+    Ok(repository)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn defaults_work_from_a_checkout() {
+        let config = Config::try_parse_from(["model-service"]).expect("defaults parse");
+        assert_eq!(config.max_batch_rows, 1000);
+        assert!(
+            config.model_repository.join("customer_risk").is_dir(),
+            "{:?}",
+            config.model_repository
+        );
+    }
+
+    #[test]
+    fn a_zero_row_cap_is_rejected() {
+        assert!(Config::try_parse_from(["model-service", "--max-batch-rows", "0"]).is_err());
+        let config = Config::try_parse_from(["model-service", "--max-batch-rows", "7"]).expect("parses");
+        assert_eq!(config.max_batch_rows, 7);
+    }
+}

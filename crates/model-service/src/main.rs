@@ -1,0 +1,28 @@
+//! `model-service`: parses the configuration, starts telemetry, binds and serves until SIGTERM/Ctrl-C.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use model_service::{Config, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
+    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(addr = %config.listen_addr, %error, "cannot bind");
+            eprintln!("model-service: cannot bind {}: {error}", config.listen_addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(config, listener, server_kit::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "model-service failed");
+            eprintln!("model-service: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
