@@ -173,3 +173,26 @@ pub async fn run(
     tracing::info!("gateway stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Config;
+
+    #[test]
+    fn flags_are_consistent_and_default_to_one_machine() {
+        Config::command().debug_assert();
+        let config = Config::try_parse_from(["gateway"]).expect("defaults parse");
+        assert_eq!(config.listen_addr.port(), 50051);
+        assert_eq!(config.request_timeout_ms, 100);
+    }
+
+    #[test]
+    fn debug_output_redacts_the_quote_store_url() {
+        let config =
+            Config::try_parse_from(["gateway", "--quote-redis-url", "redis://:hunter2@redis:6379"]).expect("parse");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}

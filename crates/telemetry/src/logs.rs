@@ -1,0 +1,275 @@
+//! Logs on stdout: one JSON object per line for Datadog's log collection, or a human format.
+//!
+//! Each JSON line has, at top level: `timestamp`, `level`, `message`, `target`, the event's fields and
+//! the fields of the `tracing` spans it happened in (e.g. `request_id` recorded once on a request
+//! span), `dd.trace_id` (decimal of the lower 64 bits of the 128-bit trace id) and `dd.span_id`
+//! (decimal) from the current OpenTelemetry context, and `dd.service`, `dd.env`, `dd.version`: the
+//! shape Datadog correlates with APM traces.
+//!
+//! Lines are written by a background thread (`tracing-appender`'s non-blocking writer) through a
+//! bounded buffer in lossy mode: a slow stdout drops lines (counted in `telemetry.dropped{signal:log}`)
+//! instead of stalling requests. The guard flushes on drop.
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use opentelemetry::trace::TraceContextExt;
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::Value;
+use tracing::{Event, Subscriber, field::Field};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    fmt::{
+        FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
+        format::{JsonFields, Writer},
+        time::{FormatTime, SystemTime},
+        writer::EitherWriter,
+    },
+    prelude::*,
+    registry::LookupSpan,
+};
+
+use crate::{
+    ServiceTags, TelemetryConfig,
+    config::LogFormat,
+    dropped,
+    trace::propagation::{span_id_u64, trace_id_halves},
+};
+
+/// The SDK's and exporter's own log targets (`opentelemetry-otlp` has a hyphen).
+const QUIET_OTEL: &str = ",opentelemetry=warn,opentelemetry_sdk=off,opentelemetry-otlp=off";
+
+/// Keys this formatter writes itself; event or span fields with these names are not repeated.
+const RESERVED: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "target",
+    "dd.trace_id",
+    "dd.span_id",
+    "dd.service",
+    "dd.env",
+    "dd.version",
+];
+
+/// The Datadog JSON line format.
+#[derive(Debug, Clone)]
+pub struct DatadogJsonFormat {
+    service: String,
+    env: String,
+    version: String,
+}
+
+impl DatadogJsonFormat {
+    pub fn new(tags: &ServiceTags) -> Self {
+        Self {
+            service: tags.service.clone(),
+            env: tags.env.clone(),
+            version: tags.version.clone(),
+        }
+    }
+}
+
+/// A `fmt` layer writing Datadog JSON lines to `writer` (stdout in services, a buffer in tests).
+pub fn json_layer<S, W>(tags: &ServiceTags, writer: W) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .event_format(DatadogJsonFormat::new(tags))
+        .fmt_fields(JsonFields::new())
+        .with_writer(writer)
+}
+
+/// Set once the owning guard has stopped the writer thread: later lines (a test process going on
+/// after its first guard, a last line at exit) are written to stdout directly.
+static WRITE_DIRECTLY: AtomicBool = AtomicBool::new(false);
+
+/// Stdout through the non-blocking writer thread, or directly once that has stopped.
+#[derive(Clone)]
+struct Stdout(NonBlocking);
+
+impl<'a> MakeWriter<'a> for Stdout {
+    type Writer = EitherWriter<NonBlocking, std::io::Stdout>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        if WRITE_DIRECTLY.load(Ordering::Relaxed) {
+            EitherWriter::B(std::io::stdout())
+        } else {
+            EitherWriter::A(self.0.clone())
+        }
+    }
+}
+
+/// Stops the writer thread (flushing what it holds, bounded by tracing-appender at about 1 s).
+pub(crate) fn stop_writer(guard: WorkerGuard) {
+    WRITE_DIRECTLY.store(true, Ordering::Relaxed);
+    drop(guard);
+}
+
+/// Installs the global subscriber; `None` when one is installed already (a second `init`).
+pub(crate) fn install(config: &TelemetryConfig, tags: &ServiceTags) -> Option<WorkerGuard> {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(config.log_buffer_lines.max(1))
+        .lossy(true)
+        .thread_name("telemetry-log")
+        .finish(std::io::stdout());
+    let dropped_lines = writer.error_counter();
+    let writer = Stdout(writer);
+    // The SDK logs every failed export at ERROR (each second while the agent is down); telemetry
+    // reports those as `telemetry.dropped` plus one warning a minute instead, unless asked for.
+    let quiet = if config.log_filter.contains("opentelemetry") {
+        ""
+    } else {
+        QUIET_OTEL
+    };
+    let filter = EnvFilter::try_new(format!("{}{quiet}", config.log_filter));
+    let bad_filter = filter.is_err();
+    let fallback = || EnvFilter::new(format!("info{QUIET_OTEL}"));
+    let registry = tracing_subscriber::registry().with(filter.unwrap_or_else(|_| fallback()));
+    let installed = match config.log_format {
+        LogFormat::Json => registry.with(json_layer(tags, writer)).try_init(),
+        LogFormat::Pretty => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(ansi)
+                        .with_writer(writer),
+                )
+                .try_init()
+        }
+    };
+    if installed.is_err() {
+        return None;
+    }
+    dropped::register_log_writer(dropped_lines);
+    if bad_filter {
+        tracing::warn!(filter = %config.log_filter, "RUST_LOG is not a valid filter; logging at info");
+    }
+    Some(guard)
+}
+
+impl<S, N> FormatEvent<S, N> for DatadogJsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+
+        // Span fields, root first, so an inner span's field wins over an outer one's.
+        let mut span_fields: Vec<(String, Value)> = Vec::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(formatted) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&formatted.fields) else {
+                    continue;
+                };
+                for (key, value) in map {
+                    match span_fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = value,
+                        None => span_fields.push((key, value)),
+                    }
+                }
+            }
+        }
+
+        let mut timestamp = String::with_capacity(32);
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let meta = event.metadata();
+        let target = fields.log_target.as_deref().unwrap_or(meta.target());
+
+        let mut line = Vec::with_capacity(256);
+        let mut serializer = serde_json::Serializer::new(&mut line);
+        let result = (|| {
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry("timestamp", &timestamp)?;
+            map.serialize_entry("level", meta.level().as_str())?;
+            map.serialize_entry("message", fields.message.as_deref().unwrap_or(""))?;
+            map.serialize_entry("target", target)?;
+            for (key, value) in &fields.values {
+                if !RESERVED.contains(&key.as_str()) {
+                    map.serialize_entry(key, value)?;
+                }
+            }
+            for (key, value) in &span_fields {
+                let shadowed = fields.values.iter().any(|(k, _)| k == key);
+                if !shadowed && !RESERVED.contains(&key.as_str()) {
+                    map.serialize_entry(key, value)?;
+                }
+            }
+            let otel = opentelemetry::Context::current();
+            let span = otel.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                map.serialize_entry("dd.trace_id", &trace_id_halves(sc.trace_id()).1.to_string())?;
+                map.serialize_entry("dd.span_id", &span_id_u64(sc.span_id()).to_string())?;
+            }
+            map.serialize_entry("dd.service", &self.service)?;
+            map.serialize_entry("dd.env", &self.env)?;
+            map.serialize_entry("dd.version", &self.version)?;
+            map.end()
+        })();
+        result.map_err(|_| fmt::Error)?;
+        let line = std::str::from_utf8(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+/// An event's fields as JSON values, with `message` and the `log` crate's target set apart.
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    log_target: Option<String>,
+    values: Vec<(String, Value)>,
+}
+
+impl Fields {
+    fn push(&mut self, field: &Field, value: Value) {
+        match field.name() {
+            "message" => self.message = Some(value.as_str().map_or_else(|| value.to_string(), str::to_owned)),
+            "log.target" => self.log_target = value.as_str().map(str::to_owned),
+            // The rest of what tracing-log adds for `log` records is noise in Datadog.
+            "log.module_path" | "log.file" | "log.line" => {}
+            name => self.values.push((name.to_owned(), value)),
+        }
+    }
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push(field, Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, Value::from(format!("{value:?}")));
+    }
+}

@@ -1,0 +1,279 @@
+//! Metric tags, typed and bounded by construction: one constructor per [`TagKey`], taking an enum for
+//! closed value sets and `&'static str` for sets the code defines. Only model, version, variant and
+//! feature names (deployment data, bounded by the model repository and the feature registry) are
+//! borrowed strings; the series cap in the aggregator bounds them anyway.
+
+use crate::catalog::TagKey;
+
+/// One `key:value` metric tag. Build it with the constructors; there is no free-form `new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag<'a> {
+    key: TagKey,
+    value: &'a str,
+}
+
+impl<'a> Tag<'a> {
+    pub const fn key(&self) -> TagKey {
+        self.key
+    }
+    pub const fn value(&self) -> &'a str {
+        self.value
+    }
+    /// Model name from the model repository.
+    pub const fn model(name: &'a str) -> Self {
+        Self {
+            key: TagKey::Model,
+            value: name,
+        }
+    }
+    /// Model version from the model repository.
+    pub const fn model_version(version: &'a str) -> Self {
+        Self {
+            key: TagKey::ModelVersion,
+            value: version,
+        }
+    }
+    /// Experiment variant (A/B arm) from the experiment configuration.
+    pub const fn variant(variant: &'a str) -> Self {
+        Self {
+            key: TagKey::Variant,
+            value: variant,
+        }
+    }
+    /// Feature view from the feature registry.
+    pub const fn feature_view(view: &'a str) -> Self {
+        Self {
+            key: TagKey::FeatureView,
+            value: view,
+        }
+    }
+    /// Feature name from a model manifest.
+    pub const fn feature(feature: &'a str) -> Self {
+        Self {
+            key: TagKey::Feature,
+            value: feature,
+        }
+    }
+}
+
+impl Tag<'static> {
+    /// gRPC method name, e.g. `QuotePrice` (a code-defined set).
+    pub const fn rpc(method: &'static str) -> Self {
+        Self {
+            key: TagKey::Rpc,
+            value: method,
+        }
+    }
+    /// Error class, e.g. `deadline_exceeded`, `redis_timeout` (a code-defined set).
+    pub const fn error_type(error_type: &'static str) -> Self {
+        Self {
+            key: TagKey::ErrorType,
+            value: error_type,
+        }
+    }
+    /// Redis command, e.g. `HMGET`.
+    pub const fn command(command: &'static str) -> Self {
+        Self {
+            key: TagKey::Command,
+            value: command,
+        }
+    }
+    /// Batch job name, e.g. `materialize`.
+    pub const fn job(job: &'static str) -> Self {
+        Self {
+            key: TagKey::Job,
+            value: job,
+        }
+    }
+    /// gRPC status of a call, as `ok`, `deadline_exceeded`...
+    pub fn grpc_status(code: tonic::Code) -> Self {
+        Self {
+            key: TagKey::Status,
+            value: grpc_code_name(code),
+        }
+    }
+    /// Availability of a looked-up feature value.
+    pub const fn lookup_status(status: LookupStatus) -> Self {
+        Self {
+            key: TagKey::Status,
+            value: status.as_str(),
+        }
+    }
+    /// Outcome of a batch job run.
+    pub const fn job_status(status: JobStatus) -> Self {
+        Self {
+            key: TagKey::Status,
+            value: status.as_str(),
+        }
+    }
+    /// Whether a quote was booked.
+    pub const fn booked(booked: bool) -> Self {
+        Self {
+            key: TagKey::Booked,
+            value: if booked { "true" } else { "false" },
+        }
+    }
+    /// ISO 4217 currency code; anything that is not three ASCII letters becomes `invalid`, so a
+    /// caller's free text can never become a tag.
+    pub fn currency(code: &str) -> Self {
+        const KNOWN: &[&str] = &[
+            "EUR", "USD", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN",
+        ];
+        let value = KNOWN
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(code))
+            .copied()
+            .unwrap_or(
+                if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    "other"
+                } else {
+                    "invalid"
+                },
+            );
+        Self {
+            key: TagKey::Currency,
+            value,
+        }
+    }
+    /// Which telemetry signal was dropped.
+    pub const fn signal(signal: Signal) -> Self {
+        Self {
+            key: TagKey::Signal,
+            value: signal.as_str(),
+        }
+    }
+    /// Why telemetry was dropped.
+    pub const fn reason(reason: DropReason) -> Self {
+        Self {
+            key: TagKey::Reason,
+            value: reason.as_str(),
+        }
+    }
+}
+
+/// Availability of a feature value, in the spirit of Feast's serving statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupStatus {
+    Present,
+    NotFound,
+    OutsideMaxAge,
+    Null,
+    Invalid,
+}
+
+impl LookupStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LookupStatus::Present => "present",
+            LookupStatus::NotFound => "not_found",
+            LookupStatus::OutsideMaxAge => "outside_max_age",
+            LookupStatus::Null => "null",
+            LookupStatus::Invalid => "invalid",
+        }
+    }
+}
+
+/// Outcome of a batch job run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Success,
+    Failed,
+}
+
+impl JobStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Success => "success",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A telemetry signal, for `telemetry.dropped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Metric,
+    Span,
+    Log,
+}
+
+impl Signal {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Signal::Metric => "metric",
+            Signal::Span => "span",
+            Signal::Log => "log",
+        }
+    }
+}
+
+/// Why telemetry was dropped, for `telemetry.dropped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The aggregator already holds the maximum number of distinct series.
+    SeriesLimit,
+    /// The aggregator already buffers the maximum number of distribution samples.
+    SampleLimit,
+    /// A tag key the catalog does not allow for that metric (a bug at the call site).
+    TagNotAllowed,
+    /// NaN or infinite value, or a metric recorded with the wrong kind.
+    InvalidValue,
+    /// No agent to send to (UDS socket missing, host unresolvable).
+    AgentUnavailable,
+    /// The datagram could not be written (socket buffer full, agent gone).
+    SendFailed,
+    /// The export queue was full.
+    QueueFull,
+    /// The exporter failed (agent down or refusing).
+    ExportFailed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::SeriesLimit,
+        DropReason::SampleLimit,
+        DropReason::TagNotAllowed,
+        DropReason::InvalidValue,
+        DropReason::AgentUnavailable,
+        DropReason::SendFailed,
+        DropReason::QueueFull,
+        DropReason::ExportFailed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::SeriesLimit => "series_limit",
+            DropReason::SampleLimit => "sample_limit",
+            DropReason::TagNotAllowed => "tag_not_allowed",
+            DropReason::InvalidValue => "invalid_value",
+            DropReason::AgentUnavailable => "agent_unavailable",
+            DropReason::SendFailed => "send_failed",
+            DropReason::QueueFull => "queue_full",
+            DropReason::ExportFailed => "export_failed",
+        }
+    }
+}
+
+/// The snake_case name of a gRPC code, as used in metric tags and `error_type`.
+pub fn grpc_code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}

@@ -1,0 +1,129 @@
+//! Catalog invariants: the design record's names, unique, well-formed, bounded tag keys, none of them
+//! identifying a customer, request or quote.
+
+use std::collections::HashSet;
+
+use telemetry::catalog::{self, CATALOG, FORBIDDEN_TAG_KEYS, MAX_TAGS, MetricKind, TagKey};
+
+#[test]
+fn names_are_unique_and_well_formed() {
+    let mut seen = HashSet::new();
+    for metric in CATALOG {
+        assert!(seen.insert(metric.name), "duplicate {}", metric.name);
+        let valid = metric.name.len() <= 200
+            && metric.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && metric
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        assert!(valid, "bad metric name {}", metric.name);
+        assert!(
+            !metric.description.is_empty(),
+            "{} has no description",
+            metric.name
+        );
+        assert!(catalog::by_name(metric.name).is_some());
+    }
+}
+
+#[test]
+fn tag_keys_are_bounded_and_never_identify_a_person_or_request() {
+    for key in TagKey::ALL {
+        assert!(
+            !FORBIDDEN_TAG_KEYS.contains(&key.as_str()),
+            "{key:?} may not be a tag key"
+        );
+    }
+    for metric in CATALOG {
+        assert!(metric.tags.len() <= MAX_TAGS, "{} has too many tags", metric.name);
+        let unique: HashSet<_> = metric.tags.iter().collect();
+        assert_eq!(
+            unique.len(),
+            metric.tags.len(),
+            "{} repeats a tag key",
+            metric.name
+        );
+        for reserved in ["env", "service", "version", "host"] {
+            assert!(
+                metric.tags.iter().all(|k| k.as_str() != reserved),
+                "{} redefines {reserved}",
+                metric.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_design_records_metrics_are_all_there_with_their_kinds() {
+    use MetricKind::*;
+    let required = [
+        ("api.predict.requests", Count),
+        ("api.predict.errors", Count),
+        ("api.predict.latency_ms", Distribution),
+        ("api.predict.feature_fetch_ms", Distribution),
+        ("api.predict.inference_ms", Distribution),
+        ("model.crai.risk_score", Distribution),
+        ("model.crai.risk_multiplier", Distribution),
+        ("model.demand.surge_factor", Distribution),
+        ("model.predictions.count", Count),
+        ("model.feature_drift.psi", Gauge),
+        ("model.inference.batch_rows", Distribution),
+        ("cache.feast.hit", Count),
+        ("cache.feast.miss", Count),
+        ("cache.model_metadata.hit", Count),
+        ("cache.model_metadata.miss", Count),
+        ("features.lookups", Count),
+        ("features.staleness_s", Distribution),
+        ("redis.command.latency_ms", Distribution),
+        ("redis.command.errors", Count),
+        ("business.quotes.count", Count),
+        ("business.outcomes.count", Count),
+        ("business.revenue.dynamic_pricing", Distribution),
+        ("business.booking.conversion_rate", Gauge),
+        ("batch_job.runs", Count),
+        ("batch_job.status", Gauge),
+        ("batch_job.duration_s", Distribution),
+        ("batch_job.rows", Count),
+        ("telemetry.dropped", Count),
+    ];
+    for (name, kind) in required {
+        let metric = catalog::by_name(name).unwrap_or_else(|| panic!("{name} missing from the catalog"));
+        assert_eq!(metric.kind, kind, "{name}");
+    }
+    assert_eq!(
+        CATALOG.len(),
+        required.len(),
+        "every catalog entry is accounted for here"
+    );
+}
+
+#[test]
+fn latency_and_score_metrics_are_distributions() {
+    for metric in CATALOG {
+        if metric.name.ends_with("_ms")
+            || metric.name.ends_with("_s")
+            || metric.name.starts_with("model.crai")
+        {
+            assert_eq!(metric.kind, MetricKind::Distribution, "{}", metric.name);
+        }
+    }
+}
+
+/// A tag key the catalog does not allow for a metric is a bug at the call site: debug builds stop.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "is not allowed on api.predict.requests")]
+fn a_tag_key_not_allowed_for_the_metric_is_rejected() {
+    use telemetry::{DogStatsdUrl, Metrics, MetricsOptions, ServiceTags, Tag};
+    let tags = ServiceTags {
+        env: "t".into(),
+        service: "s".into(),
+        version: "v".into(),
+    };
+    let target = DogStatsdUrl::Udp {
+        host: "127.0.0.1".into(),
+        port: 9,
+    };
+    let metrics = Metrics::start(MetricsOptions::new(target, tags)).expect("start");
+    metrics.incr(&catalog::API_PREDICT_REQUESTS, &[Tag::model("risk")]);
+}

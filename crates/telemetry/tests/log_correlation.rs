@@ -1,0 +1,138 @@
+//! The JSON log line: one object per line with the top-level keys Datadog correlates, `dd.trace_id`
+//! being the decimal of the span's lower 64 trace-id bits.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use opentelemetry::{
+    Context,
+    trace::{TraceContextExt, Tracer, TracerProvider as _},
+};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde_json::Value;
+use telemetry::{ServiceTags, logs::json_layer};
+use tracing_subscriber::{fmt::MakeWriter, prelude::*};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn lines(buffer: &Buffer) -> Vec<Value> {
+    let bytes = buffer.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    String::from_utf8(bytes)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect()
+}
+
+#[test]
+fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
+    let tags = ServiceTags {
+        env: "prod".into(),
+        service: "gateway".into(),
+        version: "1.4.0".into(),
+    };
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
+    let provider = SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("test");
+
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(answer = 42, "before any trace");
+        let span = tracer.start("QuotePrice");
+        let cx = Context::current_with_span(span);
+        let _attached = cx.clone().attach();
+        let request = tracing::info_span!("request", request_id = "req-1", customer_id = "c-9");
+        let _entered = request.enter();
+        tracing::warn!(
+            model_version = "3",
+            degraded = true,
+            latency_ms = 12.5,
+            "quote served"
+        );
+    });
+
+    let lines = lines(&buffer);
+    assert_eq!(lines.len(), 2);
+    let first = &lines[0];
+    assert_eq!(first["message"], "before any trace");
+    assert_eq!(first["answer"], 42);
+    assert!(first.get("dd.trace_id").is_none(), "no trace, no ids");
+
+    let line = &lines[1];
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["message"], "quote served");
+    assert_eq!(line["target"], "log_correlation");
+    assert!(
+        line["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T'))
+    );
+    assert_eq!(line["model_version"], "3");
+    assert_eq!(line["degraded"], true);
+    assert_eq!(line["latency_ms"], 12.5);
+    assert_eq!(
+        line["request_id"], "req-1",
+        "fields of the enclosing span are on the line"
+    );
+    assert_eq!(line["customer_id"], "c-9");
+    assert_eq!(line["dd.service"], "gateway");
+    assert_eq!(line["dd.env"], "prod");
+    assert_eq!(line["dd.version"], "1.4.0");
+
+    // Decimal strings (exact values: see the next test).
+    let trace_id = line["dd.trace_id"].as_str().expect("dd.trace_id is a string");
+    let span_id = line["dd.span_id"].as_str().expect("dd.span_id is a string");
+    assert!(trace_id.parse::<u64>().is_ok() && span_id.parse::<u64>().is_ok());
+}
+
+#[test]
+fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
+    let tags = ServiceTags {
+        env: "e".into(),
+        service: "s".into(),
+        version: "v".into(),
+    };
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
+    let provider = SdkTracerProvider::builder().build();
+    let tracer = provider.tracer("test");
+    let cx = Context::current_with_span(tracer.start("op"));
+    let sc = cx.span().span_context().clone();
+    let full = u128::from_be_bytes(sc.trace_id().to_bytes());
+    assert!(full >> 64 != 0, "OpenTelemetry ids are 128-bit random");
+
+    tracing::subscriber::with_default(subscriber, || {
+        let _attached = cx.clone().attach();
+        tracing::info!("inside");
+    });
+
+    let line = &lines(&buffer)[0];
+    assert_eq!(line["dd.trace_id"], (full as u64).to_string());
+    assert_eq!(
+        line["dd.span_id"],
+        u64::from_be_bytes(sc.span_id().to_bytes()).to_string()
+    );
+}
