@@ -190,8 +190,8 @@ mod tests {
 
     #[test]
     fn debug_output_redacts_the_quote_store_url() {
-        let config =
-            Config::try_parse_from(["gateway", "--quote-redis-url", "redis://:hunter2@redis:6379"]).expect("parse");
+        let config = Config::try_parse_from(["gateway", "--quote-redis-url", "redis://:hunter2@redis:6379"])
+            .expect("parse");
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
     }

@@ -30,6 +30,7 @@ pub const SERVICE_NAME: &str = "models.v1.ModelService";
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "model-service",
+    version,
     about = "Scores rows of features with the ONNX models of a model repository"
 )]
 pub struct Config {

@@ -60,7 +60,10 @@ impl Health {
     /// `service_name` is the fully qualified gRPC service name, e.g. `inference.v1.InferenceService`.
     pub async fn new(service_name: &'static str) -> (Self, HealthServer<impl HealthService>) {
         let (reporter, server) = tonic_health::server::health_reporter();
-        let health = Self { reporter, service_name };
+        let health = Self {
+            reporter,
+            service_name,
+        };
         health.set(ServingStatus::NotServing).await;
         (health, server)
     }

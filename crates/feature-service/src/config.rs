@@ -1,0 +1,107 @@
+//! The service's configuration: flags with environment fallbacks, as Helm and Kubernetes set them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use feature_store::{CacheConfig, RedisConfig, Registry, StoreConfig};
+
+/// feature-service: online features (`features.v1.FeatureService/GetOnlineFeatures`) from Feast's Redis
+/// online store, or from the bundled snapshot when no Redis is configured.
+#[derive(Clone, clap::Parser)]
+#[command(name = "feature-service", version, about, long_about = None)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
+    pub listen_addr: SocketAddr,
+    /// Redis holding Feast's online store: redis://[:password@]host:port, rediss:// (TLS),
+    /// redis-cluster://host:port?node=host:port... Unset: serve the embedded snapshot.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Feast project name (part of every Redis key).
+    #[arg(long, env = "FEAST_PROJECT", default_value = "pricing")]
+    pub feast_project: String,
+    /// Feature registry JSON file; unset: the bundled registry.
+    #[arg(long, env = "FEATURE_REGISTRY")]
+    pub feature_registry: Option<PathBuf>,
+    /// How long a row read from Redis is served from the in-process cache, in milliseconds (0: no cache).
+    #[arg(long, env = "FEATURE_CACHE_TTL_MS", default_value_t = 5_000)]
+    pub cache_ttl_ms: u64,
+    /// Upper bound of the memory the cache holds, in bytes (0: no cache).
+    #[arg(long, env = "FEATURE_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_max_bytes: u64,
+    /// Longest a Redis read may take, in milliseconds; the request's own deadline can shorten it.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_timeout_ms: u64,
+    /// Longest connecting to Redis at start-up may take, in milliseconds.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_connect_timeout_ms: u64,
+    /// Redis connections (per node) requests are spread over.
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub redis_pool_size: u64,
+    #[command(flatten)]
+    pub telemetry: telemetry::TelemetryConfig,
+}
+
+impl Config {
+    /// The feature store's configuration for `registry`.
+    pub fn store_config(&self, registry: Registry) -> StoreConfig {
+        let redis = self.redis_url.as_ref().map(|url| {
+            let mut redis = RedisConfig::new(url.clone());
+            redis.timeout = Duration::from_millis(self.redis_timeout_ms);
+            redis.connect_timeout = Duration::from_millis(self.redis_connect_timeout_ms);
+            redis.pool_size = usize::try_from(self.redis_pool_size).unwrap_or(1);
+            redis
+        });
+        let mut config = StoreConfig::new(registry);
+        config.project = Some(self.feast_project.clone());
+        config.redis = redis;
+        config.cache = CacheConfig {
+            ttl: Duration::from_millis(self.cache_ttl_ms),
+            max_bytes: self.cache_max_bytes,
+        };
+        config
+    }
+}
+
+/// The Redis URL may carry a password: Debug shows it redacted.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(feature_store::redact_url),
+            )
+            .field("feast_project", &self.feast_project)
+            .field("feature_registry", &self.feature_registry)
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .field("redis_connect_timeout_ms", &self.redis_connect_timeout_ms)
+            .field("redis_pool_size", &self.redis_pool_size)
+            .field("telemetry", &self.telemetry)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_redis_password() {
+        let config = Config::parse_from(["feature-service", "--redis-url", "redis://:hunter2@redis:6379"]);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("redis://:***@redis:6379"), "{debug}");
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected() {
+        assert!(Config::try_parse_from(["feature-service", "--redis-timeout-ms", "0"]).is_err());
+        assert!(Config::try_parse_from(["feature-service", "--listen-addr", "nowhere"]).is_err());
+    }
+}

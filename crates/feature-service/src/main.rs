@@ -1,0 +1,28 @@
+//! The feature-service binary: parse the configuration, start telemetry, bind, serve until SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use feature_service::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
+    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, listen_addr = %config.listen_addr, "cannot bind");
+            eprintln!("feature-service: cannot bind {}: {error}", config.listen_addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    match feature_service::run(config, listener, server_kit::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "feature-service stopped");
+            eprintln!("feature-service: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Starts the feature-service on 127.0.0.1:0 and connects the generated gRPC client to it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use clap::Parser;
+use feature_service::Config;
+use proto::feast::types::value::Val;
+use proto::feast::types::{RepeatedValue, Value};
+use proto::features::v1::GetOnlineFeaturesRequest;
+use proto::features::v1::feature_service_client::FeatureServiceClient;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub client: FeatureServiceClient<Channel>,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), feature_service::Error>>>,
+}
+
+/// A configuration without reading the process's arguments; `redis_url` overrides REDIS_URL either way.
+pub fn config(redis_url: Option<&str>, extra: &[&str]) -> Config {
+    let mut config = Config::parse_from(std::iter::once("feature-service").chain(extra.iter().copied()));
+    config.redis_url = redis_url.map(str::to_owned);
+    config
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(feature_service::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        // The socket accepts before `run` has opened the store; the first health answer comes once it serves.
+        let health = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: feature_service::SERVICE_NAME.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(health.status, ServingStatus::Serving as i32);
+        Self {
+            addr,
+            client: FeatureServiceClient::new(channel.clone()),
+            channel,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), feature_service::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("running").await.expect("run task")
+    }
+}
+
+pub fn string(s: &str) -> Value {
+    Value {
+        val: Some(Val::StringVal(s.to_owned())),
+    }
+}
+
+pub fn request(features: &[&str], entities: &[(&str, &[&str])]) -> GetOnlineFeaturesRequest {
+    GetOnlineFeaturesRequest {
+        features: features.iter().map(|f| (*f).to_owned()).collect(),
+        entities: entities
+            .iter()
+            .map(|(k, ids)| {
+                (
+                    (*k).to_owned(),
+                    RepeatedValue {
+                        val: ids.iter().map(|id| string(id)).collect(),
+                    },
+                )
+            })
+            .collect::<HashMap<_, _>>(),
+    }
+}
+
+pub async fn fill_redis(url: &str) {
+    let files = vec![
+        feature_store::CsvFile::new(
+            "customer_profile.csv",
+            "customer_profile",
+            "customer_id,event_timestamp,account_age_days,cancellation_rate\n\
+             c-1,2025-06-10T12:00:00Z,365,0.05\n\
+             c-old,2025-06-01T12:00:00Z,10,\n",
+        ),
+        feature_store::CsvFile::new(
+            "zone_demand.csv",
+            "zone_demand",
+            "zone_id,event_timestamp,available_drivers\nz-1,2025-06-10T11:59:00Z,12\n",
+        ),
+    ];
+    let options = feature_store::MaterializeOptions {
+        rebase_timestamps: true,
+        ..Default::default()
+    };
+    let registry = feature_store::Registry::bundled().expect("registry");
+    feature_store::materialize(&feature_store::RedisConfig::new(url), &registry, &files, &options)
+        .await
+        .expect("materialize");
+}

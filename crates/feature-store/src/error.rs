@@ -1,0 +1,122 @@
+//! The crate's errors: [`RequestError`] for a request a caller must fix, [`Error`] for everything else.
+
+use std::time::Duration;
+
+use crate::registry::ValueType;
+
+/// A `GetOnlineFeatures` request that cannot be served as asked. Every message names the request field
+/// at fault, so a caller can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("features: at least one feature reference (\"feature_view:feature\") is required")]
+    NoFeatures,
+    #[error(
+        "features[{index}]: malformed feature reference {reference:?}: expected \"feature_view:feature\""
+    )]
+    MalformedFeatureRef { index: usize, reference: String },
+    #[error(
+        "features[{index}]: unknown feature view {view:?} (NOT_FOUND: no such view in the feature registry)"
+    )]
+    UnknownFeatureView { index: usize, view: String },
+    #[error(
+        "features[{index}]: unknown feature {feature:?} in feature view {view:?} \
+         (NOT_FOUND: the view has no such feature)"
+    )]
+    UnknownFeature {
+        index: usize,
+        view: String,
+        feature: String,
+    },
+    #[error(
+        "entities: every entity column must have the same length, but {join_key:?} has {len} values \
+         and {other_join_key:?} has {other_len}"
+    )]
+    EntityColumnLengths {
+        join_key: String,
+        len: usize,
+        other_join_key: String,
+        other_len: usize,
+    },
+    #[error("entities: missing join key {join_key:?}, needed by feature view {view:?}")]
+    MissingJoinKey { view: String, join_key: String },
+    #[error("entities: {rows} entity rows is more than the limit of {max} per request")]
+    TooManyEntityRows { rows: usize, max: usize },
+    #[error("entities[{join_key:?}][{row}]: empty entity id")]
+    EmptyEntityId { join_key: String, row: usize },
+    #[error("entities[{join_key:?}][{row}]: expected a {expected} value, got {got}")]
+    InvalidEntityValue {
+        join_key: String,
+        row: usize,
+        expected: ValueType,
+        got: &'static str,
+    },
+}
+
+impl RequestError {
+    /// True when the request names something the registry does not have (a gRPC NOT_FOUND), false when it
+    /// is malformed (INVALID_ARGUMENT).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownFeatureView { .. } | Self::UnknownFeature { .. }
+        )
+    }
+}
+
+/// Everything that can go wrong in the feature store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is invalid; nothing was read.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Redis cannot be reached now (disconnected, reconnecting, connection refused, cluster down).
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(#[source] fred::error::Error),
+    /// Redis did not answer within the call's timeout (the configured one or the request's deadline).
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The request's deadline had passed before Redis was called.
+    #[error("the request's deadline has already passed")]
+    DeadlineExceeded,
+    /// Redis answered with an error the store cannot serve around.
+    #[error("Redis error: {0}")]
+    Redis(#[source] fred::error::Error),
+    /// The Redis URL does not parse (the URL in the message has its password redacted).
+    #[error("invalid Redis URL {url}: {reason}")]
+    InvalidRedisUrl { url: String, reason: String },
+    /// The first connection to Redis failed (the URL in the message has its password redacted).
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// The feature registry does not parse or is inconsistent.
+    #[error("feature registry {origin}: {reason}")]
+    Registry { origin: String, reason: String },
+    /// A CSV file (snapshot or materialization input) is malformed.
+    #[error("{file}:{line}: {reason}")]
+    Csv { file: String, line: u64, reason: String },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Classifies a fred error: transport trouble is `Unavailable`, a timeout is `Timeout`, the rest is
+    /// a Redis error.
+    pub(crate) fn from_redis(error: fred::error::Error, timeout: Duration) -> Self {
+        use fred::error::ErrorKind;
+        match error.kind() {
+            ErrorKind::Timeout => Self::Timeout(timeout),
+            ErrorKind::IO
+            | ErrorKind::Canceled
+            | ErrorKind::Cluster
+            | ErrorKind::Backpressure
+            | ErrorKind::Auth
+            | ErrorKind::Tls
+            | ErrorKind::Routing => Self::Unavailable(error),
+            _ => Self::Redis(error),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Validates a `GetOnlineFeatures` request against the registry and plans its reads: which Redis keys to
+//! read (each distinct entity key once, however many views and rows ask for it) and which views of each.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use proto::feast::types::value::Val;
+use proto::feast::types::{RepeatedValue, Value};
+
+use crate::error::RequestError;
+use crate::layout;
+use crate::registry::{Registry, ValueType};
+
+/// The most entity rows one request may ask for.
+pub const MAX_ENTITY_ROWS: usize = 1000;
+
+/// A validated request, ready to be read.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// `(view index, feature index)` of each requested feature, in request order.
+    pub refs: Vec<(usize, usize)>,
+    /// Number of entity rows.
+    pub rows: usize,
+    /// The distinct Redis keys to read.
+    pub keys: Vec<Bytes>,
+    /// For each key, the views (indices) to read from it.
+    pub key_views: Vec<Vec<usize>>,
+    /// For each registry view: `None` when not requested, else the key index of each entity row.
+    pub row_keys: Vec<Option<std::sync::Arc<[usize]>>>,
+}
+
+impl Plan {
+    pub fn new(
+        registry: &Registry,
+        project: &str,
+        features: &[String],
+        entities: &HashMap<String, RepeatedValue>,
+    ) -> Result<Self, RequestError> {
+        if features.is_empty() {
+            return Err(RequestError::NoFeatures);
+        }
+        let refs = features
+            .iter()
+            .enumerate()
+            .map(|(index, reference)| resolve_ref(registry, index, reference))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = entity_rows(entities)?;
+
+        let mut requested: Vec<usize> = refs.iter().map(|&(view, _)| view).collect();
+        requested.sort_unstable();
+        requested.dedup();
+
+        // Views keyed by the same join keys share one hash per entity: group them so each row's key is
+        // serialized once per group.
+        let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        for &view_index in &requested {
+            let view = &registry.views()[view_index];
+            let mut join_keys = Vec::with_capacity(view.join_keys.len());
+            for join_key in &view.join_keys {
+                if !entities.contains_key(join_key) {
+                    return Err(RequestError::MissingJoinKey {
+                        view: view.name.clone(),
+                        join_key: join_key.clone(),
+                    });
+                }
+                join_keys.push(join_key.as_str());
+            }
+            join_keys.sort_unstable();
+            groups.entry(join_keys).or_default().push(view_index);
+        }
+        let mut groups: Vec<(Vec<&str>, Vec<usize>)> = groups.into_iter().collect();
+        groups.sort();
+
+        let mut keys = Vec::new();
+        let mut key_views: Vec<Vec<usize>> = Vec::new();
+        let mut key_index: HashMap<Bytes, usize> = HashMap::new();
+        let mut row_keys = vec![None; registry.views().len()];
+        for (join_keys, views) in groups {
+            let columns = join_keys
+                .iter()
+                .map(|&join_key| checked_column(registry, entities, join_key, rows))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut group_row_keys = Vec::with_capacity(rows);
+            for row in 0..rows {
+                let pairs: Vec<(&str, &Value)> = join_keys
+                    .iter()
+                    .zip(&columns)
+                    .map(|(&k, column)| (k, &column[row]))
+                    .collect();
+                let entity_key =
+                    layout::serialize_entity_key(&pairs).map_err(|e| RequestError::InvalidEntityValue {
+                        join_key: join_keys.join(","),
+                        row,
+                        expected: ValueType::String,
+                        got: e.0,
+                    })?;
+                let key = layout::redis_key(&entity_key, project);
+                let index = *key_index.entry(key.clone()).or_insert_with(|| {
+                    keys.push(key);
+                    key_views.push(Vec::new());
+                    keys.len() - 1
+                });
+                group_row_keys.push(index);
+            }
+            let group_row_keys: std::sync::Arc<[usize]> = group_row_keys.into();
+            for &view in &views {
+                row_keys[view] = Some(group_row_keys.clone());
+            }
+            // Within one group every distinct key needs every view of the group.
+            let mut seen = vec![false; keys.len()];
+            for &key in group_row_keys.iter() {
+                if !std::mem::replace(&mut seen[key], true) {
+                    key_views[key].extend_from_slice(&views);
+                }
+            }
+        }
+        Ok(Self {
+            refs,
+            rows,
+            keys,
+            key_views,
+            row_keys,
+        })
+    }
+}
+
+fn resolve_ref(registry: &Registry, index: usize, reference: &str) -> Result<(usize, usize), RequestError> {
+    let malformed = || RequestError::MalformedFeatureRef {
+        index,
+        reference: reference.to_owned(),
+    };
+    let (view_name, feature) = reference.split_once(':').ok_or_else(malformed)?;
+    if view_name.is_empty() || feature.is_empty() || feature.contains(':') {
+        return Err(malformed());
+    }
+    let view_index = registry
+        .view_index(view_name)
+        .ok_or_else(|| RequestError::UnknownFeatureView {
+            index,
+            view: view_name.to_owned(),
+        })?;
+    let feature_index = registry.views()[view_index]
+        .feature_index(feature)
+        .ok_or_else(|| RequestError::UnknownFeature {
+            index,
+            view: view_name.to_owned(),
+            feature: feature.to_owned(),
+        })?;
+    Ok((view_index, feature_index))
+}
+
+/// The common length of all entity columns.
+fn entity_rows(entities: &HashMap<String, RepeatedValue>) -> Result<usize, RequestError> {
+    // Sorted, so the error for a given request is always the same one.
+    let mut columns: Vec<(&String, usize)> = entities.iter().map(|(k, v)| (k, v.val.len())).collect();
+    columns.sort_unstable();
+    let Some(&(first_key, rows)) = columns.first() else {
+        return Ok(0);
+    };
+    if let Some(&(join_key, len)) = columns.iter().find(|(_, len)| *len != rows) {
+        return Err(RequestError::EntityColumnLengths {
+            join_key: join_key.clone(),
+            len,
+            other_join_key: first_key.clone(),
+            other_len: rows,
+        });
+    }
+    if rows > MAX_ENTITY_ROWS {
+        return Err(RequestError::TooManyEntityRows {
+            rows,
+            max: MAX_ENTITY_ROWS,
+        });
+    }
+    Ok(rows)
+}
+
+/// An entity column whose every value has the join key's type and is not empty.
+fn checked_column<'a>(
+    registry: &Registry,
+    entities: &'a HashMap<String, RepeatedValue>,
+    join_key: &str,
+    rows: usize,
+) -> Result<&'a [Value], RequestError> {
+    let expected = registry
+        .entity(join_key)
+        .map_or(ValueType::String, |e| e.value_type);
+    let column = entities
+        .get(join_key)
+        .map(|c| c.val.as_slice())
+        .unwrap_or_default();
+    for (row, value) in column.iter().enumerate().take(rows) {
+        let ok = match (&value.val, expected) {
+            (Some(Val::StringVal(s)), ValueType::String) => !s.is_empty(),
+            (Some(Val::BytesVal(b)), ValueType::Bytes) => !b.is_empty(),
+            (Some(Val::Int32Val(_)), ValueType::Int32)
+            | (Some(Val::Int64Val(_)), ValueType::Int64)
+            | (Some(Val::UnixTimestampVal(_)), ValueType::UnixTimestamp) => true,
+            (other, _) => {
+                return Err(RequestError::InvalidEntityValue {
+                    join_key: join_key.to_owned(),
+                    row,
+                    expected,
+                    got: layout::value_kind(other.as_ref()),
+                });
+            }
+        };
+        if !ok {
+            return Err(RequestError::EmptyEntityId {
+                join_key: join_key.to_owned(),
+                row,
+            });
+        }
+    }
+    Ok(column)
+}

@@ -1,0 +1,103 @@
+//! The in-process cache in front of Redis: decoded view rows keyed by entity key + view, kept for a short
+//! TTL and bounded by an approximate byte weight. Hits and misses are counted ([`CacheStats`]) and can be
+//! observed per lookup ([`CacheObserver`]) for metrics.
+//!
+//! A row's status is judged when it is read, not when it was cached, so a cached value turns
+//! OUTSIDE_MAX_AGE on time. Absent entities are cached too (their rows say NOT_FOUND): unknown ids do not
+//! reach Redis more than once per TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::row::ViewRow;
+
+/// Cache settings. A zero `ttl` or `max_bytes` turns the cache off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    /// Upper bound of the approximate memory held by cached rows.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(5),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters since start-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Rows currently cached (approximate: eviction runs lazily).
+    pub entries: u64,
+}
+
+/// Told about every cache lookup (one per entity key and view), e.g. to count `cache.<name>.hit|miss`.
+pub trait CacheObserver: Send + Sync {
+    fn on_lookup(&self, view: &str, hit: bool);
+}
+
+pub(crate) struct FeatureCache {
+    rows: moka::sync::Cache<(Bytes, u32), Arc<ViewRow>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    observer: Option<Arc<dyn CacheObserver>>,
+}
+
+impl FeatureCache {
+    /// `None` when the configuration turns the cache off.
+    pub fn new(config: CacheConfig, observer: Option<Arc<dyn CacheObserver>>) -> Option<Self> {
+        if config.ttl.is_zero() || config.max_bytes == 0 {
+            return None;
+        }
+        let rows = moka::sync::Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|key: &(Bytes, u32), row: &Arc<ViewRow>| {
+                row.weight()
+                    .saturating_add(u32::try_from(key.0.len()).unwrap_or(u32::MAX))
+            })
+            .time_to_live(config.ttl)
+            .build();
+        Some(Self {
+            rows,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            observer,
+        })
+    }
+
+    pub fn get(&self, key: &Bytes, view: usize, view_name: &str) -> Option<Arc<ViewRow>> {
+        let row = self.rows.get(&(key.clone(), view_id(view)));
+        let counter = if row.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(observer) = &self.observer {
+            observer.on_lookup(view_name, row.is_some());
+        }
+        row
+    }
+
+    pub fn insert(&self, key: Bytes, view: usize, row: Arc<ViewRow>) {
+        self.rows.insert((key, view_id(view)), row);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.rows.entry_count(),
+        }
+    }
+}
+
+/// Registries have a handful of views; an index past `u32::MAX` cannot occur.
+fn view_id(view: usize) -> u32 {
+    u32::try_from(view).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,14 @@
+//! Test kit: starts the real servers integration tests run against, each on an ephemeral loopback port and
+//! stopped on drop, so tests need no fixed ports, no shared state and no sleeps.
+//!
+//! - [`redis::RedisServer`]: a private `redis-server`.
+//! - [`redis::RedisCluster`]: a Redis Cluster of N primaries on loopback.
+//! - [`services`]: the gateway, feature-service and model-service, each a separate gRPC server.
+//! - [`features`]: Redis filled in Feast's layout through the `materialize` code.
+//!
+//! The system's end-to-end tests live in this crate's `tests/`, one file per behaviour.
+#![forbid(unsafe_code)]
+
+pub mod features;
+pub mod redis;
+pub mod services;

@@ -1,0 +1,69 @@
+//! The whole path on a 3-node Redis Cluster: features materialized across slots are served, and quotes and
+//! outcomes are kept on the cluster.
+
+use proto::inference::v1::{BatchPredictCustomerRiskRequest, QuotePriceRequest, RecordOutcomeRequest};
+use testkit::features::materialize_snapshot;
+use testkit::redis::RedisCluster;
+use testkit::services::Stack;
+
+#[tokio::test]
+async fn predictions_and_quotes_on_a_cluster() {
+    let cluster = RedisCluster::start(3).expect("redis cluster");
+    let written = materialize_snapshot(&cluster.url()).await;
+    assert!(written > 4000, "{written} rows");
+    let stack = Stack::start(Some(&cluster.url())).await;
+    let mut client = stack.client();
+
+    // 200 customers hash to slots on every node; one request reads them all.
+    let ids: Vec<String> = (1..=200).map(|i| format!("C{i:06}")).collect();
+    let results = client
+        .batch_predict_customer_risk(BatchPredictCustomerRiskRequest {
+            customer_ids: ids,
+            ..Default::default()
+        })
+        .await
+        .expect("batch on cluster")
+        .into_inner()
+        .results;
+    let healthy = results
+        .iter()
+        .filter(|r| !r.metadata.as_ref().is_some_and(|m| m.degraded))
+        .count();
+    assert!(
+        healthy > 180,
+        "only {healthy} of 200 had all features on the cluster"
+    );
+
+    let quote = client
+        .quote_price(QuotePriceRequest {
+            customer_id: "C000042".into(),
+            zone_id: "Z0042".into(),
+            base_price: 12.0,
+            ..Default::default()
+        })
+        .await
+        .expect("quote")
+        .into_inner();
+    let outcome = RecordOutcomeRequest {
+        quote_id: quote.quote_id,
+        booked: true,
+        revenue: quote.price,
+    };
+    assert!(
+        !client
+            .record_outcome(outcome.clone())
+            .await
+            .expect("outcome")
+            .into_inner()
+            .duplicate
+    );
+    assert!(
+        client
+            .record_outcome(outcome)
+            .await
+            .expect("retry")
+            .into_inner()
+            .duplicate
+    );
+    stack.stop().await.expect("clean stop");
+}
