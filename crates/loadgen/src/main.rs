@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use loadgen::{LoadOptions, Mix, connect, customer, quote_request, run_load, wait_ready, zone};
+use loadgen::{LoadOptions, Mix, connect, customer, quote_request, run_load, wait_ready};
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
     PredictionMetadata, RecordOutcomeRequest,
@@ -88,8 +88,10 @@ async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
     wait_ready(gateway, Duration::from_secs(120)).await?;
     let mut client = connect(gateway).await?;
 
+    // Ids picked from the bundled snapshot: healthy, a stale profile (older than the view's 7-day max
+    // age), no activity row, and a customer the store has never seen.
     println!("\n== customer risk");
-    for id in [customer(0), customer(41), customer(1234), "C999999".to_owned()] {
+    for id in ["C000001", "C001234", "C000008", "C000074", "C999999"].map(str::to_owned) {
         let r = client
             .predict_customer_risk(PredictCustomerRiskRequest {
                 customer_id: id,
@@ -106,8 +108,9 @@ async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
         );
     }
 
+    // Healthy zones, a stale demand row (over its 1-hour max age), no weather row, an unknown zone.
     println!("\n== demand surge (now)");
-    for id in [zone(0), zone(17), zone(150), "Z9999".to_owned()] {
+    for id in ["Z0001", "Z0150", "Z0057", "Z0032", "Z9999"].map(str::to_owned) {
         let r = client
             .predict_demand_surge(PredictDemandSurgeRequest {
                 zone_id: id,
