@@ -86,11 +86,11 @@ fn up() -> Result<(), String> {
 fn test(args: &[String]) -> Result<(), String> {
     setup::redis()?;
     if setup::has_nextest() {
+        // nextest does not run doctests; run them first so the run closes on nextest's summary.
+        cargo(&["test", "--workspace", "--doc"])?;
         let mut cmd = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
         cmd.extend(args.iter().map(String::as_str));
-        cargo(&cmd)?;
-        // nextest does not run doctests.
-        cargo(&["test", "--workspace", "--doc"])
+        cargo(&cmd)
     } else {
         let mut cmd = vec!["test", "--workspace", "--no-fail-fast"];
         cmd.extend(args.iter().map(String::as_str));
