@@ -38,13 +38,17 @@ impl FeatureService for FeatureServiceImpl {
                 Ok(Response::new(response))
             }
             Err(error) => {
+                let error_type = error.error_type();
                 let status = Status::from(Error::from(error));
+                let grpc_code = telemetry::grpc_code_name(status.code());
                 match status.code() {
                     Code::InvalidArgument | Code::NotFound => {
-                        tracing::info!(grpc.code = ?status.code(), error = %status.message(), "request rejected");
+                        tracing::info!(grpc.code = grpc_code, error_type, error = %status.message(), "request rejected");
                     }
+                    // The store has logged the Redis failure itself (command, redacted URL).
                     _ => tracing::warn!(
-                        grpc.code = ?status.code(),
+                        grpc.code = grpc_code,
+                        error_type,
                         error = %status.message(),
                         features = request.features.len(),
                         rows,

@@ -103,6 +103,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// A bounded class of the error, for the `error_type` metric tag, span `error.type` and log field.
+    pub fn error_type(&self) -> &'static str {
+        use fred::error::ErrorKind;
+        match self {
+            Self::Request(request) if request.is_not_found() => "not_found",
+            Self::Request(_) => "invalid_request",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Redis(error) => match error.kind() {
+                ErrorKind::Protocol | ErrorKind::Parse => "protocol",
+                // An error reply (ERR, LOADING, BUSY, MASTERDOWN, ...).
+                _ => "reply",
+            },
+            Self::InvalidRedisUrl { .. } => "invalid_url",
+            Self::Connect { .. } => "connect",
+            Self::Registry { .. } => "registry",
+            Self::Csv { .. } => "csv",
+            Self::Io { .. } => "io",
+        }
+    }
+
     /// Classifies a fred error: transport trouble is `Unavailable`, a timeout is `Timeout`, the rest is
     /// a Redis error.
     pub(crate) fn from_redis(error: fred::error::Error, timeout: Duration) -> Self {

@@ -8,10 +8,17 @@
 //! - [`OnlineStore::get_online_features`]: one Redis round trip per request; per value a status
 //!   (PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE, NULL_VALUE, INVALID) and the event time.
 //! - [`Error`] / [`RequestError`]: what went wrong, with request errors naming the field at fault.
+//!
+//! Telemetry (through the `telemetry` crate, to the [`telemetry::Metrics`] given in [`StoreConfig`] and
+//! [`MaterializeOptions`]): a `redis.query` span per pipelined round trip under the current OpenTelemetry
+//! context, `redis.command.latency_ms` / `redis.command.errors`, `cache.feast.hit|miss`,
+//! `features.lookups` and `features.staleness_s` per feature view, and `batch_job.*` for each
+//! materialization. No metric carries an entity id.
 #![forbid(unsafe_code)]
 
 mod csv_rows;
 mod error;
+mod events;
 pub mod layout;
 mod materialize;
 mod registry;
@@ -20,7 +27,7 @@ mod store;
 
 pub use csv_rows::{CsvFile, Record, encode_record, latest_per_entity, read_records, rebase_timestamps};
 pub use error::{Error, RequestError};
-pub use materialize::{MaterializeOptions, MaterializeReport, materialize};
+pub use materialize::{JOB as MATERIALIZE_JOB, MaterializeOptions, MaterializeReport, materialize};
 pub use registry::{BUNDLED_REGISTRY, Entity, Feature, FeatureView, Registry, ValueType};
 pub use request::MAX_ENTITY_ROWS;
 pub use store::{

@@ -8,10 +8,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanBuilder, SpanKind};
+use opentelemetry::{Context, KeyValue};
+use telemetry::events::BatchJobFinished;
+use telemetry::trace::spans;
+use telemetry::{JobStatus, Metrics};
+
 use crate::csv_rows::{self, CsvFile, Record};
 use crate::store::RedisConfig;
 use crate::store::redis::RedisBackend;
 use crate::{Error, Registry};
+
+/// The batch job's name in `batch_job.*` metrics (`job:materialize`) and its span.
+pub const JOB: &str = "materialize";
 
 /// How to materialize.
 #[derive(Debug, Clone)]
@@ -24,6 +34,9 @@ pub struct MaterializeOptions {
     pub rebase_timestamps: bool,
     /// Timeout of each pipeline.
     pub timeout: Duration,
+    /// Where `batch_job.*` and the Redis metrics go; by default the process's sink
+    /// ([`telemetry::metrics`]: build the options after `telemetry::init`).
+    pub metrics: Metrics,
 }
 
 impl Default for MaterializeOptions {
@@ -33,6 +46,7 @@ impl Default for MaterializeOptions {
             batch_size: 500,
             rebase_timestamps: false,
             timeout: Duration::from_secs(10),
+            metrics: telemetry::metrics().clone(),
         }
     }
 }
@@ -50,6 +64,11 @@ pub struct MaterializeReport {
 }
 
 /// Reads `files`, connects to Redis and writes their rows. Nothing is written when a file is malformed.
+///
+/// The run is one batch job: a `materialize` span (each pipeline a `redis.query` child of it), and on
+/// success or failure [`BatchJobFinished`] (`batch_job.runs{status}`, `batch_job.status`,
+/// `batch_job.duration_s`, `batch_job.rows{feature_view}` with the rows written before any failure,
+/// and the log line) sent to `options.metrics`.
 pub async fn materialize(
     redis: &RedisConfig,
     registry: &Registry,
@@ -57,6 +76,63 @@ pub async fn materialize(
     options: &MaterializeOptions,
 ) -> Result<MaterializeReport, Error> {
     let started = Instant::now();
+    let cx = job_span();
+    let mut report = MaterializeReport {
+        rows: 0,
+        views: BTreeMap::new(),
+        batches: 0,
+        elapsed: Duration::ZERO,
+    };
+    let result = write_files(redis, registry, files, options, &mut report)
+        .with_context(cx.clone())
+        .await;
+    report.elapsed = started.elapsed();
+
+    let rows: Vec<(&str, u64)> = report
+        .views
+        .iter()
+        .map(|(view, rows)| (view.as_str(), u64::try_from(*rows).unwrap_or(u64::MAX)))
+        .collect();
+    let error = result.as_ref().err().map(ToString::to_string);
+    if let (Err(e), Some(message)) = (&result, &error) {
+        spans::record_error(&cx, e.error_type(), message.clone());
+    }
+    BatchJobFinished {
+        job: JOB,
+        status: if result.is_ok() {
+            JobStatus::Success
+        } else {
+            JobStatus::Failed
+        },
+        duration: report.elapsed,
+        rows: &rows,
+        error: error.as_deref(),
+    }
+    .emit_to(&options.metrics);
+    spans::end(&cx);
+    result.map(|()| report)
+}
+
+/// The job's root span (a child of the current context, if the caller has one).
+fn job_span() -> Context {
+    let builder = SpanBuilder::from_name(JOB)
+        .with_kind(SpanKind::Internal)
+        .with_attributes([
+            KeyValue::new("operation.name", "batch_job"),
+            KeyValue::new("resource.name", JOB),
+            KeyValue::new("job", JOB),
+        ]);
+    spans::start(builder, &Context::current())
+}
+
+/// The job itself; `report` counts what has been written, also when a later batch fails.
+async fn write_files(
+    redis: &RedisConfig,
+    registry: &Registry,
+    files: &[CsvFile],
+    options: &MaterializeOptions,
+    report: &mut MaterializeReport,
+) -> Result<(), Error> {
     let project = options
         .project
         .clone()
@@ -85,13 +161,7 @@ pub async fn materialize(
         timeout: options.timeout,
         ..redis.clone()
     };
-    let backend = RedisBackend::connect(&redis).await?;
-    let mut report = MaterializeReport {
-        rows: 0,
-        views: BTreeMap::new(),
-        batches: 0,
-        elapsed: Duration::ZERO,
-    };
+    let backend = RedisBackend::connect(&redis, options.metrics.clone()).await?;
     for (&v, records) in views.iter().zip(&records) {
         let view = &registry.views()[v];
         for batch in records.chunks(options.batch_size.max(1)) {
@@ -101,18 +171,10 @@ pub async fn materialize(
                 .collect();
             backend.write(commands, options.timeout).await?;
             report.batches += 1;
+            report.rows += batch.len();
+            *report.views.entry(view.name.clone()).or_default() += batch.len();
         }
-        report.rows += records.len();
-        *report.views.entry(view.name.clone()).or_default() += records.len();
-        tracing::info!(view = %view.name, rows = records.len(), "materialized");
+        tracing::info!(feature_view = %view.name, rows = records.len(), project = %project, "materialized");
     }
-    report.elapsed = started.elapsed();
-    tracing::info!(
-        rows = report.rows,
-        batches = report.batches,
-        elapsed_ms = report.elapsed.as_millis() as u64,
-        project = %project,
-        "materialization done"
-    );
-    Ok(report)
+    Ok(())
 }

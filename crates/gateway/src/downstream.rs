@@ -9,7 +9,11 @@ use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{GetModelMetadataRequest, PredictRequest, PredictResponse};
+use telemetry::Metrics;
+use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
+use telemetry::grpc::{GrpcClient, GrpcClientLayer};
 use tonic::transport::{Channel, Endpoint};
+use tower::Layer;
 
 use crate::error::Error;
 
@@ -79,31 +83,38 @@ pub struct ModelSpec {
     pub request_inputs: Vec<String>,
 }
 
-/// A model as configured on the gateway: its name and pinned version (empty: the default version).
+/// A model as configured on the gateway: its name, pinned version (empty: the default version) and the
+/// experiment arm its predictions are reported under.
 #[derive(Debug, Clone)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,
+    pub variant: String,
 }
 
 /// A model spec and when it was fetched.
 type CachedSpec = (Instant, Arc<ModelSpec>);
 
+/// A channel whose calls are traced as client spans and carry the trace context (W3C and Datadog).
+type Traced = GrpcClient<Channel>;
+
 #[derive(Clone)]
 pub struct Downstream {
-    features: FeatureServiceClient<Channel>,
-    models: ModelServiceClient<Channel>,
+    features: FeatureServiceClient<Traced>,
+    models: ModelServiceClient<Traced>,
     catalog: Arc<RwLock<HashMap<String, CachedSpec>>>,
     catalog_ttl: Duration,
+    metrics: Metrics,
 }
 
 impl Downstream {
-    pub fn new(features: Channel, models: Channel, catalog_ttl: Duration) -> Self {
+    pub fn new(features: Channel, models: Channel, catalog_ttl: Duration, metrics: Metrics) -> Self {
         Self {
-            features: FeatureServiceClient::new(features),
-            models: ModelServiceClient::new(models),
+            features: FeatureServiceClient::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(features)),
+            models: ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(models)),
             catalog: Arc::default(),
             catalog_ttl,
+            metrics,
         }
     }
 
@@ -142,8 +153,10 @@ impl Downstream {
         if let Some((fetched, spec)) = &cached
             && fetched.elapsed() < self.catalog_ttl
         {
+            self.metrics.incr(&CACHE_MODEL_METADATA_HIT, &[]);
             return Ok(spec.clone());
         }
+        self.metrics.incr(&CACHE_MODEL_METADATA_MISS, &[]);
         let mut client = self.models.clone();
         let message = GetModelMetadataRequest {
             model: model.name.clone(),

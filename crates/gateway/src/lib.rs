@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::inference::v1::inference_service_server::InferenceServiceServer;
+use telemetry::events::ConversionWindow;
+use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
 
 use crate::downstream::{Downstream, ModelRef, channel};
@@ -26,6 +28,16 @@ use crate::service::Gateway;
 
 /// The gRPC service name, as health checks and reflection know it.
 pub const SERVICE_NAME: &str = "inference.v1.InferenceService";
+
+/// The public API's methods, measured by `api.predict.*`.
+pub const PUBLIC_RPCS: [&str; 6] = [
+    "PredictCustomerRisk",
+    "PredictDemandSurge",
+    "QuotePrice",
+    "RecordOutcome",
+    "BatchPredictCustomerRisk",
+    "BatchPredictDemandSurge",
+];
 
 /// Gateway settings: each flag falls back to the environment variable named in `--help`.
 #[derive(Clone, clap::Parser)]
@@ -119,11 +131,13 @@ pub async fn run(
         return Err(StartError::ZeroBudget);
     }
     let budget = Duration::from_millis(config.request_timeout_ms);
+    let metrics = telemetry::metrics().clone();
     let connect_timeout = Duration::from_secs(1);
     let downstream = Downstream::new(
         channel(&config.feature_service_url, connect_timeout)?,
         channel(&config.model_service_url, connect_timeout)?,
         Duration::from_secs(30),
+        metrics.clone(),
     );
     let quote_ttl = Duration::from_secs(config.quote_ttl_secs);
     let retention = Duration::from_secs(config.outcome_retention_secs);
@@ -140,12 +154,16 @@ pub async fn run(
         risk_model: ModelRef {
             name: config.risk_model.clone(),
             version: config.risk_model_version.clone(),
+            variant: service::CONTROL_VARIANT.to_owned(),
         },
         surge_model: ModelRef {
             name: config.surge_model.clone(),
             version: config.surge_model_version.clone(),
+            variant: service::CONTROL_VARIANT.to_owned(),
         },
         budget,
+        metrics: metrics.clone(),
+        conversion: ConversionWindow::new(Duration::from_secs(15 * 60)),
     });
 
     let reflection = tonic_reflection::server::Builder::configure()
@@ -164,6 +182,14 @@ pub async fn run(
     tonic::transport::Server::builder()
         // Nothing outlives its budget: tonic also honours a shorter grpc-timeout sent by the caller.
         .timeout(budget)
+        // Outermost: the server span (caller's W3C or Datadog context, made current for the handler so the
+        // downstream calls and log lines join the trace) and the public API's RED metrics
+        // (api.predict.requests / latency_ms / errors by RPC and status).
+        .layer(
+            GrpcServerLayer::new()
+                .with_api_metrics(&PUBLIC_RPCS)
+                .with_metrics(metrics),
+        )
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -2,11 +2,14 @@
 //! batch on the model-service, and the per-entity result with its degraded-feature report.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::{FeatureRow, PredictRequest};
+use telemetry::Tag;
+use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
 
 use crate::downstream::{Deadline, Downstream, FEATURE_SERVICE, MODEL_SERVICE, ModelRef, ModelSpec};
 use crate::error::Error;
@@ -17,6 +20,8 @@ pub struct Scored {
     pub outputs: HashMap<String, f64>,
     pub model: String,
     pub version: String,
+    /// The experiment arm the prediction is reported under.
+    pub variant: String,
     /// Feature refs with no value (not found, null or undecodable); the model used its default.
     pub missing: Vec<String>,
     /// Feature refs whose value was older than the view's max age; the model used its default.
@@ -41,8 +46,9 @@ impl Scored {
 }
 
 /// Scores `ids` (values of `join_key`) with `model`. `request_input` supplies the inputs the model takes
-/// from the request rather than the feature store.
+/// from the request rather than the feature store. Records the feature-fetch and inference times.
 pub async fn score(
+    metrics: &telemetry::Metrics,
     downstream: &Downstream,
     model: &ModelRef,
     join_key: &str,
@@ -62,7 +68,13 @@ pub async fn score(
                 },
             )]),
         };
+        let started = Instant::now();
         let response = downstream.online_features(request, deadline).await?;
+        metrics.distribution(
+            &API_PREDICT_FEATURE_FETCH_MS,
+            millis(started),
+            &[Tag::model(&spec.model)],
+        );
         fill_features(&spec, &response, &mut rows)?;
     }
     for row in &mut rows {
@@ -72,11 +84,13 @@ pub async fn score(
             }
         }
     }
+    let started = Instant::now();
     let response = downstream
         .predict(
             PredictRequest {
                 model: spec.model.clone(),
                 version: spec.version.clone(),
+                variant: model.variant.clone(),
                 rows: rows
                     .iter_mut()
                     .map(|row| FeatureRow {
@@ -87,6 +101,11 @@ pub async fn score(
             deadline,
         )
         .await?;
+    metrics.distribution(
+        &API_PREDICT_INFERENCE_MS,
+        millis(started),
+        &[Tag::model(&response.model), Tag::model_version(&response.version)],
+    );
     if response.predictions.len() != ids.len() {
         return Err(Error::BadResponse {
             service: MODEL_SERVICE,
@@ -105,6 +124,7 @@ pub async fn score(
             outputs: prediction.outputs,
             model: response.model.clone(),
             version: response.version.clone(),
+            variant: model.variant.clone(),
             missing: row.missing,
             stale: row.stale,
         })
@@ -171,6 +191,10 @@ fn as_f64(value: &Value) -> Option<f64> {
         _ => return None,
     };
     number.is_finite().then_some(number)
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
 }
 
 fn string_value(id: &str) -> Value {

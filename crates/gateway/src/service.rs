@@ -10,7 +10,14 @@ use proto::inference::v1::{
     PredictDemandSurgeRequest, PredictDemandSurgeResponse, PredictionMetadata, QuotePriceRequest,
     QuotePriceResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
+use telemetry::catalog::{
+    BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING,
+    MODEL_CRAI_RISK_MULTIPLIER, MODEL_CRAI_RISK_SCORE, MODEL_DEMAND_SURGE_FACTOR, MODEL_PREDICTIONS_COUNT,
+};
+use telemetry::events::ConversionWindow;
+use telemetry::{Metrics, Tag};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::downstream::{Deadline, Downstream, ModelRef};
 use crate::error::Error;
@@ -32,16 +39,28 @@ pub struct Gateway {
     pub risk_model: ModelRef,
     pub surge_model: ModelRef,
     pub budget: Duration,
+    pub metrics: Metrics,
+    /// Bookings / outcomes per variant over a rolling window, for `business.booking.conversion_rate`.
+    pub conversion: ConversionWindow,
 }
 
 /// Per-request facts every handler needs.
 struct Call {
     request_id: String,
     deadline: Deadline,
+    /// The request's log span: every line logged while handling it, its failure included, carries `rpc`,
+    /// `request_id` and, once validated, the `customer_id` / `zone_id` it is about.
+    span: tracing::Span,
+}
+
+impl Call {
+    fn about(&self, key: &'static str, id: &str) {
+        self.span.record(key, id);
+    }
 }
 
 impl Gateway {
-    fn begin<T>(&self, request: &Request<T>) -> Call {
+    fn begin<T>(&self, rpc: &'static str, request: &Request<T>) -> Call {
         let request_id = request
             .metadata()
             .get("x-request-id")
@@ -50,29 +69,46 @@ impl Gateway {
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
         // The caller's own deadline (grpc-timeout) is enforced by the server's timeout layer; the budget
         // bounds what we spend even for a caller that sets none.
+        let span = tracing::info_span!(
+            "request",
+            rpc,
+            request_id = %request_id,
+            customer_id = tracing::field::Empty,
+            zone_id = tracing::field::Empty,
+        );
         Call {
             request_id,
             deadline: Deadline::after(self.budget),
+            span,
         }
     }
 
     async fn risk(&self, ids: &[String], call: &Call) -> Result<Vec<PredictCustomerRiskResponse>, Error> {
+        let (model, key) = (&self.risk_model, CUSTOMER_KEY);
         let scored = score(
+            &self.metrics,
             &self.downstream,
-            &self.risk_model,
-            CUSTOMER_KEY,
+            model,
+            key,
             ids,
             |_| None,
             &call.deadline,
         )
         .await?;
+        self.count_predictions(&scored);
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
+                let (risk_score, risk_multiplier) = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
+                let tags = prediction_tags(&s);
+                self.metrics
+                    .distribution(&MODEL_CRAI_RISK_SCORE, risk_score, &tags);
+                self.metrics
+                    .distribution(&MODEL_CRAI_RISK_MULTIPLIER, risk_multiplier, &tags);
                 Ok(PredictCustomerRiskResponse {
                     customer_id: id.clone(),
-                    risk_score: s.output(RISK_SCORE)?,
-                    risk_multiplier: s.output(RISK_MULTIPLIER)?,
+                    risk_score,
+                    risk_multiplier,
                     metadata: Some(metadata(&s, call)),
                 })
             })
@@ -86,33 +122,58 @@ impl Gateway {
         call: &Call,
     ) -> Result<Vec<PredictDemandSurgeResponse>, Error> {
         let clock = Clock::of(time);
+        let (model, key, input) = (&self.surge_model, ZONE_KEY, |name: &str| clock.input(name));
         let scored = score(
+            &self.metrics,
             &self.downstream,
-            &self.surge_model,
-            ZONE_KEY,
+            model,
+            key,
             ids,
-            |n| clock.input(n),
+            input,
             &call.deadline,
         )
         .await?;
+        self.count_predictions(&scored);
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
+                let surge_factor = s.output(SURGE_FACTOR)?;
+                self.metrics
+                    .distribution(&MODEL_DEMAND_SURGE_FACTOR, surge_factor, &prediction_tags(&s));
                 Ok(PredictDemandSurgeResponse {
                     zone_id: id.clone(),
-                    surge_factor: s.output(SURGE_FACTOR)?,
+                    surge_factor,
                     metadata: Some(metadata(&s, call)),
                 })
             })
             .collect()
     }
+
+    /// `model.predictions.count`: one per scored entity; a batch shares one model and version.
+    fn count_predictions(&self, scored: &[Scored]) {
+        if let Some(first) = scored.first() {
+            self.metrics.count(
+                &MODEL_PREDICTIONS_COUNT,
+                scored.len() as u64,
+                &prediction_tags(first),
+            );
+        }
+    }
+}
+
+fn prediction_tags(scored: &Scored) -> [Tag<'_>; 3] {
+    [
+        Tag::model(&scored.model),
+        Tag::model_version(&scored.version),
+        Tag::variant(&scored.variant),
+    ]
 }
 
 fn metadata(scored: &Scored, call: &Call) -> PredictionMetadata {
     PredictionMetadata {
         model_name: scored.model.clone(),
         model_version: scored.version.clone(),
-        experiment_variant: CONTROL_VARIANT.to_owned(),
+        experiment_variant: scored.variant.clone(),
         request_id: call.request_id.clone(),
         degraded: scored.degraded(),
         missing_features: scored.missing.clone(),
@@ -154,13 +215,10 @@ fn one<T>(mut results: Vec<T>) -> Result<T, Error> {
     })
 }
 
-fn log_failure(rpc: &'static str, call: &Call, error: &Error) {
-    tracing::warn!(rpc, request_id = %call.request_id, error_type = error.kind(), %error, "request failed");
-}
-
-fn finish<T>(rpc: &'static str, call: &Call, result: Result<T, Error>) -> Result<Response<T>, Status> {
+fn finish<T>(call: &Call, result: Result<T, Error>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(|error| {
-        log_failure(rpc, call, &error);
+        let _span = call.span.enter();
+        tracing::warn!(error_type = error.kind(), error.message = %error, "request failed");
         Status::from(error)
     })
 }
@@ -171,51 +229,68 @@ impl InferenceService for Gateway {
         &self,
         request: Request<PredictCustomerRiskRequest>,
     ) -> Result<Response<PredictCustomerRiskResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("PredictCustomerRisk", &request);
         let req = request.into_inner();
         let result = async {
             validate::entity_id(CUSTOMER_KEY, &req.customer_id)?;
+            call.about(CUSTOMER_KEY, &req.customer_id);
             validate::context(&req.context)?;
             let response = one(self.risk(std::slice::from_ref(&req.customer_id), &call).await?)?;
-            tracing::info!(request_id = %call.request_id, customer_id = %req.customer_id,
-                risk_score = response.risk_score, degraded = response.metadata.as_ref().is_some_and(|m| m.degraded),
-                "risk predicted");
+            let meta = response.metadata.as_ref();
+            tracing::info!(
+                model = meta.map(|m| m.model_name.as_str()),
+                model_version = meta.map(|m| m.model_version.as_str()),
+                risk_score = response.risk_score,
+                degraded = meta.is_some_and(|m| m.degraded),
+                "risk predicted"
+            );
             Ok(response)
         }
+        .instrument(call.span.clone())
         .await;
-        finish("PredictCustomerRisk", &call, result)
+        finish(&call, result)
     }
 
     async fn predict_demand_surge(
         &self,
         request: Request<PredictDemandSurgeRequest>,
     ) -> Result<Response<PredictDemandSurgeResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("PredictDemandSurge", &request);
         let req = request.into_inner();
         let result = async {
             validate::entity_id(ZONE_KEY, &req.zone_id)?;
+            call.about(ZONE_KEY, &req.zone_id);
             validate::context(&req.context)?;
             let time = validate::prediction_time("time", req.time.as_ref())?;
             let response = one(self
                 .surge(std::slice::from_ref(&req.zone_id), time, &call)
                 .await?)?;
-            tracing::info!(request_id = %call.request_id, zone_id = %req.zone_id,
-                surge_factor = response.surge_factor, "surge predicted");
+            let meta = response.metadata.as_ref();
+            tracing::info!(
+                model = meta.map(|m| m.model_name.as_str()),
+                model_version = meta.map(|m| m.model_version.as_str()),
+                surge_factor = response.surge_factor,
+                degraded = meta.is_some_and(|m| m.degraded),
+                "surge predicted"
+            );
             Ok(response)
         }
+        .instrument(call.span.clone())
         .await;
-        finish("PredictDemandSurge", &call, result)
+        finish(&call, result)
     }
 
     async fn quote_price(
         &self,
         request: Request<QuotePriceRequest>,
     ) -> Result<Response<QuotePriceResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("QuotePrice", &request);
         let req = request.into_inner();
         let result = async {
             validate::entity_id(CUSTOMER_KEY, &req.customer_id)?;
+            call.about(CUSTOMER_KEY, &req.customer_id);
             validate::entity_id(ZONE_KEY, &req.zone_id)?;
+            call.about(ZONE_KEY, &req.zone_id);
             let base_price = validate::base_price(req.base_price)?;
             let currency = validate::currency(&req.currency)?;
             validate::context(&req.context)?;
@@ -235,14 +310,28 @@ impl InferenceService for Gateway {
                 risk_score: risk.risk_score,
                 risk_multiplier: risk.risk_multiplier,
                 surge_factor: surge.surge_factor,
-                risk_model_version: risk.metadata.as_ref().map(|m| m.model_version.clone()).unwrap_or_default(),
-                surge_model_version: surge.metadata.as_ref().map(|m| m.model_version.clone()).unwrap_or_default(),
-                experiment_variant: CONTROL_VARIANT.to_owned(),
+                risk_model_version: risk
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.model_version.clone())
+                    .unwrap_or_default(),
+                surge_model_version: surge
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.model_version.clone())
+                    .unwrap_or_default(),
+                experiment_variant: risk
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.experiment_variant.clone())
+                    .unwrap_or_default(),
                 created_at_ms: now_ms(),
             };
             self.quotes.put(&quote).await?;
-            tracing::info!(request_id = %call.request_id, quote_id = %quote.quote_id, customer_id = %req.customer_id,
-                zone_id = %req.zone_id, price, "price quoted");
+            self.metrics
+                .incr(&BUSINESS_QUOTES_COUNT, &[Tag::variant(&quote.experiment_variant)]);
+            tracing::info!(quote_id = %quote.quote_id, price, risk_model_version = %quote.risk_model_version,
+                surge_model_version = %quote.surge_model_version, "price quoted");
             let expires = SystemTime::now() + self.quotes.ttl();
             Ok(QuotePriceResponse {
                 quote_id: quote.quote_id,
@@ -254,15 +343,16 @@ impl InferenceService for Gateway {
                 expires_at: Some(expires.into()),
             })
         }
+        .instrument(call.span.clone())
         .await;
-        finish("QuotePrice", &call, result)
+        finish(&call, result)
     }
 
     async fn record_outcome(
         &self,
         request: Request<RecordOutcomeRequest>,
     ) -> Result<Response<RecordOutcomeResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("RecordOutcome", &request);
         let req = request.into_inner();
         let result = async {
             validate::quote_id(&req.quote_id)?;
@@ -273,22 +363,39 @@ impl InferenceService for Gateway {
             };
             let recorded = self.quotes.record_outcome(&req.quote_id, outcome).await?;
             let duplicate = matches!(recorded, Recorded::Duplicate(_));
-            tracing::info!(request_id = %call.request_id, quote_id = %req.quote_id, booked = req.booked,
+            if let Recorded::New(quote) = &recorded {
+                // Counted once per quote: a retried call (duplicate) must not count the booking twice.
+                let variant = Tag::variant(&quote.experiment_variant);
+                self.metrics
+                    .incr(&BUSINESS_OUTCOMES_COUNT, &[variant, Tag::booked(req.booked)]);
+                if req.booked {
+                    let currency = Tag::currency(&quote.currency);
+                    self.metrics.distribution(
+                        &BUSINESS_REVENUE_DYNAMIC_PRICING,
+                        req.revenue,
+                        &[variant, currency],
+                    );
+                }
+                self.conversion
+                    .record(&self.metrics, &quote.experiment_variant, req.booked);
+            }
+            tracing::info!(quote_id = %req.quote_id, booked = req.booked,
                 revenue = req.revenue, duplicate, "outcome recorded");
             Ok(RecordOutcomeResponse {
                 quote_id: req.quote_id,
                 duplicate,
             })
         }
+        .instrument(call.span.clone())
         .await;
-        finish("RecordOutcome", &call, result)
+        finish(&call, result)
     }
 
     async fn batch_predict_customer_risk(
         &self,
         request: Request<BatchPredictCustomerRiskRequest>,
     ) -> Result<Response<BatchPredictCustomerRiskResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("BatchPredictCustomerRisk", &request);
         let req = request.into_inner();
         let result = async {
             let ids = validate::batch("customer_ids", &req.customer_ids)?;
@@ -297,15 +404,16 @@ impl InferenceService for Gateway {
                 results: self.risk(ids, &call).await?,
             })
         }
+        .instrument(call.span.clone())
         .await;
-        finish("BatchPredictCustomerRisk", &call, result)
+        finish(&call, result)
     }
 
     async fn batch_predict_demand_surge(
         &self,
         request: Request<BatchPredictDemandSurgeRequest>,
     ) -> Result<Response<BatchPredictDemandSurgeResponse>, Status> {
-        let call = self.begin(&request);
+        let call = self.begin("BatchPredictDemandSurge", &request);
         let req = request.into_inner();
         let result = async {
             let ids = validate::batch("zone_ids", &req.zone_ids)?;
@@ -315,8 +423,9 @@ impl InferenceService for Gateway {
                 results: self.surge(ids, time, &call).await?,
             })
         }
+        .instrument(call.span.clone())
         .await;
-        finish("BatchPredictDemandSurge", &call, result)
+        finish(&call, result)
     }
 }
 

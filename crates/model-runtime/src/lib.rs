@@ -7,11 +7,14 @@
 //! - [`ModelRepository::get`] finds a [`ModelVersion`] (default: the newest, ordered by
 //!   [`compare_versions`]); [`ModelVersion::predict`] turns [`Row`]s into [`Prediction`]s, filling
 //!   absent or non-finite inputs with the manifest defaults and applying clamps and derived bands.
+//! - [`drift`]: the manifest baselines' bins and the Population Stability Index;
+//!   [`ModelVersion::predict_tallied`] counts, per call, the values each watched input was fed.
 //!
 //! Errors name what is at fault: [`LoadError`] the file, [`LookupError`] the model or version with
 //! what exists instead, [`PredictError`] the row and input.
 #![forbid(unsafe_code)]
 
+pub mod drift;
 mod error;
 mod load;
 pub mod manifest;
@@ -22,6 +25,7 @@ mod version;
 #[cfg(test)]
 mod testutil;
 
+pub use drift::{DriftProfile, DriftTally};
 pub use error::{LoadError, LookupError, PredictError};
 pub use manifest::{Manifest, ManifestError};
 pub use model::{ModelVersion, Prediction, Row};

@@ -153,3 +153,34 @@ fn a_non_finite_model_output_is_an_error() {
         "{error:?}"
     );
 }
+
+#[test]
+fn predict_tallied_counts_what_each_watched_input_was_fed() {
+    let (_root, model) = linear();
+    // Only `a` has a baseline ([0, 1, 2]: two bins); `b` is not watched.
+    let names: Vec<&str> = model
+        .drift_profile()
+        .features()
+        .iter()
+        .map(|feature| feature.name())
+        .collect();
+    assert_eq!(names, ["a"]);
+    let rows = vec![
+        row(&[("a", 0.5), ("b", 1.0)]),
+        row(&[("a", 1.0)]),
+        row(&[("a", 99.0)]),
+        row(&[("b", 3.0)]),
+        row(&[("a", f64::NAN)]),
+        row(&[("a", 1e300)]),
+    ];
+    let (predictions, tally) = model.predict_tallied(&rows).expect("scores");
+    assert_eq!(predictions, model.predict(&rows).expect("scores"));
+    // 99 counts in the last bin; absent, NaN and f32-overflowing values took the default.
+    assert_eq!(tally.counts(), [1, 2]);
+    assert_eq!(tally.defaulted(), [3]);
+
+    let error = model
+        .predict_tallied(&[row(&[("zz", 1.0)])])
+        .expect_err("unknown input");
+    assert!(matches!(error, PredictError::UnknownInput { .. }), "{error:?}");
+}

@@ -52,6 +52,24 @@ impl From<Error> for Status {
 }
 
 impl Error {
+    /// A bounded class of the failure, for the `error_type` log field and the span's `error.type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Repository(_) => "repository",
+            Error::Transport(_) => "transport",
+            Error::Task(_) => "task_failed",
+            Error::EmptyModel => "empty_model",
+            Error::NoRows => "no_rows",
+            Error::TooManyRows { .. } => "too_many_rows",
+            Error::Lookup(LookupError::UnknownModel { .. }) => "unknown_model",
+            Error::Lookup(LookupError::UnknownVersion { .. }) => "unknown_version",
+            Error::Predict(PredictError::UnknownInput { .. }) => "unknown_input",
+            Error::Predict(PredictError::Inference { .. }) => "inference_failed",
+            Error::Predict(PredictError::NonFiniteOutput { .. }) => "non_finite_output",
+            Error::ShuttingDown => "shutting_down",
+        }
+    }
+
     /// Whether the caller sent something wrong (logged quietly) rather than the service failing.
     pub fn is_client_error(&self) -> bool {
         match self {
@@ -114,6 +132,11 @@ mod tests {
             (Error::ShuttingDown, Code::Unavailable),
         ];
         for (error, code) in cases {
+            let error_type = error.error_type();
+            assert!(
+                !error_type.is_empty() && error_type.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{error_type}"
+            );
             let client = error.is_client_error();
             let status = Status::from(error);
             assert_eq!(status.code(), code, "{status:?}");

@@ -3,9 +3,11 @@
 //!
 //! It is a thin gRPC shell: loading, validation and scoring live in `model-runtime`. This crate holds
 //! the [`Config`], [`run`] (load the repository, then serve until shutdown), the handlers
-//! ([`service::Models`]) and the mapping of every failure to a gRPC status ([`Error`]).
+//! ([`service::Models`]), feature drift against the manifest baselines ([`drift`]) and the mapping of
+//! every failure to a gRPC status ([`Error`]).
 #![forbid(unsafe_code)]
 
+pub mod drift;
 pub mod error;
 pub mod service;
 
@@ -13,13 +15,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use model_runtime::ModelRepository;
 use proto::models::v1::model_service_server::ModelServiceServer;
 use server_kit::Health;
+use telemetry::Metrics;
+use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
+use crate::drift::DriftMonitor;
 pub use crate::error::Error;
 use crate::service::Models;
 
@@ -49,27 +55,79 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_batch_rows: u32,
+    /// Seconds between feature-drift evaluations: each one reports the PSI of every feature whose
+    /// window reached `--drift-min-rows`, and starts its next window.
+    #[arg(
+        long,
+        env = "DRIFT_INTERVAL_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub drift_interval_secs: u64,
+    /// Rows a feature's drift window needs before its PSI is reported; a smaller window keeps
+    /// accumulating. Sampling noise alone gives PSI ≈ (bins − 1) / rows: 0.018 for 10 bins and 500 rows.
+    #[arg(
+        long,
+        env = "DRIFT_MIN_ROWS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub drift_min_rows: u64,
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
 }
 
 /// Loads the model repository, then serves on `listener` until `shutdown` resolves and in-flight calls
 /// finish. Health reports SERVING once the repository is loaded, NOT_SERVING as soon as shutdown begins.
+/// Metrics go to the process's sink ([`telemetry::metrics`]).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    run_with_metrics(config, listener, shutdown, telemetry::metrics().clone()).await
+}
+
+/// [`run`], sending the service's metrics to `metrics` (tests inject a sink of their own).
+pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    metrics: Metrics,
+) -> Result<(), Error> {
     let (health, health_server) = Health::new(SERVICE_NAME).await;
-    let repository = load(config.model_repository.clone()).await?;
-    let models = Models::new(Arc::new(repository), config.max_batch_rows as usize);
+    let repository = Arc::new(load(config.model_repository.clone()).await?);
+    let drift = Arc::new(DriftMonitor::new(&repository, config.drift_min_rows));
+    // Stops the drift reporter however serving ends.
+    let _reporter = drift::spawn_reporter(
+        Arc::clone(&drift),
+        Duration::from_secs(config.drift_interval_secs),
+        metrics.clone(),
+    );
+    let models = Models::new(repository, config.max_batch_rows as usize)
+        .with_metrics(metrics)
+        .with_drift(drift);
     health.serving().await;
     let addr = listener
         .local_addr()
         .map(|addr| addr.to_string())
         .unwrap_or_default();
-    tracing::info!(%addr, max_batch_rows = config.max_batch_rows, "serving");
+    tracing::info!(
+        %addr,
+        max_batch_rows = config.max_batch_rows,
+        drift_interval_secs = config.drift_interval_secs,
+        drift_min_rows = config.drift_min_rows,
+        "serving"
+    );
+    // Every call, outermost first:
+    // 1. GrpcServerLayer: the server span (`rpc.system=grpc`, `rpc.service`, `rpc.method`, so APM
+    //    names it `grpc.server.request` with resource `<Method> models.v1.ModelService`), a child of
+    //    the caller's context from its W3C or Datadog headers, made current for the handler so the
+    //    inference span and log lines join the caller's trace; ended with the gRPC status. Health
+    //    checks are not traced. No API metrics: `api.predict.*` are the gateway's (public API).
+    let layers = ServiceBuilder::new().layer(GrpcServerLayer::new());
     tonic::transport::Server::builder()
+        .layer(layers)
         .add_service(health_server)
         .add_service(ModelServiceServer::new(models))
         .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
@@ -111,6 +169,7 @@ mod tests {
     fn defaults_work_from_a_checkout() {
         let config = Config::try_parse_from(["model-service"]).expect("defaults parse");
         assert_eq!(config.max_batch_rows, 1000);
+        assert_eq!((config.drift_interval_secs, config.drift_min_rows), (60, 500));
         assert!(
             config.model_repository.join("customer_risk").is_dir(),
             "{:?}",
@@ -123,5 +182,24 @@ mod tests {
         assert!(Config::try_parse_from(["model-service", "--max-batch-rows", "0"]).is_err());
         let config = Config::try_parse_from(["model-service", "--max-batch-rows", "7"]).expect("parses");
         assert_eq!(config.max_batch_rows, 7);
+    }
+
+    #[test]
+    fn drift_settings_must_be_positive() {
+        for flag in ["--drift-interval-secs", "--drift-min-rows"] {
+            assert!(
+                Config::try_parse_from(["model-service", flag, "0"]).is_err(),
+                "{flag}"
+            );
+        }
+        let config = Config::try_parse_from([
+            "model-service",
+            "--drift-interval-secs",
+            "5",
+            "--drift-min-rows",
+            "100",
+        ])
+        .expect("parses");
+        assert_eq!((config.drift_interval_secs, config.drift_min_rows), (5, 100));
     }
 }

@@ -1,15 +1,26 @@
 //! The `models.v1.ModelService` handlers: check the request, find the model version, score.
+//!
+//! Each Predict run gets a `model.inference` span under the server span the gRPC layer started (tagged
+//! with model, version and experiment variant, plus the row count), a `model.inference.batch_rows`
+//! sample, and adds the values it fed the model to the version's drift window ([`crate::drift`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use model_runtime::{ModelRepository, ModelVersion, Prediction, Row};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
     self as pb, GetModelMetadataRequest, GetModelMetadataResponse, ModelInput, PredictRequest,
     PredictResponse,
 };
+use telemetry::catalog::MODEL_INFERENCE_BATCH_ROWS;
+use telemetry::trace::spans;
+use telemetry::{Metrics, Tag};
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
+use crate::drift::{DriftMonitor, DriftWindow};
 use crate::error::Error;
 
 /// Batches up to this many rows are scored inline on the async worker; larger ones on tokio's blocking
@@ -32,55 +43,115 @@ use crate::error::Error;
 /// per-quote call from the gateway) run inline, and larger ones move off the worker.
 pub const INLINE_MAX_ROWS: usize = 64;
 
-/// The service state: the loaded repository and the limits applied to each call.
+/// The experiment arm of a request that names none.
+pub const DEFAULT_VARIANT: &str = "control";
+
+/// The service state: the loaded repository, the limits applied to each call, and where telemetry goes.
 pub struct Models {
     repository: Arc<ModelRepository>,
     max_batch_rows: usize,
     /// Large batches on the blocking pool at once; tract runs one batch on one thread, so more than one
     /// per core only adds contention.
     blocking: Arc<Semaphore>,
+    metrics: Metrics,
+    drift: Arc<DriftMonitor>,
 }
 
 impl Models {
+    /// Metrics go to the process's sink ([`telemetry::metrics`]); no drift is watched until
+    /// [`Models::with_drift`].
     pub fn new(repository: Arc<ModelRepository>, max_batch_rows: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             repository,
             max_batch_rows,
             blocking: Arc::new(Semaphore::new(cores)),
+            metrics: telemetry::metrics().clone(),
+            drift: Arc::default(),
         }
     }
 
+    /// Sends the service's metrics to `metrics` instead (tests).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Adds what every run feeds its model to `drift`'s windows.
+    pub fn with_drift(mut self, drift: Arc<DriftMonitor>) -> Self {
+        self.drift = drift;
+        self
+    }
+
     async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
-        if request.model.is_empty() {
+        let PredictRequest {
+            model,
+            version,
+            rows,
+            variant,
+        } = request;
+        if model.is_empty() {
             return Err(Error::EmptyModel);
         }
-        if request.rows.is_empty() {
+        if rows.is_empty() {
             return Err(Error::NoRows);
         }
-        if request.rows.len() > self.max_batch_rows {
+        if rows.len() > self.max_batch_rows {
             return Err(Error::TooManyRows {
-                rows: request.rows.len(),
+                rows: rows.len(),
                 max: self.max_batch_rows,
             });
         }
-        let model = Arc::clone(self.repository.get(&request.model, non_empty(&request.version))?);
-        tracing::Span::current().record("version", model.version());
-        let rows: Vec<Row> = request.rows.into_iter().map(|row| row.features).collect();
-        let predictions = if rows.len() <= INLINE_MAX_ROWS {
-            model.predict(&rows)?
+        let model = Arc::clone(self.repository.get(&model, non_empty(&version))?);
+        tracing::Span::current().record("model_version", model.version());
+        let rows: Vec<Row> = rows.into_iter().map(|row| row.features).collect();
+        // Large batches first wait for a blocking-pool slot, so the inference span times the run alone.
+        let permit = if rows.len() > INLINE_MAX_ROWS {
+            let permit = Arc::clone(&self.blocking).acquire_owned().await;
+            Some(permit.map_err(|_| Error::ShuttingDown)?)
         } else {
-            let permit = Arc::clone(&self.blocking)
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::ShuttingDown)?;
-            let scorer = Arc::clone(&model);
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                scorer.predict(&rows)
-            })
-            .await??
+            None
         };
+        self.metrics.distribution(
+            &MODEL_INFERENCE_BATCH_ROWS,
+            rows.len() as f64,
+            &[Tag::model(model.model())],
+        );
+        // A child of the server span: the gRPC layer made it current for this handler.
+        let cx = spans::inference_span(
+            &Context::current(),
+            model.model(),
+            model.version(),
+            variant_name(&variant),
+        );
+        cx.span().set_attribute(KeyValue::new(
+            "rows",
+            i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        ));
+        let window = self.drift.window(&model).cloned();
+        let started = Instant::now();
+        let result = match permit {
+            None => score(&cx, &model, &rows, window.as_deref()),
+            Some(permit) => {
+                // The blocking thread has no current context: the span's travels with the closure.
+                let (run_cx, scorer) = (cx.clone(), Arc::clone(&model));
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    score(&run_cx, &scorer, &rows, window.as_deref())
+                })
+                .await
+                .unwrap_or_else(|error| Err(Error::from(error)))
+            }
+        };
+        if let Err(error) = &result {
+            spans::record_error(&cx, error.error_type(), error.to_string());
+        }
+        spans::end(&cx);
+        let predictions = result?;
+        tracing::debug!(
+            inference_ms = started.elapsed().as_secs_f64() * 1e3,
+            "rows scored"
+        );
         Ok(PredictResponse {
             model: model.model().to_owned(),
             version: model.version().to_owned(),
@@ -117,7 +188,12 @@ impl pb::model_service_server::ModelService for Models {
     #[tracing::instrument(
         name = "predict",
         skip_all,
-        fields(model = %request.get_ref().model, version = tracing::field::Empty, rows = request.get_ref().rows.len())
+        fields(
+            model = %request.get_ref().model,
+            model_version = tracing::field::Empty,
+            variant = variant_name(&request.get_ref().variant),
+            rows = request.get_ref().rows.len(),
+        )
     )]
     async fn predict(&self, request: Request<PredictRequest>) -> Result<Response<PredictResponse>, Status> {
         match self.predict(request.into_inner()).await {
@@ -129,7 +205,7 @@ impl pb::model_service_server::ModelService for Models {
     #[tracing::instrument(
         name = "get_model_metadata",
         skip_all,
-        fields(model = %request.get_ref().model, version = %request.get_ref().version)
+        fields(model = %request.get_ref().model, model_version = %request.get_ref().version)
     )]
     async fn get_model_metadata(
         &self,
@@ -141,14 +217,41 @@ impl pb::model_service_server::ModelService for Models {
     }
 }
 
+/// Scores `rows` with the inference span current (log lines of the run carry it, on whichever thread)
+/// and adds what the rows fed the model to the version's drift window.
+fn score(
+    cx: &Context,
+    model: &ModelVersion,
+    rows: &[Row],
+    window: Option<&DriftWindow>,
+) -> Result<Vec<Prediction>, Error> {
+    let _attached = cx.clone().attach();
+    let Some(window) = window else {
+        return Ok(model.predict(rows)?);
+    };
+    let (predictions, tally) = model.predict_tallied(rows)?;
+    window.record(&tally);
+    Ok(predictions)
+}
+
 /// Logs a failed call by whose fault it is, then turns it into its status.
 fn reject(error: Error) -> Status {
+    let error_type = error.error_type();
     if error.is_client_error() {
-        tracing::debug!(%error, "request rejected");
+        tracing::debug!(error_type, %error, "request rejected");
     } else {
-        tracing::error!(%error, "request failed");
+        tracing::error!(error_type, %error, "request failed");
     }
     Status::from(error)
+}
+
+/// The request's experiment arm; empty means [`DEFAULT_VARIANT`].
+pub fn variant_name(variant: &str) -> &str {
+    if variant.is_empty() {
+        DEFAULT_VARIANT
+    } else {
+        variant
+    }
 }
 
 /// The protocol's "empty means the default version".

@@ -9,10 +9,8 @@ async fn an_unloadable_repository_fails_start_up_naming_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let missing = common::bundled_repository().join("no-such-folder");
     let config = Config {
-        listen_addr: listener.local_addr().expect("address"),
         model_repository: missing,
-        max_batch_rows: 10,
-        telemetry: telemetry::TelemetryConfig::for_service("model-service"),
+        ..common::config(listener.local_addr().expect("address"))
     };
     let error = run(config, listener, std::future::pending())
         .await

@@ -209,3 +209,38 @@ metrics! {
 pub fn by_name(name: &str) -> Option<&'static MetricDef> {
     CATALOG.iter().copied().find(|m| m.name == name)
 }
+
+impl MetricKind {
+    /// The DogStatsD type as people name it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Count => "count",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Distribution => "distribution",
+        }
+    }
+}
+
+/// The catalog as the Markdown table `docs/observability.md` carries (a test keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| metric | type | unit | tags | what it measures |\n| --- | --- | --- | --- | --- |\n");
+    for metric in CATALOG {
+        let tags: Vec<&str> = metric.tags.iter().map(|k| k.as_str()).collect();
+        let tags = if tags.is_empty() {
+            "-".to_owned()
+        } else {
+            tags.join(", ")
+        };
+        let unit = if metric.unit.is_empty() { "-" } else { metric.unit };
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            metric.name,
+            metric.kind.as_str(),
+            unit,
+            tags,
+            metric.description
+        ));
+    }
+    table
+}

@@ -5,10 +5,16 @@
 //! - [`redis::RedisCluster`]: a Redis Cluster of N primaries on loopback.
 //! - [`services`]: the gateway, feature-service and model-service, each a separate gRPC server.
 //! - [`features`]: Redis filled in Feast's layout through the `materialize` code.
+//! - [`processes`]: the services as separate processes (their own telemetry, logs and signals).
+//! - [`agent::TestAgent`]: Datadog's APM test agent receiving OTLP traces.
+//! - [`otlp`]: the spans the test agent received, flattened.
 //!
 //! The system's end-to-end tests live in this crate's `tests/`, one file per behaviour.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod features;
+pub mod otlp;
+pub mod processes;
 pub mod redis;
 pub mod services;

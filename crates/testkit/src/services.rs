@@ -155,6 +155,11 @@ pub async fn gateway(features: &Service, models: &Service, extra: &[&str]) -> Se
     .await
 }
 
+/// The gateway's request budget in tests unless a test sets its own: unoptimised builds on a loaded
+/// two-core CI machine can take tens of milliseconds for what takes one in release, and a test about
+/// predictions must not fail on the production budget (tests about deadlines set theirs explicitly).
+pub const TEST_BUDGET_MS: &str = "2000";
+
 /// All three services, wired together.
 pub struct Stack {
     pub models: Service,
@@ -173,6 +178,9 @@ impl Stack {
         let models = model_service(&[]).await;
         let features = feature_service(redis_url, &[]).await;
         let mut flags: Vec<&str> = gateway_flags.to_vec();
+        if !flags.contains(&"--request-timeout-ms") {
+            flags.extend(["--request-timeout-ms", TEST_BUDGET_MS]);
+        }
         if let Some(url) = redis_url {
             flags.extend(["--quote-redis-url", url]);
         }

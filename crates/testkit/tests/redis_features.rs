@@ -93,6 +93,7 @@ async fn fresh_stale_and_missing_features_on_redis() {
         .predict(PredictRequest {
             model: "customer_risk".into(),
             version: String::new(),
+            variant: String::new(),
             rows: vec![FeatureRow { features: row }],
         })
         .await

@@ -4,19 +4,21 @@
 //!   separate processes on free loopback ports (embedded feature snapshot and bundled models), sends sample
 //!   traffic, prints predictions and a latency summary, then stops them.
 //! - `up`: the same three services in the foreground on their default ports, until Ctrl-C.
-//! - `test`: installs what the tests need (redis-server) when it is missing, then runs every test.
+//! - `test`: installs what the tests need (redis-server, Datadog's APM test agent) when it is missing,
+//!   then runs every test.
 //! - `lint`: `cargo fmt --check` and clippy with warnings denied.
 //! - `bench`: the benchmarks and the load generator's report.
 //! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
 #![forbid(unsafe_code)]
 
+mod bench;
 mod process;
 mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use process::{Services, cargo, run};
+use process::{Services, cargo, free_port, run};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,7 +70,7 @@ fn build_release() -> Result<PathBuf, String> {
 
 fn demo(args: &[String]) -> Result<(), String> {
     let bin = build_release()?;
-    let services = Services::start(&bin, None)?;
+    let services = Services::start(&bin, None, &[])?;
     let mut loadgen = vec!["demo".to_owned(), "--gateway".to_owned(), services.gateway_url()];
     loadgen.extend(args.iter().cloned());
     let result = run(bin.join("loadgen").as_os_str(), &loadgen, &[]);
@@ -78,13 +80,14 @@ fn demo(args: &[String]) -> Result<(), String> {
 
 fn up() -> Result<(), String> {
     let bin = build_release()?;
-    let services = Services::start(&bin, Some([50053, 50052, 50051]))?;
+    let services = Services::start(&bin, Some([50053, 50052, 50051]), &[])?;
     println!("gateway on {}; Ctrl-C stops all three", services.gateway_url());
     services.wait()
 }
 
 fn test(args: &[String]) -> Result<(), String> {
     setup::redis()?;
+    setup::test_agent()?;
     if setup::has_nextest() {
         // nextest does not run doctests; run them first so the run closes on nextest's summary.
         cargo(&["test", "--workspace", "--doc"])?;
@@ -103,15 +106,66 @@ fn lint() -> Result<(), String> {
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
 }
 
+/// Micro-benchmarks (`cargo bench`), then the same closed-loop load through the three services (release
+/// builds, embedded data) with telemetry off, on with no agent listening, and on with a local sink, so
+/// the cost of telemetry and the effect of an absent agent are measured, not assumed.
 fn bench(args: &[String]) -> Result<(), String> {
-    let mut cmd = vec!["bench", "--workspace"];
-    cmd.extend(args.iter().map(String::as_str));
-    cargo(&cmd)?;
+    if !args.iter().any(|a| a == "--skip-micro") {
+        cargo(&["bench", "--workspace"])?;
+    }
     let bin = build_release()?;
-    let services = Services::start(&bin, None)?;
-    let load = ["run".to_owned(), "--gateway".to_owned(), services.gateway_url()];
-    let result = run(bin.join("loadgen").as_os_str(), &load, &[]);
-    services.stop().and(result)
+    let dead = || free_port().map(|p| p.to_string());
+    let sink = bench::UdpSink::start()?;
+    let modes: [(&str, Vec<(&str, String)>); 3] = [
+        (
+            "telemetry off",
+            vec![
+                ("DD_DOGSTATSD_DISABLE", "true".into()),
+                ("DD_TRACE_ENABLED", "false".into()),
+            ],
+        ),
+        (
+            "telemetry on, no agent listening",
+            vec![
+                ("DD_AGENT_HOST", "127.0.0.1".into()),
+                ("DD_DOGSTATSD_PORT", dead()?),
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://127.0.0.1:{}", dead()?),
+                ),
+            ],
+        ),
+        (
+            "telemetry on, metrics to a local UDP sink, traces to no agent",
+            vec![
+                ("DD_DOGSTATSD_URL", format!("udp://127.0.0.1:{}", sink.port)),
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://127.0.0.1:{}", dead()?),
+                ),
+            ],
+        ),
+    ];
+    for (name, env) in &modes {
+        for concurrency in ["1", "32"] {
+            println!("\n== {name}, concurrency {concurrency}");
+            let services = Services::start(&bin, None, env)?;
+            let load = [
+                "run",
+                "--gateway",
+                &services.gateway_url(),
+                "--concurrency",
+                concurrency,
+                "--seconds",
+                "10",
+            ]
+            .map(str::to_owned);
+            let result = run(bin.join("loadgen").as_os_str(), &load, &[]);
+            services.stop().and(result)?;
+        }
+    }
+    println!("\nmetrics sink received {} datagrams", sink.received());
+    Ok(())
 }
 
 fn materialize(args: &[String]) -> Result<(), String> {

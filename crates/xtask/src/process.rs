@@ -41,7 +41,7 @@ pub fn run(program: &OsStr, args: &[String], env: &[(&str, String)]) -> Result<(
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -57,7 +57,7 @@ pub struct Services {
 impl Services {
     /// Starts model-service, feature-service and gateway (in that order) on `ports`, or free ones.
     /// Logs go to `target/demo/<service>.log`. DD_* and OTEL_* variables pass through unchanged.
-    pub fn start(bin: &Path, ports: Option<[u16; 3]>) -> Result<Self, String> {
+    pub fn start(bin: &Path, ports: Option<[u16; 3]>, env: &[(&str, String)]) -> Result<Self, String> {
         let ports = match ports {
             Some(p) => p,
             None => [free_port()?, free_port()?, free_port()?],
@@ -77,6 +77,7 @@ impl Services {
             cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
                 .env("FEATURE_SERVICE_URL", url(ports[1]))
                 .env("MODEL_SERVICE_URL", url(ports[0]))
+                .envs(env.iter().map(|(k, v)| (*k, v)))
                 .stdout(log)
                 .stderr(err);
             if std::env::var_os("DD_SERVICE").is_some() {

@@ -29,6 +29,40 @@ pub fn redis() -> Result<(), String> {
     }
 }
 
+/// The version of Datadog's APM test agent the trace tests were written against (OTLP over gRPC in, OTLP
+/// JSON out on the OTLP HTTP port).
+const TEST_AGENT: &str = "ddapm-test-agent==1.69.1";
+
+/// Datadog's APM test agent in its own virtualenv (`target/venvs/ddapm`): sharing a venv with other
+/// packages can make pip resolve an old agent without OTLP support.
+pub fn test_agent() -> Result<(), String> {
+    let venv = crate::target_dir().join("venvs/ddapm");
+    let agent = venv.join("bin/ddapm-test-agent");
+    let agent_str = agent.to_string_lossy().into_owned();
+    if succeeds(&agent_str, &["--help"]) {
+        return Ok(());
+    }
+    let venv_str = venv.to_string_lossy().into_owned();
+    if !succeeds("python3", &["-m", "venv", &venv_str]) {
+        // Debian's python3 splits venv into its own package.
+        apt_install(&["python3-venv"])?;
+        if !succeeds("python3", &["-m", "venv", "--clear", &venv_str]) {
+            return Err(format!("`python3 -m venv {venv_str}` failed"));
+        }
+    }
+    println!("installing {TEST_AGENT} into {venv_str}");
+    let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+    let status = Command::new(&pip)
+        .args(["install", "--quiet", "--disable-pip-version-check", TEST_AGENT])
+        .status()
+        .map_err(|e| format!("cannot run {pip}: {e}"))?;
+    if status.success() && succeeds(&agent_str, &["--help"]) {
+        Ok(())
+    } else {
+        Err(format!("installing {TEST_AGENT} failed ({status})"))
+    }
+}
+
 fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root = Command::new("id")
         .arg("-u")

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 use clap::Parser;
 use feature_service::Config;
@@ -33,12 +34,22 @@ pub fn config(redis_url: Option<&str>, extra: &[&str]) -> Config {
 
 impl Server {
     pub async fn start(config: Config) -> Self {
+        Self::start_with_metrics(config, telemetry::metrics().clone()).await
+    }
+
+    /// Serves with metrics sent to `metrics` (e.g. a [`StatsdAgent`]'s).
+    pub async fn start_with_metrics(config: Config, metrics: telemetry::Metrics) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(feature_service::run(config, listener, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(feature_service::run_with_metrics(
+            config,
+            metrics,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
@@ -117,4 +128,77 @@ pub async fn fill_redis(url: &str) {
     feature_store::materialize(&feature_store::RedisConfig::new(url), &registry, &files, &options)
         .await
         .expect("materialize");
+}
+
+/// A stand-in for the Datadog agent's DogStatsD port: a UDP socket on 127.0.0.1:0 and a metrics sink
+/// pointed at it, flushed only when a test asks.
+pub struct StatsdAgent {
+    socket: UdpSocket,
+    pub metrics: telemetry::Metrics,
+}
+
+/// The unified service tags every datagram of a [`StatsdAgent`] ends with.
+pub const SERVICE_TAGS: &str = "env:test,service:feature-service,version:0.0.0-test";
+
+impl StatsdAgent {
+    pub fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind test agent");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("read timeout");
+        let target = telemetry::DogStatsdUrl::Udp {
+            host: "127.0.0.1".into(),
+            port: socket.local_addr().expect("addr").port(),
+        };
+        let tags = telemetry::ServiceTags {
+            env: "test".into(),
+            service: "feature-service".into(),
+            version: "0.0.0-test".into(),
+        };
+        let options = telemetry::MetricsOptions {
+            flush_interval: Duration::from_secs(3600),
+            ..telemetry::MetricsOptions::new(target, tags)
+        };
+        let metrics = telemetry::Metrics::start(options).expect("metrics sink");
+        Self { socket, metrics }
+    }
+
+    /// Flushes the sink and returns every DogStatsD line received since the last call.
+    pub fn lines(&self) -> Vec<String> {
+        assert!(self.metrics.flush(Duration::from_secs(2)), "metrics flush");
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
+            lines.extend(datagram.lines().map(str::to_owned));
+        }
+        lines
+    }
+}
+
+/// The line of `metric` whose tags (before the service tags) are exactly `tags`, e.g.
+/// `("cache.feast.miss", "c", "feature_view:customer_profile")`; its value part.
+pub fn value_of(lines: &[String], metric: &str, kind: &str, tags: &str) -> Option<String> {
+    let suffix = format!("|{kind}|#{tags},{SERVICE_TAGS}");
+    lines.iter().find_map(|line| {
+        line.strip_prefix(metric)?
+            .strip_prefix(':')?
+            .strip_suffix(&suffix)
+            .map(str::to_owned)
+    })
+}
+
+/// Every sample of distribution `metric` with `tags`, across lines.
+pub fn samples_of(lines: &[String], metric: &str, tags: &str) -> Vec<f64> {
+    let suffix = format!("|d|#{tags},{SERVICE_TAGS}");
+    lines
+        .iter()
+        .filter_map(|line| {
+            line.strip_prefix(metric)?
+                .strip_prefix(':')?
+                .strip_suffix(&suffix)
+        })
+        .flat_map(|values| values.split(':'))
+        .map(|v| v.parse::<f64>().expect("a number"))
+        .collect()
 }

@@ -5,13 +5,19 @@
 //! materialize --redis-url redis-cluster://10.0.0.1:7000 --file zone_demand.csv
 //! materialize --redis-url redis://127.0.0.1:6379 --file rows.csv --view customer_profile
 //! ```
+//!
+//! It is a batch job: every run ends with `batch_job.runs{job:materialize,status}`, `batch_job.status`,
+//! `batch_job.duration_s` and `batch_job.rows{feature_view}` over DogStatsD (`DD_*` variables), which
+//! the "batch job failed" monitor watches, also when the inputs cannot be read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use feature_store::{CsvFile, MaterializeOptions, RedisConfig, Registry};
+use feature_store::{CsvFile, MATERIALIZE_JOB, MaterializeOptions, RedisConfig, Registry};
+use telemetry::JobStatus;
+use telemetry::events::BatchJobFinished;
 
 #[derive(Parser)]
 #[command(
@@ -63,27 +69,36 @@ impl std::fmt::Debug for Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let _guard = telemetry::init(&args.telemetry, "materialize", env!("CARGO_PKG_VERSION"));
-    match run(args).await {
+    let guard = telemetry::init(&args.telemetry, "materialize", env!("CARGO_PKG_VERSION"));
+    let code = match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("materialize: {error}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // A batch job's metrics are sent at exit: flush them (and the spans) before the process ends.
+    guard.shutdown();
+    code
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let registry = Registry::load(args.registry.as_deref())?;
-    let files = if args.snapshot {
-        let files = CsvFile::bundled();
-        anyhow::ensure!(!files.is_empty(), "this build has no bundled snapshot");
-        files
-    } else {
-        args.files
-            .iter()
-            .map(|path| CsvFile::read(path, args.view.as_deref()))
-            .collect::<Result<_, _>>()?
+    let started = Instant::now();
+    let (registry, files) = match load_inputs(&args) {
+        Ok(inputs) => inputs,
+        Err(error) => {
+            // `materialize` reports its own failures; inputs that cannot even be read are reported here.
+            let message = error.to_string();
+            BatchJobFinished {
+                job: MATERIALIZE_JOB,
+                status: JobStatus::Failed,
+                duration: started.elapsed(),
+                rows: &[],
+                error: Some(&message),
+            }
+            .emit();
+            return Err(error);
+        }
     };
     let mut redis = RedisConfig::new(args.redis_url);
     redis.timeout = Duration::from_millis(args.timeout_ms);
@@ -92,6 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         rebase_timestamps: args.rebase_timestamps,
         timeout: redis.timeout,
+        metrics: telemetry::metrics().clone(),
     };
     let report = feature_store::materialize(&redis, &registry, &files, &options).await?;
     let views: Vec<String> = report
@@ -107,4 +123,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64() * 1000.0
     );
     Ok(())
+}
+
+/// The registry and the CSV files to write.
+fn load_inputs(args: &Args) -> anyhow::Result<(Registry, Vec<CsvFile>)> {
+    let registry = Registry::load(args.registry.as_deref())?;
+    let files = if args.snapshot {
+        let files = CsvFile::bundled();
+        anyhow::ensure!(!files.is_empty(), "this build has no bundled snapshot");
+        files
+    } else {
+        args.files
+            .iter()
+            .map(|path| CsvFile::read(path, args.view.as_deref()))
+            .collect::<Result<_, _>>()?
+    };
+    Ok((registry, files))
 }

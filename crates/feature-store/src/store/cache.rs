@@ -1,6 +1,7 @@
 //! The in-process cache in front of Redis: decoded view rows keyed by entity key + view, kept for a short
-//! TTL and bounded by an approximate byte weight. Hits and misses are counted ([`CacheStats`]) and can be
-//! observed per lookup ([`CacheObserver`]) for metrics.
+//! TTL and bounded by an approximate byte weight. Hits and misses are counted ([`CacheStats`]), sent by the
+//! store as `cache.feast.hit|miss{feature_view}` (tallied per request, see `store::metrics`), and can be
+//! observed per lookup ([`CacheObserver`]).
 //!
 //! A row's status is judged when it is read, not when it was cached, so a cached value turns
 //! OUTSIDE_MAX_AGE on time. Absent entities are cached too (their rows say NOT_FOUND): unknown ids do not
@@ -40,7 +41,8 @@ pub struct CacheStats {
     pub entries: u64,
 }
 
-/// Told about every cache lookup (one per entity key and view), e.g. to count `cache.<name>.hit|miss`.
+/// Told about every cache lookup (one per entity key and view). The store already sends
+/// `cache.feast.hit|miss`; this hook is for anything else (tests, other sinks).
 pub trait CacheObserver: Send + Sync {
     fn on_lookup(&self, view: &str, hit: bool);
 }

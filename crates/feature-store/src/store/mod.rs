@@ -1,8 +1,12 @@
 //! [`OnlineStore`]: answers `GetOnlineFeatures` from Redis (behind the TTL cache) or from the embedded
 //! snapshot, both holding Feast's layout and decoded by the same code.
+//!
+//! Every read reports to the [`Metrics`] sink of its [`StoreConfig`]: cache hits and misses, per-value
+//! availability and row staleness per feature view (see `metrics`), and Redis round trips (see `redis`).
 
 mod cache;
 mod memory;
+mod metrics;
 pub(crate) mod redis;
 mod row;
 
@@ -13,13 +17,14 @@ use bytes::Bytes;
 use prost_types::Timestamp;
 use proto::feast::types::Value;
 use proto::features::v1::{FeatureVector, FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
-use tracing::Instrument;
+use telemetry::Metrics;
 
 pub use cache::{CacheConfig, CacheObserver, CacheStats};
 pub use redis::{ReadStrategy, RedisConfig};
 
 use self::cache::FeatureCache;
 use self::memory::MemoryBackend;
+use self::metrics::{CacheTally, LookupTally};
 use self::redis::{Fetched, RedisBackend};
 use self::row::ViewRow;
 use crate::csv_rows::CsvFile;
@@ -39,10 +44,13 @@ pub struct StoreConfig {
     /// The embedded store's files; `None` is the bundled snapshot ([`CsvFile::bundled`]).
     pub snapshot: Option<Vec<CsvFile>>,
     pub cache_observer: Option<Arc<dyn CacheObserver>>,
+    /// Where cache, lookup, staleness and Redis metrics go.
+    pub metrics: Metrics,
 }
 
 impl StoreConfig {
-    /// Embedded snapshot, registry's project, default cache.
+    /// Embedded snapshot, registry's project, default cache, the process's metrics sink
+    /// ([`telemetry::metrics`]: call it after `telemetry::init`).
     pub fn new(registry: Registry) -> Self {
         Self {
             registry,
@@ -51,6 +59,7 @@ impl StoreConfig {
             cache: CacheConfig::default(),
             snapshot: None,
             cache_observer: None,
+            metrics: telemetry::metrics().clone(),
         }
     }
 }
@@ -62,6 +71,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("redis", &self.redis)
             .field("cache", &self.cache)
             .field("snapshot_files", &self.snapshot.as_ref().map(Vec::len))
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +97,7 @@ struct Inner {
     project: String,
     backend: Backend,
     cache: Option<FeatureCache>,
+    metrics: Metrics,
 }
 
 /// Online feature reads in Feast's serving shape. Cheap to clone (shared inside).
@@ -104,7 +115,7 @@ impl OnlineStore {
             .unwrap_or_else(|| config.registry.project().to_owned());
         let (backend, cache) = match &config.redis {
             Some(redis_config) => {
-                let redis = RedisBackend::connect(redis_config).await?;
+                let redis = RedisBackend::connect(redis_config, config.metrics.clone()).await?;
                 let backend = Backend::Redis {
                     redis,
                     timeout: redis_config.timeout,
@@ -127,6 +138,7 @@ impl OnlineStore {
                 project,
                 backend,
                 cache,
+                metrics: config.metrics,
             }),
         })
     }
@@ -158,6 +170,9 @@ impl OnlineStore {
     /// Validates `request`, reads every entity key it needs in one round trip (cache misses only), and
     /// returns one vector per feature with a value, status and event time per entity row. The Redis call
     /// is bounded by the configured timeout and by `deadline`, whichever comes first.
+    ///
+    /// The Redis span is a child of the current OpenTelemetry context; the response's values are
+    /// counted in `features.lookups` and their rows' ages in `features.staleness_s`.
     pub async fn get_online_features(
         &self,
         request: &GetOnlineFeaturesRequest,
@@ -191,13 +206,19 @@ impl OnlineStore {
                     .await?;
             }
         }
-        Ok(assemble(
+        let now = SystemTime::now();
+        let mut lookups = LookupTally::new(views.len());
+        let response = assemble(
             &inner.registry,
             &plan,
             &rows,
-            SystemTime::now(),
+            now,
             &request.features,
-        ))
+            &mut lookups,
+        );
+        lookups.emit(&inner.metrics, views);
+        metrics::record_staleness(&inner.metrics, views, &plan, &rows, now);
+        Ok(response)
     }
 
     /// Fills `rows` from the cache, then reads every key with a miss in one pipeline.
@@ -212,10 +233,17 @@ impl OnlineStore {
         let inner = &*self.inner;
         let views = inner.registry.views();
         let mut missing = Vec::new();
+        let mut cache_tally = CacheTally::new(views.len());
         for (k, (key, key_views)) in plan.keys.iter().zip(&plan.key_views).enumerate() {
             let mut miss = false;
             for &v in key_views {
-                match inner.cache.as_ref().and_then(|c| c.get(key, v, &views[v].name)) {
+                let Some(cache) = &inner.cache else {
+                    miss = true;
+                    continue;
+                };
+                let cached = cache.get(key, v, &views[v].name);
+                cache_tally.record(v, cached.is_some());
+                match cached {
                     Some(row) => rows[k * views.len() + v] = Some(row),
                     None => miss = true,
                 }
@@ -223,6 +251,9 @@ impl OnlineStore {
             if miss {
                 missing.push(k);
             }
+        }
+        if inner.cache.is_some() {
+            cache_tally.emit(&inner.metrics, views);
         }
         if missing.is_empty() {
             return Ok(());
@@ -242,18 +273,8 @@ impl OnlineStore {
                 })
                 .collect()
         };
-        let operation = match strategy {
-            ReadStrategy::HashGetAll => "HGETALL",
-            ReadStrategy::HashGetFields => "HMGET",
-        };
-        let span = tracing::info_span!(
-            "redis.pipeline",
-            otel.kind = "client",
-            db.system = "redis",
-            db.operation = operation,
-            db.redis.keys = keys.len(),
-        );
-        let fetched = redis.fetch(&keys, fields, timeout).instrument(span).await?;
+        // One round trip, traced and measured by the backend.
+        let fetched = redis.fetch(&keys, fields, timeout).await?;
         for (&k, fetched) in missing.iter().zip(&fetched) {
             let key_views = &plan.key_views[k];
             // HGETALL brought every view stored under the key: cache them all.
@@ -296,6 +317,7 @@ fn assemble(
     rows: &[Option<Arc<ViewRow>>],
     now: SystemTime,
     names: &[String],
+    lookups: &mut LookupTally,
 ) -> GetOnlineFeaturesResponse {
     let views = registry.views();
     let results = plan
@@ -322,6 +344,7 @@ fn assemble(
                     Some(stored) => stored.field(f, view.ttl, now),
                     None => (Value::default(), FieldStatus::NotFound, Timestamp::default()),
                 };
+                lookups.record(v, status);
                 vector.values.push(value);
                 vector.statuses.push(status as i32);
                 vector.event_timestamps.push(timestamp);

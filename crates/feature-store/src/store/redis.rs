@@ -5,6 +5,12 @@
 //! Every request is one pipeline: one command per distinct entity key (keys differ per entity, and in a
 //! cluster they live in different slots, so no multi-key command can replace it).
 //!
+//! Each pipeline is one round trip, and one `redis.query` span in APM (`db.system=redis`, the command as
+//! `db.operation`/`db.statement`, the number of keys as `redis.pipeline_length`; never a key or a value),
+//! child of the current OpenTelemetry context (the gRPC server span while serving). It records
+//! `redis.command.latency_ms{command}` and, when it fails, `redis.command.errors{command,error_type}` with
+//! an error log naming the redacted URL ([`crate::events::RedisCommandFailed`]).
+//!
 //! HGETALL or HMGET? Measured with `cargo test -p feature-store --release --test read_strategy -- --ignored
 //! --nocapture` (fred 10.1, redis-server 7.0.15 on loopback, release build, 2 cores shared with other
 //! builds, concurrency 1, 5,000 requests after 500 warm-up; a request asks for the 9 customer features of
@@ -24,15 +30,27 @@
 //! ([`ReadStrategy::HashGetFields`]) for hashes that grow large (many views on one entity).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fred::clients::Pool;
+use fred::clients::{Client, Pool};
 use fred::error::ErrorKind;
 use fred::prelude::{ClientLike, Config, HashesInterface, ReconnectPolicy, TcpConfig};
 use fred::types::{Key, Value};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
+use telemetry::catalog::REDIS_COMMAND_LATENCY_MS;
+use telemetry::trace::spans;
+use telemetry::{Metrics, Tag};
 
 use crate::Error;
+use crate::events::RedisCommandFailed;
+
+/// Command names, as spans and the `command` metric tag carry them.
+pub(crate) const HGETALL: &str = "HGETALL";
+pub(crate) const HMGET: &str = "HMGET";
+pub(crate) const HSET: &str = "HSET";
 
 /// URL schemes fred understands (without its unix-socket feature).
 const SCHEMES: &[&str] = &[
@@ -61,6 +79,16 @@ pub enum ReadStrategy {
     HashGetAll,
     /// `HMGET key f1 f2 ...`: the fields of the views asked for, and their `_ts:` fields.
     HashGetFields,
+}
+
+impl ReadStrategy {
+    /// The Redis command each key is read with.
+    pub const fn command(self) -> &'static str {
+        match self {
+            Self::HashGetAll => HGETALL,
+            Self::HashGetFields => HMGET,
+        }
+    }
 }
 
 /// Connection settings for Redis.
@@ -113,10 +141,13 @@ pub(crate) enum Fetched {
 pub(crate) struct RedisBackend {
     pool: Pool,
     strategy: ReadStrategy,
+    /// The URL with its password redacted: the only form logs may show.
+    url: String,
+    metrics: Metrics,
 }
 
 impl RedisBackend {
-    pub async fn connect(config: &RedisConfig) -> Result<Self, Error> {
+    pub async fn connect(config: &RedisConfig, metrics: Metrics) -> Result<Self, Error> {
         let url = crate::redact_url(&config.url);
         let scheme = config.url.split_once("://").map_or("", |(scheme, _)| scheme);
         if !SCHEMES.contains(&scheme) {
@@ -168,12 +199,14 @@ impl RedisBackend {
         Ok(Self {
             pool,
             strategy: config.read_strategy,
+            url,
+            metrics,
         })
     }
 
     /// A connected client, or UNAVAILABLE at once: while fred reconnects, commands would otherwise wait in
     /// its queue until the timeout, turning an outage into slow DEADLINE_EXCEEDED answers.
-    pub fn client(&self) -> Result<&fred::clients::Client, Error> {
+    pub fn client(&self) -> Result<&Client, Error> {
         let client = self.pool.next_connected();
         if client.is_connected() {
             Ok(client)
@@ -192,7 +225,20 @@ impl RedisBackend {
         fields: impl Fn(usize) -> Vec<Bytes>,
         timeout: Duration,
     ) -> Result<Vec<Fetched>, Error> {
-        let pipeline = self.client()?.pipeline();
+        self.round_trip(self.strategy.command(), keys.len(), |client| {
+            self.fetch_on(client, keys, fields, timeout)
+        })
+        .await
+    }
+
+    async fn fetch_on(
+        &self,
+        client: &Client,
+        keys: &[Bytes],
+        fields: impl Fn(usize) -> Vec<Bytes>,
+        timeout: Duration,
+    ) -> Result<Vec<Fetched>, Error> {
+        let pipeline = client.pipeline();
         let mut asked: Vec<Vec<Bytes>> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let key = Key::from(key.clone());
@@ -237,7 +283,16 @@ impl RedisBackend {
         rows: Vec<(Bytes, Vec<(Bytes, Bytes)>)>,
         timeout: Duration,
     ) -> Result<(), Error> {
-        let pipeline = self.client()?.pipeline();
+        self.round_trip(HSET, rows.len(), |client| Self::write_on(client, rows, timeout))
+            .await
+    }
+
+    async fn write_on(
+        client: &Client,
+        rows: Vec<(Bytes, Vec<(Bytes, Bytes)>)>,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let pipeline = client.pipeline();
         for (key, fields) in rows {
             let map: Vec<(Key, Value)> = fields
                 .into_iter()
@@ -251,6 +306,50 @@ impl RedisBackend {
             .map_err(|_| Error::Timeout(timeout))?
             .map(drop)
             .map_err(|e| Error::from_redis(e, timeout))
+    }
+
+    /// One pipeline of `keys` `command`s, traced and measured. The latency is recorded only for pipelines
+    /// that were sent: while fred reconnects, calls fail at once and would only drag the percentiles down
+    /// (they are counted in `redis.command.errors` instead).
+    async fn round_trip<'a, T, F>(
+        &'a self,
+        command: &'static str,
+        keys: usize,
+        call: impl FnOnce(&'a Client) -> F,
+    ) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        let cx = spans::redis_span(&Context::current(), command, None);
+        cx.span().set_attribute(KeyValue::new(
+            "redis.pipeline_length",
+            i64::try_from(keys).unwrap_or(i64::MAX),
+        ));
+        let result = match self.client() {
+            Ok(client) => {
+                let started = Instant::now();
+                let result = call(client).await;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                self.metrics
+                    .distribution(&REDIS_COMMAND_LATENCY_MS, elapsed_ms, &[Tag::command(command)]);
+                result
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &result {
+            let error_type = error.error_type();
+            spans::record_error(&cx, error_type, error.to_string());
+            RedisCommandFailed {
+                command,
+                error_type,
+                keys,
+                url: &self.url,
+                error,
+            }
+            .emit(&self.metrics);
+        }
+        spans::end(&cx);
+        result
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use model_service::{Config, Error, run};
+use model_service::{Config, Error, run, run_with_metrics};
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{FeatureRow, PredictRequest};
 use tokio::net::TcpListener;
@@ -32,20 +32,29 @@ impl TestServer {
     }
 
     pub async fn start_with(max_batch_rows: u32) -> Self {
+        Self::start_configured(|config| config.max_batch_rows = max_batch_rows, None).await
+    }
+
+    /// A server with the test defaults changed by `configure`, sending its metrics to `metrics` (the
+    /// process's sink, a disabled one in tests, when `None`).
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut Config),
+        metrics: Option<telemetry::Metrics>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local address");
-        let config = Config {
-            listen_addr: addr,
-            model_repository: bundled_repository(),
-            max_batch_rows,
-            telemetry: telemetry::TelemetryConfig::for_service("model-service"),
-        };
+        let mut config = config(addr);
+        configure(&mut config);
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(config, listener, async {
+        let stop = async {
             let _ = stop.await;
-        }));
+        };
+        let task = match metrics {
+            None => tokio::spawn(run(config, listener, stop)),
+            Some(metrics) => tokio::spawn(run_with_metrics(config, listener, stop, metrics)),
+        };
         // The listener is bound, so connecting cannot race the server: the handshake waits in the backlog
         // until the repository is loaded and serving begins.
         let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -73,6 +82,18 @@ impl TestServer {
     }
 }
 
+/// The bundled repository, at most 1000 rows per call, drift evaluated every minute.
+pub fn config(listen_addr: SocketAddr) -> Config {
+    Config {
+        listen_addr,
+        model_repository: bundled_repository(),
+        max_batch_rows: 1000,
+        drift_interval_secs: 60,
+        drift_min_rows: 500,
+        telemetry: telemetry::TelemetryConfig::for_service("model-service"),
+    }
+}
+
 pub fn row(features: &[(&str, f64)]) -> FeatureRow {
     FeatureRow {
         features: features
@@ -87,6 +108,7 @@ pub fn request(model: &str, version: &str, rows: Vec<FeatureRow>) -> PredictRequ
         model: model.into(),
         version: version.into(),
         rows,
+        variant: String::new(),
     }
 }
 

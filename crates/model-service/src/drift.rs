@@ -1,0 +1,272 @@
+//! Feature drift of the live traffic against each model version's training baseline, reported as the
+//! `model.feature_drift.psi` gauge (tags model, model_version, feature; the monitor alerts above 0.25).
+//!
+//! - Hot path: a Predict call fills a [`DriftTally`] while its input tensor is built (model-runtime),
+//!   then [`DriftWindow::record`] adds it to the version's window: one relaxed `fetch_add` per non-empty
+//!   bin, no lock. Calls on other cores never wait for each other; they only share cache lines.
+//!   Measured (release, 2-core VM shared with other builds): binning one row's watched inputs costs
+//!   ~26-30 ns for customer_risk (8 watched inputs) and ~36-40 ns for demand_surge (9), against ~1 µs
+//!   of inference per row (`cargo bench -p model-runtime --bench predict`: `drift_observe`; the
+//!   `predict_tallied` and `predict` timings are within noise of each other at every batch size).
+//!   `record` costs ~27 ns per call for a 1-row tally, ~95 ns for a 1000-row one (`cargo bench -p
+//!   model-service --bench drift`). Adding the tally's two small allocations and the window lookup (not
+//!   benched) puts the total near 0.1 µs on a ~6.5 µs single-row call, and ~3% of a 1000-row batch.
+//! - Every `DRIFT_INTERVAL_SECS`, [`DriftMonitor::report`] closes, per watched feature, the window of
+//!   every loaded version that has reached `DRIFT_MIN_ROWS` rows: it takes the counts (swapping them to
+//!   0, which starts the next window), computes PSI, and emits [`FeatureDriftMeasured`]. A feature
+//!   below the minimum keeps accumulating into the next interval instead, so a quiet model still gets
+//!   a statistically meaningful PSI, just less often; the gauge, re-sent by the sink every flush, keeps
+//!   the last complete window's value meanwhile.
+//!
+//! What is counted is the value each row fed the model. Rows whose value was absent or not finite took
+//! the manifest default; they are counted apart (`defaulted` in the log line), not binned, because the
+//! default is the training median: a feature-store outage would otherwise pile rows into one bin and
+//! page the drift monitor for a data-availability problem that has its own signals (`features.lookups`,
+//! `defaulted_inputs`). So `rows` is per feature: the rows that actually carried it.
+//!
+//! Counts taken while a call is adding its tally may split that call between two windows; no row is
+//! lost or counted twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use model_runtime::drift::DriftFeature;
+use model_runtime::{DriftProfile, DriftTally, ModelRepository, ModelVersion};
+use telemetry::catalog::MODEL_FEATURE_DRIFT_PSI;
+use telemetry::{Metrics, Tag};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+/// The drift monitor's alert threshold (design record: "feature_drift.psi > 0.25"); a window above it
+/// is also logged at WARN.
+pub const PSI_ALERT: f64 = 0.25;
+
+/// Drift windows of every loaded version that has watched features.
+#[derive(Debug, Default)]
+pub struct DriftMonitor {
+    /// model → version → window. Built at start-up; versions are not reloaded while serving.
+    windows: HashMap<String, HashMap<String, Arc<DriftWindow>>>,
+    min_rows: u64,
+}
+
+impl DriftMonitor {
+    /// A window for every version of `repository` with at least one watched feature; a feature's PSI is
+    /// reported once its window holds `min_rows` rows.
+    pub fn new(repository: &ModelRepository, min_rows: u64) -> Self {
+        let mut windows: HashMap<String, HashMap<String, Arc<DriftWindow>>> = HashMap::new();
+        for version in repository.models().flat_map(|model| model.versions()) {
+            let profile = version.drift_profile();
+            let unwatched: Vec<&str> = version
+                .inputs()
+                .iter()
+                .map(|input| input.name.as_str())
+                .filter(|name| !profile.features().iter().any(|f| f.name() == *name))
+                .collect();
+            tracing::info!(
+                model = version.model(),
+                model_version = version.version(),
+                watched = profile.features().len(),
+                unwatched = %unwatched.join(","),
+                min_rows,
+                "feature drift watch"
+            );
+            if profile.is_empty() {
+                continue;
+            }
+            windows.entry(version.model().to_owned()).or_default().insert(
+                version.version().to_owned(),
+                Arc::new(DriftWindow::for_version(version)),
+            );
+        }
+        Self { windows, min_rows }
+    }
+
+    /// The window of `version`, if it has watched features.
+    pub fn window(&self, version: &ModelVersion) -> Option<&Arc<DriftWindow>> {
+        self.windows.get(version.model())?.get(version.version())
+    }
+
+    /// Closes every feature window that reached the minimum and emits its PSI to `metrics`; returns
+    /// what was emitted.
+    pub fn report(&self, metrics: &Metrics) -> Vec<FeatureDriftMeasured> {
+        let mut measured = Vec::new();
+        for window in self.windows.values().flat_map(HashMap::values) {
+            for drift in window.close(self.min_rows) {
+                drift.emit(metrics);
+                measured.push(drift);
+            }
+        }
+        measured
+    }
+}
+
+/// The current window of one model version: rows per bin and defaulted rows per watched feature.
+#[derive(Debug)]
+pub struct DriftWindow {
+    model: String,
+    version: String,
+    profile: DriftProfile,
+    /// Laid out like [`DriftTally::counts`].
+    counts: Box<[AtomicU64]>,
+    /// Like [`DriftTally::defaulted`].
+    defaulted: Box<[AtomicU64]>,
+}
+
+impl DriftWindow {
+    pub fn for_version(version: &ModelVersion) -> Self {
+        Self::new(
+            version.model(),
+            version.version(),
+            version.drift_profile().clone(),
+        )
+    }
+
+    pub fn new(model: &str, version: &str, profile: DriftProfile) -> Self {
+        let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            counts: zeros(profile.bin_count()),
+            defaulted: zeros(profile.features().len()),
+            profile,
+        }
+    }
+
+    pub fn profile(&self) -> &DriftProfile {
+        &self.profile
+    }
+
+    /// Adds one call's tally (from this version's profile) to the window. Lock-free.
+    pub fn record(&self, tally: &DriftTally) {
+        add(&self.counts, tally.counts());
+        add(&self.defaulted, tally.defaulted());
+    }
+
+    /// Takes the window of every feature with at least `min_rows` binned rows and measures it; the
+    /// others keep counting.
+    pub fn close(&self, min_rows: u64) -> Vec<FeatureDriftMeasured> {
+        let mut closed = Vec::new();
+        for (index, feature) in self.profile.features().iter().enumerate() {
+            let bins = feature.slice(&self.counts);
+            let rows: u64 = bins.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+            if rows < min_rows.max(1) {
+                continue;
+            }
+            // Swapping, not the loads above: rows added since are kept, not lost.
+            let counts: Vec<u64> = bins.iter().map(|n| n.swap(0, Ordering::Relaxed)).collect();
+            let defaulted = self
+                .defaulted
+                .get(index)
+                .map_or(0, |n| n.swap(0, Ordering::Relaxed));
+            if let Some(drift) = self.measure(feature, &counts, defaulted) {
+                closed.push(drift);
+            }
+        }
+        closed
+    }
+
+    fn measure(
+        &self,
+        feature: &DriftFeature,
+        counts: &[u64],
+        defaulted: u64,
+    ) -> Option<FeatureDriftMeasured> {
+        Some(FeatureDriftMeasured {
+            model: self.model.clone(),
+            model_version: self.version.clone(),
+            feature: feature.name().to_owned(),
+            psi: feature.psi(counts)?,
+            rows: counts.iter().sum(),
+            defaulted,
+        })
+    }
+}
+
+fn add(window: &[AtomicU64], tally: &[u64]) {
+    debug_assert_eq!(window.len(), tally.len(), "a tally from another profile");
+    for (slot, n) in window.iter().zip(tally) {
+        if *n > 0 {
+            slot.fetch_add(*n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One feature's drift over a closed window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureDriftMeasured {
+    pub model: String,
+    pub model_version: String,
+    pub feature: String,
+    pub psi: f64,
+    /// Rows whose value was binned.
+    pub rows: u64,
+    /// Rows in the same window whose value was defaulted (not binned).
+    pub defaulted: u64,
+}
+
+impl FeatureDriftMeasured {
+    /// `model.feature_drift.psi` and one log line (WARN above [`PSI_ALERT`]).
+    pub fn emit(&self, metrics: &Metrics) {
+        metrics.gauge(
+            &MODEL_FEATURE_DRIFT_PSI,
+            self.psi,
+            &[
+                Tag::model(&self.model),
+                Tag::model_version(&self.model_version),
+                Tag::feature(&self.feature),
+            ],
+        );
+        if self.psi > PSI_ALERT {
+            tracing::warn!(
+                model = %self.model,
+                model_version = %self.model_version,
+                feature = %self.feature,
+                psi = self.psi,
+                rows = self.rows,
+                defaulted = self.defaulted,
+                "feature drift above the alert threshold"
+            );
+        } else {
+            tracing::info!(
+                model = %self.model,
+                model_version = %self.model_version,
+                feature = %self.feature,
+                psi = self.psi,
+                rows = self.rows,
+                defaulted = self.defaulted,
+                "feature drift measured"
+            );
+        }
+    }
+}
+
+/// Runs [`DriftMonitor::report`] every `interval` until the returned guard is dropped.
+pub fn spawn_reporter(monitor: Arc<DriftMonitor>, interval: Duration, metrics: Metrics) -> ReporterGuard {
+    let task = tokio::spawn(async move {
+        // The first tick is one interval after start, not immediately.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            // A few hundred bins at most: cheap enough for the async worker.
+            monitor.report(&metrics);
+        }
+    });
+    ReporterGuard(task)
+}
+
+/// Stops the drift reporter when dropped.
+#[derive(Debug)]
+pub struct ReporterGuard(JoinHandle<()>);
+
+impl Drop for ReporterGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+#[path = "drift_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! The three services as separate processes (their real binaries), for tests that need what only a
+//! process has: its own telemetry (service name, DogStatsD and OTLP sinks), its stdout log lines, and
+//! SIGTERM.
+//!
+//! The binaries are the ones `cargo test --workspace` / `cargo nextest run --workspace` build next to the
+//! test executables (`target/<profile>/`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Where the workspace's binaries are: the profile directory above this test executable's `deps/`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    dir.to_path_buf()
+}
+
+fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test` (or `cargo test --workspace`), which builds it",
+        path.display()
+    );
+    path
+}
+
+/// One service process; its stdout lines are collected; killed on drop if still running.
+pub struct ServiceProcess {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServiceProcess {
+    /// Starts binary `name` listening on a free loopback port, with `env` on top of this process's
+    /// environment, and waits until its health check answers SERVING.
+    pub async fn start(name: &'static str, env: &[(&str, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut child = Command::new(binary(name))
+            .env("LISTEN_ADDR", addr.to_string())
+            .env("LOG_FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let reader = child.stdout.take().map(|stdout| {
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    sink.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(line);
+                }
+            })
+        });
+        let mut process = Self {
+            name,
+            addr,
+            child: Some(child),
+            lines,
+            reader,
+        };
+        process.wait_serving(Duration::from_secs(60)).await;
+        process
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url())
+            .expect("valid url")
+            .connect_lazy()
+    }
+
+    /// The stdout lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn wait_serving(&mut self, timeout: Duration) {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < timeout {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "{} exited while starting ({status}); its output: {:?}",
+                    self.name,
+                    self.lines()
+                );
+            }
+            let mut client = HealthClient::new(self.channel());
+            match client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+            {
+                Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => return,
+                Ok(r) => last = format!("status {}", r.get_ref().status),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{} not SERVING after {timeout:?}: {last}", self.name);
+    }
+
+    /// SIGTERM, then waits (up to 15 s) for the exit, which flushes the process's telemetry; returns the
+    /// exit status and every line the process wrote to stdout.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{} ignored SIGTERM",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The pipe closed with the process: the reader ends once it has read the last line.
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        }
+        (status, self.lines())
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The three services as processes, wired together; `env` goes to all three (telemetry settings).
+pub struct ProcessStack {
+    pub models: ServiceProcess,
+    pub features: ServiceProcess,
+    pub gateway: ServiceProcess,
+}
+
+impl ProcessStack {
+    pub async fn start(env: &[(&str, String)]) -> Self {
+        let models = ServiceProcess::start("model-service", env).await;
+        let features = ServiceProcess::start("feature-service", env).await;
+        let mut gateway_env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "REQUEST_TIMEOUT_MS") {
+            gateway_env.push(("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()));
+        }
+        gateway_env.push(("FEATURE_SERVICE_URL", features.url()));
+        gateway_env.push(("MODEL_SERVICE_URL", models.url()));
+        let gateway = ServiceProcess::start("gateway", &gateway_env).await;
+        Self {
+            models,
+            features,
+            gateway,
+        }
+    }
+
+    pub fn client(&self) -> proto::inference::v1::inference_service_client::InferenceServiceClient<Channel> {
+        proto::inference::v1::inference_service_client::InferenceServiceClient::new(self.gateway.channel())
+    }
+
+    /// SIGTERM to each, gateway first; returns each one's stdout lines, and asserts clean exits.
+    pub async fn terminate(self) -> Vec<(&'static str, Vec<String>)> {
+        let mut out = Vec::new();
+        for process in [self.gateway, self.features, self.models] {
+            let name = process.name;
+            let (status, lines) = process.terminate().await;
+            assert!(status.success(), "{name} exited with {status}");
+            out.push((name, lines));
+        }
+        out
+    }
+}

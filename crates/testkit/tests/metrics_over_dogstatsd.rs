@@ -1,0 +1,210 @@
+//! One request of each public RPC, through the three services as processes, sends the design record's
+//! metrics over a real UDP socket: the catalog's names, types and tag keys, the unified service tags on
+//! every datagram, and never a customer, zone, request or quote id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
+    PredictDemandSurgeRequest, QuotePriceRequest, RecordOutcomeRequest,
+};
+use telemetry::catalog::{MetricKind, by_name};
+use testkit::features::materialize_snapshot;
+use testkit::processes::ProcessStack;
+use testkit::redis::RedisServer;
+
+/// What each metric was seen with: its type letter and its tag keys.
+#[derive(Debug, Default)]
+struct Seen {
+    types: BTreeSet<String>,
+    tag_keys: BTreeSet<String>,
+    tag_values: BTreeSet<String>,
+}
+
+fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    for line in datagrams.iter().flat_map(|d| d.lines()) {
+        let mut parts = line.split('|');
+        let name_values = parts.next().unwrap_or_default();
+        let name = name_values.split(':').next().unwrap_or_default().to_owned();
+        let entry = seen.entry(name).or_default();
+        for part in parts {
+            if let Some(tags) = part.strip_prefix('#') {
+                for tag in tags.split(',') {
+                    let (key, value) = tag.split_once(':').unwrap_or((tag, ""));
+                    entry.tag_keys.insert(key.to_owned());
+                    entry.tag_values.insert(value.to_owned());
+                }
+            } else if !part.starts_with('@') {
+                entry.types.insert(part.to_owned());
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn each_rpc_emits_the_catalog_metrics() {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    let env = [
+        (
+            "DD_DOGSTATSD_URL",
+            format!("udp://{}", socket.local_addr().expect("addr")),
+        ),
+        ("DD_ENV", "metrics-test".to_owned()),
+        ("DD_TRACE_ENABLED", "false".to_owned()),
+        ("REDIS_URL", redis.url()),
+        ("QUOTE_REDIS_URL", redis.url()),
+    ];
+    let stack = ProcessStack::start(&env).await;
+    let mut client = stack.client();
+    let customer = "C000123";
+    let zone = "Z0077";
+    client
+        .predict_customer_risk(PredictCustomerRiskRequest {
+            customer_id: customer.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("risk");
+    client
+        .predict_demand_surge(PredictDemandSurgeRequest {
+            zone_id: zone.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("surge");
+    let quote = client
+        .quote_price(QuotePriceRequest {
+            customer_id: customer.into(),
+            zone_id: zone.into(),
+            base_price: 20.0,
+            ..Default::default()
+        })
+        .await
+        .expect("quote")
+        .into_inner();
+    client
+        .record_outcome(RecordOutcomeRequest {
+            quote_id: quote.quote_id.clone(),
+            booked: true,
+            revenue: quote.price,
+        })
+        .await
+        .expect("outcome");
+    client
+        .batch_predict_customer_risk(BatchPredictCustomerRiskRequest {
+            customer_ids: vec![customer.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("risk batch");
+    client
+        .batch_predict_demand_surge(BatchPredictDemandSurgeRequest {
+            zone_ids: vec![zone.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("surge batch");
+    let bad = client
+        .predict_customer_risk(PredictCustomerRiskRequest::default())
+        .await;
+    assert!(bad.is_err(), "an empty id is rejected (and counted as an error)");
+    // SIGTERM flushes what each process aggregated.
+    stack.terminate().await;
+
+    let mut datagrams = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = socket.recv(&mut buf) {
+        assert!(n <= 1432, "a {n}-byte datagram exceeds the UDP limit");
+        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let seen = parse(&datagrams);
+
+    let expected = [
+        "api.predict.requests",
+        "api.predict.errors",
+        "api.predict.latency_ms",
+        "api.predict.feature_fetch_ms",
+        "api.predict.inference_ms",
+        "model.crai.risk_score",
+        "model.crai.risk_multiplier",
+        "model.demand.surge_factor",
+        "model.predictions.count",
+        "model.inference.batch_rows",
+        "cache.model_metadata.miss",
+        "cache.model_metadata.hit",
+        "cache.feast.miss",
+        "cache.feast.hit",
+        "features.lookups",
+        "features.staleness_s",
+        "redis.command.latency_ms",
+        "business.quotes.count",
+        "business.outcomes.count",
+        "business.revenue.dynamic_pricing",
+        "business.booking.conversion_rate",
+    ];
+    for name in expected {
+        let got = seen
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} was not sent; saw {:?}", seen.keys()));
+        let def = by_name(name).unwrap_or_else(|| panic!("{name} is not in the catalog"));
+        let letter = match def.kind {
+            MetricKind::Count => "c",
+            MetricKind::Gauge => "g",
+            MetricKind::Distribution => "d",
+        };
+        assert_eq!(got.types, BTreeSet::from([letter.to_owned()]), "{name} type");
+    }
+    for (name, got) in &seen {
+        let def = by_name(name).unwrap_or_else(|| panic!("{name} was sent but is not in the catalog"));
+        let allowed: BTreeSet<&str> = def
+            .tags
+            .iter()
+            .map(|k| k.as_str())
+            .chain(["env", "service", "version"])
+            .collect();
+        for key in &got.tag_keys {
+            assert!(
+                allowed.contains(key.as_str()),
+                "{name} carries tag key {key} outside the catalog"
+            );
+        }
+        for unified in ["env", "service", "version"] {
+            assert!(got.tag_keys.contains(unified), "{name} lacks {unified}");
+        }
+        for value in &got.tag_values {
+            for id in [customer, zone, quote.quote_id.as_str()] {
+                assert!(
+                    !value.contains(id),
+                    "{name} carries an entity id in a tag: {value}"
+                );
+            }
+        }
+    }
+    let rpcs: BTreeSet<&String> = seen["api.predict.requests"].tag_values.iter().collect();
+    for rpc in [
+        "PredictCustomerRisk",
+        "PredictDemandSurge",
+        "QuotePrice",
+        "RecordOutcome",
+        "BatchPredictCustomerRisk",
+        "BatchPredictDemandSurge",
+    ] {
+        assert!(
+            rpcs.contains(&rpc.to_owned()),
+            "api.predict.requests has no rpc:{rpc}: {rpcs:?}"
+        );
+    }
+    assert!(
+        seen["api.predict.requests"].tag_values.contains("metrics-test"),
+        "env tag value"
+    );
+}

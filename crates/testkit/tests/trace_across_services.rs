@@ -1,0 +1,149 @@
+//! One QuotePrice, sent by a caller traced by another Datadog tracer (Datadog headers only), makes one
+//! trace in Datadog's APM test agent: the gateway's server span under the caller's span, its client spans,
+//! the feature-service's server span with its Redis span, the model-service's server and inference spans,
+//! each correctly parented and tagged with its service, env and version.
+
+use std::time::{Duration, Instant};
+
+use proto::inference::v1::QuotePriceRequest;
+use testkit::agent::TestAgent;
+use testkit::features::materialize_snapshot;
+use testkit::otlp::{Span, spans};
+use testkit::processes::ProcessStack;
+use testkit::redis::RedisServer;
+
+/// The caller's ids, as a Datadog tracer in another service would send them.
+const CALLER_TRACE_ID: u64 = 7_214_662_510_349_231_901;
+const CALLER_SPAN_ID: u64 = 3_344_556_677_889_900_112;
+
+fn one<'a>(spans: &'a [Span], what: &str, pred: impl Fn(&Span) -> bool) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| pred(s)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {what}, found {}: {spans:#?}",
+        found.len()
+    );
+    found[0]
+}
+
+#[tokio::test]
+async fn quote_price_is_one_trace_across_the_three_services() {
+    let agent = TestAgent::start();
+    let redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", agent.otlp_endpoint()),
+        ("DD_ENV", "e2e".to_owned()),
+        ("DD_VERSION", "9.9.9".to_owned()),
+        ("REDIS_URL", redis.url()),
+        ("QUOTE_REDIS_URL", redis.url()),
+    ];
+    let stack = ProcessStack::start(&env).await;
+
+    let mut request = tonic::Request::new(QuotePriceRequest {
+        customer_id: "C000010".into(),
+        zone_id: "Z0010".into(),
+        base_price: 30.0,
+        ..Default::default()
+    });
+    let headers = request.metadata_mut();
+    headers.insert(
+        "x-datadog-trace-id",
+        CALLER_TRACE_ID.to_string().parse().expect("ascii"),
+    );
+    headers.insert(
+        "x-datadog-parent-id",
+        CALLER_SPAN_ID.to_string().parse().expect("ascii"),
+    );
+    headers.insert("x-datadog-sampling-priority", "1".parse().expect("ascii"));
+    stack.client().quote_price(request).await.expect("quote");
+    // Exiting flushes every process's span exporter.
+    stack.terminate().await;
+
+    let wanted = ["gateway", "feature-service", "model-service"];
+    let started = Instant::now();
+    let trace: Vec<Span> = loop {
+        let all = spans(&agent.traces());
+        let trace: Vec<Span> = all
+            .into_iter()
+            .filter(|s| s.trace_id as u64 == CALLER_TRACE_ID)
+            .collect();
+        if wanted.iter().all(|w| trace.iter().any(|s| s.service == *w))
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break trace;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for span in &trace {
+        assert!(
+            wanted.contains(&span.service.as_str()),
+            "unexpected service {span:?}"
+        );
+        assert_eq!(span.env, "e2e", "{span:?}");
+        assert_eq!(span.version, "9.9.9", "{span:?}");
+    }
+
+    let server = |service: &'static str, method: &'static str| {
+        move |s: &Span| s.service == service && s.kind.ends_with("SERVER") && s.name.ends_with(method)
+    };
+    let client = |method: &'static str| {
+        move |s: &Span| s.service == "gateway" && s.kind.ends_with("CLIENT") && s.name.ends_with(method)
+    };
+    let root = one(
+        &trace,
+        "gateway QuotePrice server span",
+        server("gateway", "/QuotePrice"),
+    );
+    assert_eq!(
+        root.parent_span_id, CALLER_SPAN_ID,
+        "the gateway joins the caller's span"
+    );
+    assert_eq!(root.attribute("rpc.system"), Some("grpc"));
+    assert_eq!(
+        root.attribute("rpc.service"),
+        Some("inference.v1.InferenceService")
+    );
+    assert_eq!(root.attribute("rpc.method"), Some("QuotePrice"));
+
+    // Risk and surge each fetch features and score once.
+    for (method, callee) in [
+        ("/GetOnlineFeatures", "feature-service"),
+        ("/Predict", "model-service"),
+    ] {
+        let clients: Vec<&Span> = trace.iter().filter(|s| client(method)(s)).collect();
+        assert_eq!(clients.len(), 2, "two {method} client spans: {clients:#?}");
+        for call in clients {
+            assert_eq!(
+                call.parent_span_id, root.span_id,
+                "{method} client span under the request"
+            );
+            let callee_span = one(&trace, "callee server span", |s| {
+                s.service == callee && s.kind.ends_with("SERVER") && s.parent_span_id == call.span_id
+            });
+            assert!(callee_span.name.ends_with(method), "{callee_span:?}");
+            let children: Vec<&Span> = trace
+                .iter()
+                .filter(|s| s.parent_span_id == callee_span.span_id)
+                .collect();
+            if callee == "feature-service" {
+                assert!(
+                    children.iter().any(|s| s.attribute("db.system") == Some("redis")),
+                    "a Redis span under the feature-service span: {children:#?}"
+                );
+            } else {
+                let inference = children
+                    .iter()
+                    .find(|s| s.name == "model.inference")
+                    .unwrap_or_else(|| panic!("an inference span under Predict: {children:#?}"));
+                assert!(
+                    inference.attribute("model").is_some_and(|m| !m.is_empty()),
+                    "{inference:?}"
+                );
+                assert_eq!(inference.attribute("model_version"), Some("1"), "{inference:?}");
+                assert_eq!(inference.attribute("variant"), Some("control"), "{inference:?}");
+            }
+        }
+    }
+}
