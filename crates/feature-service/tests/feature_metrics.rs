@@ -90,7 +90,7 @@ fn assert_no_entity_ids(lines: &[String]) {
 async fn cache_availability_staleness_and_redis_metrics() {
     let redis = RedisServer::start().expect("redis-server");
     fill(&redis).await;
-    let agent = StatsdAgent::start();
+    let agent = StatsdAgent::start(SERVICE);
     let server = Server::start_with_metrics(
         config(Some(&redis.url()), &["--cache-ttl-ms", "60000"]),
         agent.metrics.clone(),
@@ -177,7 +177,7 @@ async fn cache_availability_staleness_and_redis_metrics() {
 
 #[tokio::test]
 async fn the_embedded_store_reports_availability_without_cache_or_redis_metrics() {
-    let agent = StatsdAgent::start();
+    let agent = StatsdAgent::start(SERVICE);
     let server = Server::start_with_metrics(config(None, &[]), agent.metrics.clone()).await;
     let mut client = server.client.clone();
     client

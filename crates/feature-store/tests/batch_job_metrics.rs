@@ -21,7 +21,7 @@ fn options(agent: &StatsdAgent) -> MaterializeOptions {
 #[tokio::test]
 async fn a_run_reports_success_and_rows_then_a_malformed_file_reports_failure() {
     let server = RedisServer::start().expect("redis-server");
-    let agent = StatsdAgent::start();
+    let agent = StatsdAgent::start(SERVICE);
 
     let report = feature_store::materialize(
         &redis_config(&server.url()),
@@ -113,7 +113,7 @@ async fn an_unreachable_redis_is_a_failed_run() {
     let server = RedisServer::start().expect("redis-server");
     let url = server.url();
     drop(server);
-    let agent = StatsdAgent::start();
+    let agent = StatsdAgent::start(SERVICE);
     let mut redis = redis_config(&url);
     redis.connect_timeout = std::time::Duration::from_secs(2);
     let error = feature_store::materialize(&redis, &registry(), &tiny_csvs(), &options(&agent))

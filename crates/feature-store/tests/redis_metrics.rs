@@ -32,7 +32,7 @@ fn req() -> proto::features::v1::GetOnlineFeaturesRequest {
 async fn latency_per_pipeline_and_errors_by_type() {
     let mut server = RedisServer::start().expect("redis-server");
     fill(&server.url()).await;
-    let agent = StatsdAgent::start();
+    let agent = StatsdAgent::start(SERVICE);
     let store = store(&server.url(), &agent, ReadStrategy::HashGetFields).await;
 
     store.get_online_features(&req(), None).await.expect("read");

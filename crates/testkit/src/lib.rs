@@ -8,6 +8,7 @@
 //! - [`processes`]: the services as separate processes (their own telemetry, logs and signals).
 //! - [`agent::TestAgent`]: Datadog's APM test agent receiving OTLP traces.
 //! - [`otlp`]: the spans the test agent received, flattened.
+//! - [`statsd::StatsdAgent`]: a DogStatsD stand-in on a real UDP socket.
 //!
 //! The system's end-to-end tests live in this crate's `tests/`, one file per behaviour.
 #![forbid(unsafe_code)]
@@ -18,3 +19,4 @@ pub mod otlp;
 pub mod processes;
 pub mod redis;
 pub mod services;
+pub mod statsd;

@@ -13,9 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 /// Where the workspace's binaries are: the profile directory above this test executable's `deps/`.
 pub fn bin_dir() -> PathBuf {
@@ -104,32 +101,21 @@ impl ServiceProcess {
     }
 
     async fn wait_serving(&mut self, timeout: Duration) {
-        let started = Instant::now();
-        let mut last = String::new();
-        while started.elapsed() < timeout {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "{} exited while starting ({status}); its output: {:?}",
-                    self.name,
-                    self.lines()
-                );
+        let channel = self.channel();
+        let (child, lines) = (&mut self.child, &self.lines);
+        let exited = || match child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => {
+                let output = lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                Some(format!(
+                    "exited while starting ({status}); its output: {output:?}"
+                ))
             }
-            let mut client = HealthClient::new(self.channel());
-            match client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-            {
-                Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => return,
-                Ok(r) => last = format!("status {}", r.get_ref().status),
-                Err(e) => last = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} not SERVING after {timeout:?}: {last}", self.name);
+            _ => None,
+        };
+        crate::services::wait_serving(self.name, &channel, timeout, exited).await;
     }
 
     /// SIGTERM, then waits (up to 15 s) for the exit, which flushes the process's telemetry; returns the

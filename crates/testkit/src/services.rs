@@ -69,24 +69,12 @@ impl Service {
 
     /// Polls the health service until SERVING (a readiness wait, not a fixed sleep).
     pub async fn wait_serving(&self, timeout: Duration) {
-        let started = Instant::now();
-        let mut last = String::new();
-        while started.elapsed() < timeout {
-            assert!(!self.task.is_finished(), "{} exited while starting", self.name);
-            let mut client = HealthClient::new(self.channel());
-            match client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-            {
-                Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => return,
-                Ok(r) => last = format!("status {}", r.get_ref().status),
-                Err(e) => last = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{} not SERVING after {timeout:?}: {last}", self.name);
+        let exited = || {
+            self.task
+                .is_finished()
+                .then(|| "exited while starting".to_owned())
+        };
+        wait_serving(self.name, &self.channel(), timeout, exited).await;
     }
 
     /// Asks the service to stop as SIGTERM would, and waits for it to drain and return.
@@ -202,4 +190,34 @@ impl Stack {
         self.features.stop().await?;
         self.models.stop().await
     }
+}
+
+/// Polls `channel`'s `grpc.health.v1` service until it reports SERVING; panics after `timeout`, or as
+/// soon as `exited` says the server is gone (a readiness wait, not a fixed sleep).
+pub(crate) async fn wait_serving(
+    name: &str,
+    channel: &Channel,
+    timeout: Duration,
+    mut exited: impl FnMut() -> Option<String>,
+) {
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < timeout {
+        if let Some(why) = exited() {
+            panic!("{name} {why}");
+        }
+        let mut client = HealthClient::new(channel.clone());
+        match client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+        {
+            Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => return,
+            Ok(r) => last = format!("status {}", r.get_ref().status),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} not SERVING after {timeout:?}: {last}");
 }

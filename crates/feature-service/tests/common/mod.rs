@@ -2,8 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use clap::Parser;
 use feature_service::Config;
@@ -130,75 +129,19 @@ pub async fn fill_redis(url: &str) {
         .expect("materialize");
 }
 
-/// A stand-in for the Datadog agent's DogStatsD port: a UDP socket on 127.0.0.1:0 and a metrics sink
-/// pointed at it, flushed only when a test asks.
-pub struct StatsdAgent {
-    socket: UdpSocket,
-    pub metrics: telemetry::Metrics,
-}
+// Not every test binary that includes this module uses it (as with the module's dead code).
+#[allow(unused_imports)]
+pub use testkit::statsd::StatsdAgent;
 
-/// The unified service tags every datagram of a [`StatsdAgent`] ends with.
-pub const SERVICE_TAGS: &str = "env:test,service:feature-service,version:0.0.0-test";
+/// The service the metrics of these tests are tagged with.
+pub const SERVICE: &str = "feature-service";
 
-impl StatsdAgent {
-    pub fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind test agent");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .expect("read timeout");
-        let target = telemetry::DogStatsdUrl::Udp {
-            host: "127.0.0.1".into(),
-            port: socket.local_addr().expect("addr").port(),
-        };
-        let tags = telemetry::ServiceTags {
-            env: "test".into(),
-            service: "feature-service".into(),
-            version: "0.0.0-test".into(),
-        };
-        let options = telemetry::MetricsOptions {
-            flush_interval: Duration::from_secs(3600),
-            ..telemetry::MetricsOptions::new(target, tags)
-        };
-        let metrics = telemetry::Metrics::start(options).expect("metrics sink");
-        Self { socket, metrics }
-    }
-
-    /// Flushes the sink and returns every DogStatsD line received since the last call.
-    pub fn lines(&self) -> Vec<String> {
-        assert!(self.metrics.flush(Duration::from_secs(2)), "metrics flush");
-        let mut lines = Vec::new();
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
-            lines.extend(datagram.lines().map(str::to_owned));
-        }
-        lines
-    }
-}
-
-/// The line of `metric` whose tags (before the service tags) are exactly `tags`, e.g.
-/// `("cache.feast.miss", "c", "feature_view:customer_profile")`; its value part.
+/// The value part of the line of `metric` with exactly `tags` (see [`testkit::statsd::value_of`]).
 pub fn value_of(lines: &[String], metric: &str, kind: &str, tags: &str) -> Option<String> {
-    let suffix = format!("|{kind}|#{tags},{SERVICE_TAGS}");
-    lines.iter().find_map(|line| {
-        line.strip_prefix(metric)?
-            .strip_prefix(':')?
-            .strip_suffix(&suffix)
-            .map(str::to_owned)
-    })
+    testkit::statsd::value_of(lines, SERVICE, metric, kind, tags)
 }
 
-/// Every sample of distribution `metric` with `tags`, across lines.
+/// Every sample of distribution `metric` with exactly `tags`.
 pub fn samples_of(lines: &[String], metric: &str, tags: &str) -> Vec<f64> {
-    let suffix = format!("|d|#{tags},{SERVICE_TAGS}");
-    lines
-        .iter()
-        .filter_map(|line| {
-            line.strip_prefix(metric)?
-                .strip_prefix(':')?
-                .strip_suffix(&suffix)
-        })
-        .flat_map(|values| values.split(':'))
-        .map(|v| v.parse::<f64>().expect("a number"))
-        .collect()
+    testkit::statsd::samples_of(lines, SERVICE, metric, tags)
 }
