@@ -67,13 +67,14 @@ async fn each_rpc_emits_the_catalog_metrics() {
     let mut client = stack.client();
     let customer = "C000123";
     let zone = "Z0077";
-    client
-        .predict_customer_risk(PredictCustomerRiskRequest {
-            customer_id: customer.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("risk");
+    let request_id = "req-metrics-7f3a";
+    let mut risk = tonic::Request::new(PredictCustomerRiskRequest {
+        customer_id: customer.into(),
+        ..Default::default()
+    });
+    risk.metadata_mut()
+        .insert("x-request-id", request_id.parse().expect("ascii"));
+    client.predict_customer_risk(risk).await.expect("risk");
     client
         .predict_demand_surge(PredictDemandSurgeRequest {
             zone_id: zone.into(),
@@ -181,7 +182,7 @@ async fn each_rpc_emits_the_catalog_metrics() {
             assert!(got.tag_keys.contains(unified), "{name} lacks {unified}");
         }
         for value in &got.tag_values {
-            for id in [customer, zone, quote.quote_id.as_str()] {
+            for id in [customer, zone, request_id, quote.quote_id.as_str()] {
                 assert!(
                     !value.contains(id),
                     "{name} carries an entity id in a tag: {value}"
