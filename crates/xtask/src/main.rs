@@ -88,6 +88,9 @@ fn up() -> Result<(), String> {
 fn test(args: &[String]) -> Result<(), String> {
     setup::redis()?;
     setup::test_agent()?;
+    // The end-to-end tests run the services' real binaries; cargo builds a package's binaries only for
+    // that package's own integration tests, so build them all first.
+    cargo(&["build", "--workspace", "--bins"])?;
     if setup::has_nextest() {
         // nextest does not run doctests; run them first so the run closes on nextest's summary.
         cargo(&["test", "--workspace", "--doc"])?;
