@@ -1,14 +1,10 @@
 //! Starts the feature-service on 127.0.0.1:0 and connects the generated gRPC client to it.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use clap::Parser;
 use feature_service::Config;
-use proto::feast::types::value::Val;
-use proto::feast::types::{RepeatedValue, Value};
-use proto::features::v1::GetOnlineFeaturesRequest;
 use proto::features::v1::feature_service_client::FeatureServiceClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -81,29 +77,6 @@ impl Server {
     }
 }
 
-pub fn string(s: &str) -> Value {
-    Value {
-        val: Some(Val::StringVal(s.to_owned())),
-    }
-}
-
-pub fn request(features: &[&str], entities: &[(&str, &[&str])]) -> GetOnlineFeaturesRequest {
-    GetOnlineFeaturesRequest {
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-        entities: entities
-            .iter()
-            .map(|(k, ids)| {
-                (
-                    (*k).to_owned(),
-                    RepeatedValue {
-                        val: ids.iter().map(|id| string(id)).collect(),
-                    },
-                )
-            })
-            .collect::<HashMap<_, _>>(),
-    }
-}
-
 pub async fn fill_redis(url: &str) {
     let files = vec![
         feature_store::CsvFile::new(
@@ -130,6 +103,8 @@ pub async fn fill_redis(url: &str) {
 }
 
 // Not every test binary that includes this module uses it (as with the module's dead code).
+#[allow(unused_imports)]
+pub use testkit::features::{online_request as request, string_value as string};
 #[allow(unused_imports)]
 pub use testkit::statsd::StatsdAgent;
 

@@ -1,13 +1,12 @@
 //! Helpers shared by the integration tests: tiny CSV inputs, requests, stores.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use feature_store::{CacheConfig, CsvFile, OnlineStore, RedisConfig, Registry, StoreConfig};
+use proto::feast::types::Value;
 use proto::feast::types::value::Val;
-use proto::feast::types::{RepeatedValue, Value};
-use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use proto::features::v1::{FieldStatus, GetOnlineFeaturesResponse};
 
 /// Small inputs for all four views. Relative to the newest row (zone_demand z-1 at 12:00:00), `c-stale`'s
 /// profile is 8 days old (max age 7 days) and `z-stale`'s demand 2 hours old (max age 1 hour).
@@ -48,12 +47,6 @@ pub fn registry() -> Registry {
     Registry::bundled().expect("bundled registry")
 }
 
-pub fn string(s: &str) -> Value {
-    Value {
-        val: Some(Val::StringVal(s.to_owned())),
-    }
-}
-
 pub fn int64(i: i64) -> Value {
     Value {
         val: Some(Val::Int64Val(i)),
@@ -63,24 +56,6 @@ pub fn int64(i: i64) -> Value {
 pub fn double(d: f64) -> Value {
     Value {
         val: Some(Val::DoubleVal(d)),
-    }
-}
-
-/// A request for `features` with string entity columns.
-pub fn request(features: &[&str], entities: &[(&str, &[&str])]) -> GetOnlineFeaturesRequest {
-    GetOnlineFeaturesRequest {
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-        entities: entities
-            .iter()
-            .map(|(k, ids)| {
-                (
-                    (*k).to_owned(),
-                    RepeatedValue {
-                        val: ids.iter().map(|id| string(id)).collect(),
-                    },
-                )
-            })
-            .collect::<HashMap<_, _>>(),
     }
 }
 
@@ -125,6 +100,8 @@ pub async fn fill(url: &str) {
 }
 
 // Not every test binary that includes this module uses it (as with the module's dead code).
+#[allow(unused_imports)]
+pub use testkit::features::{online_request as request, string_value as string};
 #[allow(unused_imports)]
 pub use testkit::statsd::StatsdAgent;
 
