@@ -90,6 +90,19 @@ pub struct ModelRef {
     pub name: String,
     pub version: String,
     pub variant: String,
+    /// `name@version`, the model catalog's key, built once rather than on every request.
+    catalog_key: String,
+}
+
+impl ModelRef {
+    pub fn new(name: &str, version: &str, variant: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            variant: variant.to_owned(),
+            catalog_key: format!("{name}@{version}"),
+        }
+    }
 }
 
 /// A model spec and when it was fetched.
@@ -148,8 +161,7 @@ impl Downstream {
     /// still served if the model-service cannot be reached, so a metadata refresh never fails a request
     /// that could otherwise be answered.
     pub async fn model_spec(&self, model: &ModelRef, deadline: &Deadline) -> Result<Arc<ModelSpec>, Error> {
-        let cache_key = format!("{}@{}", model.name, model.version);
-        let cached = self.read_catalog(&cache_key);
+        let cached = self.read_catalog(&model.catalog_key);
         if let Some((fetched, spec)) = &cached
             && fetched.elapsed() < self.catalog_ttl
         {
@@ -181,7 +193,7 @@ impl Downstream {
                     request_inputs,
                 });
                 if let Ok(mut catalog) = self.catalog.write() {
-                    catalog.insert(cache_key, (Instant::now(), spec.clone()));
+                    catalog.insert(model.catalog_key.clone(), (Instant::now(), spec.clone()));
                 }
                 Ok(spec)
             }

@@ -151,16 +151,16 @@ pub async fn run(
     let gateway = Arc::new(Gateway {
         downstream,
         quotes,
-        risk_model: ModelRef {
-            name: config.risk_model.clone(),
-            version: config.risk_model_version.clone(),
-            variant: service::CONTROL_VARIANT.to_owned(),
-        },
-        surge_model: ModelRef {
-            name: config.surge_model.clone(),
-            version: config.surge_model_version.clone(),
-            variant: service::CONTROL_VARIANT.to_owned(),
-        },
+        risk_model: ModelRef::new(
+            &config.risk_model,
+            &config.risk_model_version,
+            service::CONTROL_VARIANT,
+        ),
+        surge_model: ModelRef::new(
+            &config.surge_model,
+            &config.surge_model_version,
+            service::CONTROL_VARIANT,
+        ),
         budget,
         metrics: metrics.clone(),
         conversion: ConversionWindow::new(Duration::from_secs(15 * 60)),
