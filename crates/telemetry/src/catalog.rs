@@ -50,11 +50,12 @@ pub enum TagKey {
     Job,
     Signal,
     Reason,
+    Dependency,
 }
 
 impl TagKey {
     /// Every key, for catalog checks.
-    pub const ALL: [TagKey; 14] = [
+    pub const ALL: [TagKey; 15] = [
         TagKey::Rpc,
         TagKey::Status,
         TagKey::ErrorType,
@@ -69,6 +70,7 @@ impl TagKey {
         TagKey::Job,
         TagKey::Signal,
         TagKey::Reason,
+        TagKey::Dependency,
     ];
 
     /// The tag key as sent.
@@ -88,6 +90,7 @@ impl TagKey {
             TagKey::Job => "job",
             TagKey::Signal => "signal",
             TagKey::Reason => "reason",
+            TagKey::Dependency => "dependency",
         }
     }
 }
@@ -153,6 +156,8 @@ metrics! {
         "Public API calls that failed, by RPC and error type.";
     API_PREDICT_LATENCY_MS = "api.predict.latency_ms", Distribution, "millisecond", [Rpc, Status],
         "Public API call latency as seen by the gateway.";
+    API_PREDICT_DEGRADED = "api.predict.degraded", Count, "prediction", [Rpc, Reason],
+        "Predictions answered degraded, by RPC and reason (missing_features, stale_features, features_unavailable, model_fallback).";
     API_PREDICT_FEATURE_FETCH_MS = "api.predict.feature_fetch_ms", Distribution, "millisecond", [Model],
         "Time the gateway spent fetching online features for one prediction.";
     API_PREDICT_INFERENCE_MS = "api.predict.inference_ms", Distribution, "millisecond", [Model, ModelVersion],
@@ -173,6 +178,8 @@ metrics! {
         "Feature-service cache hits in front of Redis.";
     CACHE_FEAST_MISS = "cache.feast.miss", Count, "miss", [FeatureView],
         "Feature-service cache misses (read through to Redis).";
+    CACHE_FEAST_STALE_SERVED = "cache.feast.stale_served", Count, "row", [FeatureView],
+        "Rows served from the cache past their TTL because Redis could not be read.";
     CACHE_MODEL_METADATA_HIT = "cache.model_metadata.hit", Count, "hit", [],
         "Gateway model-metadata cache hits.";
     CACHE_MODEL_METADATA_MISS = "cache.model_metadata.miss", Count, "miss", [],
@@ -185,6 +192,14 @@ metrics! {
         "Redis command round trip as seen by the client.";
     REDIS_COMMAND_ERRORS = "redis.command.errors", Count, "error", [Command, ErrorType],
         "Redis commands that failed, by error type.";
+    GRPC_SERVER_SHED = "grpc.server.shed", Count, "request", [],
+        "Requests a service refused at once with RESOURCE_EXHAUSTED because its concurrency limit was reached.";
+    DOWNSTREAM_RETRIES = "downstream.retries", Count, "request", [Dependency],
+        "Idempotent downstream calls the gateway retried (within its retry budget).";
+    CIRCUIT_BREAKER_STATE = "circuit_breaker.state", Gauge, "", [Dependency],
+        "The gateway's breaker for a dependency: 0 closed, 0.5 half-open, 1 open (failing fast).";
+    CIRCUIT_BREAKER_REJECTED = "circuit_breaker.rejected", Count, "request", [Dependency],
+        "Downstream calls the gateway refused at once because the dependency's breaker was open.";
     BUSINESS_QUOTES_COUNT = "business.quotes.count", Count, "quote", [Variant],
         "Price quotes issued, by experiment variant.";
     BUSINESS_OUTCOMES_COUNT = "business.outcomes.count", Count, "outcome", [Variant, Booked],

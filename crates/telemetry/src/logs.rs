@@ -273,3 +273,68 @@ impl tracing::field::Visit for Fields {
         self.push(field, Value::from(format!("{value:?}")));
     }
 }
+
+/// Lets a repeated log line through at most once per interval: during an outage every request fails the
+/// same way, and one line a second says as much as a thousand (metrics and spans still count each one).
+///
+/// ```
+/// use std::time::Duration;
+/// static REDIS_DOWN: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+/// if let Some(suppressed) = REDIS_DOWN.ready() {
+///     tracing::warn!(suppressed, "Redis unreachable");
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Throttle {
+    interval_ms: u64,
+    /// When a line last went through, in ms since the process's first throttled line (+1; 0: never).
+    last: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    pub const fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval_ms: interval.as_millis() as u64,
+            last: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last one let through)` when a line may be logged now.
+    pub fn ready(&self) -> Option<u64> {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = u64::try_from(EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < self.interval_ms
+            || self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use std::time::Duration;
+
+    use super::Throttle;
+
+    #[test]
+    fn lets_one_line_through_per_interval_and_counts_the_rest() {
+        let throttle = Throttle::new(Duration::from_millis(200));
+        assert_eq!(throttle.ready(), Some(0));
+        assert_eq!(throttle.ready(), None);
+        assert_eq!(throttle.ready(), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(throttle.ready(), Some(2));
+        assert_eq!(throttle.ready(), None);
+    }
+}

@@ -78,6 +78,20 @@ impl Tag<'static> {
             value: command,
         }
     }
+    /// A downstream dependency the gateway calls, e.g. `model-service` (a code-defined set).
+    pub const fn dependency(dependency: &'static str) -> Self {
+        Self {
+            key: TagKey::Dependency,
+            value: dependency,
+        }
+    }
+    /// Why a prediction was answered degraded.
+    pub const fn degraded(reason: DegradedReason) -> Self {
+        Self {
+            key: TagKey::Reason,
+            value: reason.as_str(),
+        }
+    }
     /// Batch job name, e.g. `materialize`.
     pub const fn job(job: &'static str) -> Self {
         Self {
@@ -159,6 +173,8 @@ pub enum LookupStatus {
     OutsideMaxAge,
     Null,
     Invalid,
+    /// The store could not be read (Redis down) and no cached row stood in.
+    Unavailable,
 }
 
 impl LookupStatus {
@@ -169,6 +185,31 @@ impl LookupStatus {
             LookupStatus::OutsideMaxAge => "outside_max_age",
             LookupStatus::Null => "null",
             LookupStatus::Invalid => "invalid",
+            LookupStatus::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a prediction was degraded, for `api.predict.degraded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DegradedReason {
+    /// Some features had no value stored (or a null or undecodable one); the model's defaults stood in.
+    MissingFeatures,
+    /// Some feature values were older than their view's max age; the model's defaults stood in.
+    StaleFeatures,
+    /// The feature store or the feature-service could not be read; the model's defaults stood in.
+    FeaturesUnavailable,
+    /// The model-service could not score; the configured fallback answered.
+    ModelFallback,
+}
+
+impl DegradedReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DegradedReason::MissingFeatures => "missing_features",
+            DegradedReason::StaleFeatures => "stale_features",
+            DegradedReason::FeaturesUnavailable => "features_unavailable",
+            DegradedReason::ModelFallback => "model_fallback",
         }
     }
 }
