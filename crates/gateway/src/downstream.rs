@@ -9,8 +9,14 @@ use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{GetModelMetadataRequest, PredictRequest, PredictResponse};
-use telemetry::Metrics;
-use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
+use failsafe::failure_policy::{self, ConsecutiveFailures};
+use failsafe::StateMachine;
+use telemetry::catalog::{
+    CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS, CIRCUIT_BREAKER_REJECTED, CIRCUIT_BREAKER_STATE,
+    DOWNSTREAM_RETRIES,
+};
+use telemetry::{Metrics, Tag};
+use tower::retry::budget::{Budget, TpsBudget};
 use telemetry::grpc::{GrpcClient, GrpcClientLayer};
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
@@ -34,24 +40,187 @@ impl Deadline {
         self.0.saturating_duration_since(Instant::now())
     }
 
-    /// Runs `call` with the remaining budget, mapping an exhausted budget and downstream errors.
-    pub async fn call<T, F>(
-        &self,
-        service: &'static str,
-        call: impl FnOnce(Duration) -> F,
-    ) -> Result<T, Error>
+    /// This deadline, or `limit` from now if that comes first: a step's own share of the budget, so one
+    /// slow dependency cannot eat the time the next step needs.
+    #[must_use]
+    pub fn capped(&self, limit: Duration) -> Self {
+        Self(self.0.min(Instant::now() + limit))
+    }
+}
+
+/// How the gateway protects itself from one dependency: a circuit breaker that fails fast while the
+/// dependency keeps failing, and a retry budget that bounds retries to a fraction of the calls made.
+#[derive(Debug, Clone, Copy)]
+pub struct Resilience {
+    /// Consecutive failed calls that open a dependency's breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before letting calls probe the dependency again (the first wait;
+    /// it grows, jittered, up to 8x while probes keep failing).
+    pub breaker_open: Duration,
+    /// Retries allowed, as a fraction of calls over the last 10 seconds (plus a floor of a few per
+    /// second), so a dependency outage never multiplies the load sent to it.
+    pub retry_ratio: f32,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Self {
+            breaker_failures: 5,
+            breaker_open: Duration::from_millis(500),
+            retry_ratio: 0.1,
+        }
+    }
+}
+
+type Breaker = StateMachine<ConsecutiveFailures<OpenFor>, BreakerReport>;
+
+/// How long a breaker stays open each time in a row it opens: doubling from `start` up to `max`, each
+/// wait jittered between half and all of it so that many gateways do not probe in step. (failsafe's own
+/// backoffs count whole seconds.)
+#[derive(Debug, Clone)]
+struct OpenFor {
+    start: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Iterator for OpenFor {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let full = self
+            .start
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let half = full / 2;
+        let jitter_us = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+        Some(half + Duration::from_micros(rand::random_range(0..=jitter_us)))
+    }
+}
+
+/// One dependency's breaker and retry budget, shared by every call to it.
+#[derive(Clone)]
+struct Guard {
+    service: &'static str,
+    breaker: Breaker,
+    retries: Arc<TpsBudget>,
+    metrics: Metrics,
+}
+
+impl Guard {
+    fn new(service: &'static str, resilience: Resilience, metrics: Metrics) -> Self {
+        let open = resilience.breaker_open.max(Duration::from_millis(1));
+        let policy = failure_policy::consecutive_failures(
+            resilience.breaker_failures.max(1),
+            OpenFor {
+                start: open,
+                max: open.saturating_mul(8),
+                attempt: 0,
+            },
+        );
+        let report = BreakerReport {
+            service,
+            metrics: metrics.clone(),
+        };
+        Self {
+            service,
+            breaker: failsafe::Config::new()
+                .failure_policy(policy)
+                .instrument(report)
+                .build(),
+            retries: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                3,
+                resilience.retry_ratio.clamp(0.0, 1000.0),
+            )),
+            metrics,
+        }
+    }
+
+    /// Runs `call` within `deadline`: refused at once while the breaker is open; retried once, within the
+    /// budget and the deadline, when the dependency could not be reached (every call here is an idempotent
+    /// read). Outcomes feed the breaker: unreachable, timed out or erroring dependencies count as
+    /// failures; its answers, even rejections, show it is up.
+    async fn call<T, F>(&self, deadline: &Deadline, call: impl Fn(Duration) -> F) -> Result<T, Error>
     where
         F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let remaining = self.remaining();
-        if remaining.is_zero() {
-            return Err(Error::DeadlineExceeded(service));
+        self.retries.deposit();
+        let mut retried = false;
+        loop {
+            if !self.breaker.is_call_permitted() {
+                return Err(Error::CircuitOpen(self.service));
+            }
+            let remaining = deadline.remaining();
+            if remaining.is_zero() {
+                return Err(Error::DeadlineExceeded(self.service));
+            }
+            let outcome = match tokio::time::timeout(remaining, call(remaining)).await {
+                Ok(Ok(response)) => Ok(response.into_inner()),
+                Ok(Err(status)) => Err(Error::downstream(self.service, status)),
+                Err(_) => Err(Error::DeadlineExceeded(self.service)),
+            };
+            match &outcome {
+                Err(error) if error.is_dependency_failure() => self.breaker.on_error(),
+                _ => self.breaker.on_success(),
+            }
+            match outcome {
+                Err(error)
+                    if !retried
+                        && error.is_unreachable()
+                        && deadline.remaining() > MIN_RETRY_TIME
+                        && self.retries.withdraw() =>
+                {
+                    retried = true;
+                    self.metrics
+                        .incr(&DOWNSTREAM_RETRIES, &[Tag::dependency(self.service)]);
+                    tracing::debug!(service = self.service, %error, "retrying once");
+                }
+                outcome => return outcome,
+            }
         }
-        match tokio::time::timeout(remaining, call(remaining)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(Error::downstream(service, status)),
-            Err(_) => Err(Error::DeadlineExceeded(service)),
-        }
+    }
+}
+
+/// A retry with less time than this left would only add load: it cannot finish.
+const MIN_RETRY_TIME: Duration = Duration::from_millis(5);
+
+/// Reports a breaker's transitions: `circuit_breaker.state` (0 closed, 0.5 half-open, 1 open),
+/// `circuit_breaker.rejected`, and a log line when it opens or closes.
+struct BreakerReport {
+    service: &'static str,
+    metrics: Metrics,
+}
+
+impl failsafe::Instrument for BreakerReport {
+    fn on_call_rejected(&self) {
+        self.metrics
+            .incr(&CIRCUIT_BREAKER_REJECTED, &[Tag::dependency(self.service)]);
+    }
+
+    fn on_open(&self) {
+        tracing::warn!(
+            service = self.service,
+            "circuit breaker open: failing fast until a probe succeeds"
+        );
+        self.state(1.0);
+    }
+
+    fn on_half_open(&self) {
+        tracing::info!(service = self.service, "circuit breaker half-open: probing");
+        self.state(0.5);
+    }
+
+    fn on_closed(&self) {
+        self.state(0.0);
+    }
+}
+
+impl BreakerReport {
+    fn state(&self, value: f64) {
+        self.metrics
+            .gauge(&CIRCUIT_BREAKER_STATE, value, &[Tag::dependency(self.service)]);
     }
 }
 
@@ -115,16 +284,26 @@ type Traced = GrpcClient<Channel>;
 pub struct Downstream {
     features: FeatureServiceClient<Traced>,
     models: ModelServiceClient<Traced>,
+    feature_guard: Guard,
+    model_guard: Guard,
     catalog: Arc<RwLock<HashMap<String, CachedSpec>>>,
     catalog_ttl: Duration,
     metrics: Metrics,
 }
 
 impl Downstream {
-    pub fn new(features: Channel, models: Channel, catalog_ttl: Duration, metrics: Metrics) -> Self {
+    pub fn new(
+        features: Channel,
+        models: Channel,
+        catalog_ttl: Duration,
+        resilience: Resilience,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             features: FeatureServiceClient::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(features)),
             models: ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(models)),
+            feature_guard: Guard::new(FEATURE_SERVICE, resilience, metrics.clone()),
+            model_guard: Guard::new(MODEL_SERVICE, resilience, metrics.clone()),
             catalog: Arc::default(),
             catalog_ttl,
             metrics,
@@ -136,10 +315,11 @@ impl Downstream {
         message: GetOnlineFeaturesRequest,
         deadline: &Deadline,
     ) -> Result<GetOnlineFeaturesResponse, Error> {
-        let mut client = self.features.clone();
-        deadline
-            .call(FEATURE_SERVICE, |t| async move {
-                client.get_online_features(request(message, t)).await
+        self.feature_guard
+            .call(deadline, |t| {
+                let mut client = self.features.clone();
+                let message = message.clone();
+                async move { client.get_online_features(request(message, t)).await }
             })
             .await
     }
@@ -149,10 +329,11 @@ impl Downstream {
         message: PredictRequest,
         deadline: &Deadline,
     ) -> Result<PredictResponse, Error> {
-        let mut client = self.models.clone();
-        deadline
-            .call(MODEL_SERVICE, |t| async move {
-                client.predict(request(message, t)).await
+        self.model_guard
+            .call(deadline, |t| {
+                let mut client = self.models.clone();
+                let message = message.clone();
+                async move { client.predict(request(message, t)).await }
             })
             .await
     }
@@ -169,14 +350,16 @@ impl Downstream {
             return Ok(spec.clone());
         }
         self.metrics.incr(&CACHE_MODEL_METADATA_MISS, &[]);
-        let mut client = self.models.clone();
         let message = GetModelMetadataRequest {
             model: model.name.clone(),
             version: model.version.clone(),
         };
-        let fetched = deadline
-            .call(MODEL_SERVICE, |t| async move {
-                client.get_model_metadata(request(message, t)).await
+        let fetched = self
+            .model_guard
+            .call(deadline, |t| {
+                let mut client = self.models.clone();
+                let message = message.clone();
+                async move { client.get_model_metadata(request(message, t)).await }
             })
             .await;
         match (fetched, cached) {
@@ -210,5 +393,98 @@ impl Downstream {
             .read()
             .ok()
             .and_then(|catalog| catalog.get(key).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tonic::{Code, Status};
+
+    use super::*;
+
+    fn guard(failures: u32, open_ms: u64, retry_ratio: f32) -> Guard {
+        let resilience = Resilience {
+            breaker_failures: failures,
+            breaker_open: Duration::from_millis(open_ms),
+            retry_ratio,
+        };
+        Guard::new(MODEL_SERVICE, resilience, Metrics::default())
+    }
+
+    async fn attempt(guard: &Guard, calls: &AtomicU32, answer: Result<(), Code>) -> Result<(), Error> {
+        let deadline = Deadline::after(Duration::from_millis(200));
+        guard
+            .call(&deadline, |_| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    answer
+                        .map(tonic::Response::new)
+                        .map_err(|code| Status::new(code, "test"))
+                }
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_after_consecutive_failures_fails_fast_and_closes_on_a_good_probe() {
+        let guard = guard(3, 100, 0.0);
+        let calls = AtomicU32::new(0);
+        for _ in 0..3 {
+            let error = attempt(&guard, &calls, Err(Code::Internal)).await.unwrap_err();
+            assert!(matches!(error, Error::Downstream { .. }), "{error}");
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        let error = attempt(&guard, &calls, Ok(())).await.unwrap_err();
+        assert!(matches!(error, Error::CircuitOpen(MODEL_SERVICE)), "{error}");
+        assert_eq!(
+            Status::from(error).code(),
+            Code::Unavailable,
+            "an open breaker answers UNAVAILABLE"
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), 3, "refused without calling");
+        // The first wait is jittered between half and all of 100 ms.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        attempt(&guard, &calls, Ok(())).await.expect("probe succeeds");
+        attempt(&guard, &calls, Ok(())).await.expect("closed again");
+        assert_eq!(calls.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn rejections_show_the_dependency_is_up() {
+        let guard = guard(2, 10_000, 0.0);
+        let calls = AtomicU32::new(0);
+        for _ in 0..10 {
+            let error = attempt(&guard, &calls, Err(Code::InvalidArgument)).await.unwrap_err();
+            assert!(!matches!(error, Error::CircuitOpen(_)));
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test]
+    async fn unreachable_calls_are_retried_only_within_the_budget() {
+        // A breaker that never opens here, so only the budget limits retries.
+        let guard = guard(u32::MAX, 10, 0.1);
+        let calls = AtomicU32::new(0);
+        let requests = 200;
+        for _ in 0..requests {
+            let _ = attempt(&guard, &calls, Err(Code::Unavailable)).await;
+        }
+        let retries = calls.load(Ordering::Relaxed) - requests;
+        // 10% of the calls plus the floor of 3 a second over the 10 s window.
+        assert!(retries > 0, "some retries happen");
+        assert!(retries <= requests / 10 + 30, "{retries} retries for {requests} calls");
+    }
+
+    #[tokio::test]
+    async fn a_spent_deadline_is_not_called() {
+        let guard = guard(5, 100, 0.1);
+        let deadline = Deadline::after(Duration::ZERO);
+        let error = guard
+            .call(&deadline, |_| async { Ok::<_, Status>(tonic::Response::new(())) })
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::DeadlineExceeded(MODEL_SERVICE)));
     }
 }

@@ -16,6 +16,9 @@ pub enum Error {
     /// A downstream service answered with an error or could not be reached.
     #[error("{service} failed: {status}")]
     Downstream { service: &'static str, status: Status },
+    /// The dependency failed repeatedly and its circuit breaker is open: the call was not attempted.
+    #[error("{0} unavailable: failing fast after repeated failures (circuit breaker open; probing again shortly)")]
+    CircuitOpen(&'static str),
     /// The request's budget ran out before the answer was ready.
     #[error("deadline exceeded while waiting for {0}")]
     DeadlineExceeded(&'static str),
@@ -43,9 +46,29 @@ impl Error {
             Self::OutcomeConflict(_) => "outcome_conflict",
             Self::Downstream { .. } => "downstream",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
+            Self::CircuitOpen(_) => "circuit_open",
             Self::QuoteStore(_) => "quote_store",
             Self::BadResponse { .. } => "bad_response",
         }
+    }
+
+    /// The dependency is down, overloaded or too slow (as opposed to answering, even with a rejection):
+    /// what a circuit breaker counts and a fallback may stand in for.
+    pub fn is_dependency_failure(&self) -> bool {
+        match self {
+            Self::DeadlineExceeded(_) | Self::CircuitOpen(_) => true,
+            Self::Downstream { status, .. } => matches!(
+                status.code(),
+                Code::Unavailable | Code::Unknown | Code::Internal | Code::DataLoss | Code::ResourceExhausted
+            ),
+            _ => false,
+        }
+    }
+
+    /// The dependency could not be reached at all (connection refused or reset, shedding before work):
+    /// an idempotent read may be retried elsewhere or a moment later.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Downstream { status, .. } if status.code() == Code::Unavailable)
     }
 
     /// Maps a failed downstream call: its deadline passing stays DEADLINE_EXCEEDED, anything else is the
@@ -85,7 +108,7 @@ impl From<Error> for Status {
                 }
                 _ => Status::unavailable(message),
             },
-            Error::QuoteStore(_) => Status::unavailable(message),
+            Error::QuoteStore(_) | Error::CircuitOpen(_) => Status::unavailable(message),
             Error::BadResponse { .. } => Status::internal(message),
         }
     }

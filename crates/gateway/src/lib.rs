@@ -22,7 +22,8 @@ use telemetry::events::ConversionWindow;
 use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
 
-use crate::downstream::{Downstream, ModelRef, channel};
+use crate::downstream::{Downstream, ModelRef, Resilience, channel};
+use crate::predict::{FeatureFallback, ModelFallback, Policy};
 use crate::quotes::QuoteStore;
 use crate::service::Gateway;
 
@@ -63,6 +64,24 @@ pub struct Config {
     /// Each request's budget in milliseconds: downstream calls get what remains of it.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 100)]
     pub request_timeout_ms: u64,
+    /// The most of the budget the feature fetch may take, in milliseconds, so the model call keeps the rest.
+    #[arg(long, env = "FEATURE_TIMEOUT_MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feature_timeout_ms: u64,
+    /// When features cannot be read at all: score with the model's defaults (degraded) or fail.
+    #[arg(long, env = "FEATURE_FALLBACK", value_enum, default_value_t = FeatureFallback::Defaults)]
+    pub feature_fallback: FeatureFallback,
+    /// When the model-service cannot score: fail fast (UNAVAILABLE) or answer neutral pricing (degraded).
+    #[arg(long, env = "MODEL_FALLBACK", value_enum, default_value_t = ModelFallback::Fail)]
+    pub model_fallback: ModelFallback,
+    /// Consecutive failed calls to a dependency that open its circuit breaker.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+    /// How long an open breaker fails fast before probing, in milliseconds (grows to 8x while probes fail).
+    #[arg(long, env = "BREAKER_OPEN_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub breaker_open_ms: u64,
+    /// Retries of idempotent reads allowed, as a fraction of calls (10 s window, plus 3 a second).
+    #[arg(long, env = "RETRY_BUDGET_RATIO", default_value_t = 0.1)]
+    pub retry_budget_ratio: f32,
     /// How long a quote can take an outcome, in seconds.
     #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 900)]
     pub quote_ttl_secs: u64,
@@ -97,6 +116,12 @@ impl std::fmt::Debug for Config {
                 &self.quote_redis_url.as_ref().map(|_| "<redacted>"),
             )
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("feature_timeout_ms", &self.feature_timeout_ms)
+            .field("feature_fallback", &self.feature_fallback)
+            .field("model_fallback", &self.model_fallback)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_open_ms", &self.breaker_open_ms)
+            .field("retry_budget_ratio", &self.retry_budget_ratio)
             .field("quote_ttl_secs", &self.quote_ttl_secs)
             .field("outcome_retention_secs", &self.outcome_retention_secs)
             .field("risk_model", &self.risk_model)
@@ -119,6 +144,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("request_timeout_ms must be greater than 0")]
     ZeroBudget,
+    #[error("retry_budget_ratio must be a number from 0 to 1000, not {0}")]
+    RetryRatio(f32),
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -130,6 +157,9 @@ pub async fn run(
     if config.request_timeout_ms == 0 {
         return Err(StartError::ZeroBudget);
     }
+    if !(0.0..=1000.0).contains(&config.retry_budget_ratio) {
+        return Err(StartError::RetryRatio(config.retry_budget_ratio));
+    }
     let budget = Duration::from_millis(config.request_timeout_ms);
     let metrics = telemetry::metrics().clone();
     let connect_timeout = Duration::from_secs(1);
@@ -137,6 +167,11 @@ pub async fn run(
         channel(&config.feature_service_url, connect_timeout)?,
         channel(&config.model_service_url, connect_timeout)?,
         Duration::from_secs(30),
+        Resilience {
+            breaker_failures: config.breaker_failures,
+            breaker_open: Duration::from_millis(config.breaker_open_ms),
+            retry_ratio: config.retry_budget_ratio,
+        },
         metrics.clone(),
     );
     let quote_ttl = Duration::from_secs(config.quote_ttl_secs);
@@ -150,6 +185,11 @@ pub async fn run(
     };
     let gateway = Arc::new(Gateway {
         downstream,
+        policy: Policy {
+            feature_timeout: Duration::from_millis(config.feature_timeout_ms),
+            feature_fallback: config.feature_fallback,
+            model_fallback: config.model_fallback,
+        },
         quotes,
         risk_model: ModelRef::new(
             &config.risk_model,

@@ -2,13 +2,13 @@
 //! batch on the model-service, and the per-entity result with its degraded-feature report.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::{FeatureRow, PredictRequest};
-use telemetry::Tag;
+use telemetry::{DegradedReason, Tag};
 use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
 
 use crate::downstream::{Deadline, Downstream, FEATURE_SERVICE, MODEL_SERVICE, ModelRef, ModelSpec};
@@ -26,11 +26,28 @@ pub struct Scored {
     pub missing: Vec<String>,
     /// Feature refs whose value was older than the view's max age; the model used its default.
     pub stale: Vec<String>,
+    /// Feature refs that could not be read (feature store or feature-service down); the model used its
+    /// default.
+    pub unavailable: Vec<String>,
+    /// The model-service could not score: the answer is the neutral fallback ([`ModelFallback::Neutral`]).
+    pub fallback: bool,
 }
 
 impl Scored {
     pub fn degraded(&self) -> bool {
-        !self.missing.is_empty() || !self.stale.is_empty()
+        self.fallback || !self.missing.is_empty() || !self.stale.is_empty() || !self.unavailable.is_empty()
+    }
+
+    /// Why the answer is degraded, one entry per reason that applies.
+    pub fn degraded_reasons(&self) -> impl Iterator<Item = DegradedReason> {
+        [
+            (!self.missing.is_empty(), DegradedReason::MissingFeatures),
+            (!self.stale.is_empty(), DegradedReason::StaleFeatures),
+            (!self.unavailable.is_empty(), DegradedReason::FeaturesUnavailable),
+            (self.fallback, DegradedReason::ModelFallback),
+        ]
+        .into_iter()
+        .filter_map(|(applies, reason)| applies.then_some(reason))
     }
 
     /// A named output the model's manifest promises; its absence is a broken contract, not bad input.
@@ -45,11 +62,98 @@ impl Scored {
     }
 }
 
+/// What to answer when features cannot be read at all (the feature-service is down, slow or shedding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeatureFallback {
+    /// Score with the model's defaults for every feature, marked degraded (`unavailable_features`).
+    Defaults,
+    /// Fail the request with the feature-service's error.
+    Fail,
+}
+
+/// What to answer when the model-service cannot score (down, slow, shedding, or its breaker open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFallback {
+    /// Fail fast with UNAVAILABLE (or DEADLINE_EXCEEDED): the caller decides.
+    Fail,
+    /// Answer neutral pricing, marked degraded and `fallback`: every multiplier and factor 1.0 (the price
+    /// is the base price), risk score 0.
+    Neutral,
+}
+
+/// How the prediction path spends its budget and degrades.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// The most of the request's budget the feature fetch may take, so the model call keeps the rest.
+    pub feature_timeout: Duration,
+    pub feature_fallback: FeatureFallback,
+    pub model_fallback: ModelFallback,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            feature_timeout: Duration::from_millis(40),
+            feature_fallback: FeatureFallback::Defaults,
+            model_fallback: ModelFallback::Fail,
+        }
+    }
+}
+
 /// Scores `ids` (values of `join_key`) with `model`. `request_input` supplies the inputs the model takes
 /// from the request rather than the feature store. Records the feature-fetch and inference times.
+///
+/// A feature-service failure is answered with the model's defaults when `policy` says so, a model-service
+/// failure with the neutral fallback; both are marked degraded. Rejections (bad input, unknown model) are
+/// never papered over.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of one prediction
 pub async fn score(
     metrics: &telemetry::Metrics,
     downstream: &Downstream,
+    policy: &Policy,
+    model: &ModelRef,
+    join_key: &str,
+    ids: &[String],
+    request_input: impl Fn(&str) -> Option<f64>,
+    deadline: &Deadline,
+) -> Result<Vec<Scored>, Error> {
+    let scored = score_on_model(metrics, downstream, policy, model, join_key, ids, request_input, deadline).await;
+    match scored {
+        Err(error) if error.is_dependency_failure() && policy.model_fallback == ModelFallback::Neutral => {
+            if let Some(suppressed) = FALLBACK_LOG.ready() {
+                tracing::warn!(model = %model.name, %error, suppressed, "model-service failed: answering the neutral fallback");
+            }
+            Ok(ids
+                .iter()
+                .map(|_| Scored {
+                    outputs: HashMap::new(),
+                    model: model.name.clone(),
+                    version: FALLBACK_VERSION.to_owned(),
+                    variant: model.variant.clone(),
+                    missing: Vec::new(),
+                    stale: Vec::new(),
+                    unavailable: Vec::new(),
+                    fallback: true,
+                })
+                .collect())
+        }
+        scored => scored,
+    }
+}
+
+/// The `model_version` a fallback answer reports.
+pub const FALLBACK_VERSION: &str = "fallback";
+
+/// Fallback answers are logged at most once a second: an outage must not flood the logs (metrics and
+/// spans count every one).
+static FALLBACK_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+static FEATURE_FALLBACK_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+
+#[allow(clippy::too_many_arguments)]
+async fn score_on_model(
+    metrics: &telemetry::Metrics,
+    downstream: &Downstream,
+    policy: &Policy,
     model: &ModelRef,
     join_key: &str,
     ids: &[String],
@@ -69,13 +173,28 @@ pub async fn score(
             )]),
         };
         let started = Instant::now();
-        let response = downstream.online_features(request, deadline).await?;
+        let fetched = downstream
+            .online_features(request, &deadline.capped(policy.feature_timeout))
+            .await;
         metrics.distribution(
             &API_PREDICT_FEATURE_FETCH_MS,
             millis(started),
             &[Tag::model(&spec.model)],
         );
-        fill_features(&spec, &response, &mut rows)?;
+        match fetched {
+            Ok(response) => fill_features(&spec, &response, &mut rows)?,
+            Err(error)
+                if error.is_dependency_failure() && policy.feature_fallback == FeatureFallback::Defaults =>
+            {
+                if let Some(suppressed) = FEATURE_FALLBACK_LOG.ready() {
+                    tracing::warn!(model = %spec.model, %error, suppressed, "features unavailable: scoring with the model's defaults");
+                }
+                for row in &mut rows {
+                    row.unavailable.clone_from(&spec.feature_refs);
+                }
+            }
+            Err(error) => return Err(error),
+        }
     }
     for row in &mut rows {
         for name in &spec.request_inputs {
@@ -127,6 +246,8 @@ pub async fn score(
             variant: model.variant.clone(),
             missing: row.missing,
             stale: row.stale,
+            unavailable: row.unavailable,
+            fallback: false,
         })
         .collect())
 }
@@ -136,6 +257,7 @@ struct Row {
     features: HashMap<String, f64>,
     missing: Vec<String>,
     stale: Vec<String>,
+    unavailable: Vec<String>,
 }
 
 /// Turns the feature-service's columns into model input rows. A stale value is not used: the view's
@@ -173,6 +295,7 @@ fn fill_features(
                     None => row.missing.push(name.clone()),
                 },
                 Ok(FieldStatus::OutsideMaxAge) => row.stale.push(name.clone()),
+                Ok(FieldStatus::Unavailable) => row.unavailable.push(name.clone()),
                 _ => row.missing.push(name.clone()),
             }
         }

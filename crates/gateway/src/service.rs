@@ -11,7 +11,7 @@ use proto::inference::v1::{
     QuotePriceResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
 use telemetry::catalog::{
-    BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING,
+    API_PREDICT_DEGRADED, BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING,
     MODEL_CRAI_RISK_MULTIPLIER, MODEL_CRAI_RISK_SCORE, MODEL_DEMAND_SURGE_FACTOR, MODEL_PREDICTIONS_COUNT,
 };
 use telemetry::events::ConversionWindow;
@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::downstream::{Deadline, Downstream, ModelRef};
 use crate::error::Error;
-use crate::predict::{Scored, score};
+use crate::predict::{Policy, Scored, score};
 use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms};
 use crate::validate;
 
@@ -30,11 +30,17 @@ pub const RISK_MULTIPLIER: &str = "risk_multiplier";
 pub const SURGE_FACTOR: &str = "surge_factor";
 pub const CUSTOMER_KEY: &str = "customer_id";
 pub const ZONE_KEY: &str = "zone_id";
+/// Multiplier and factor of the neutral fallback: the base price, unchanged.
+pub const NEUTRAL: f64 = 1.0;
+/// Risk score a fallback answer reports (not a prediction: `metadata.fallback` says so).
+pub const FALLBACK_RISK_SCORE: f64 = 0.0;
 /// The experiment arm reported until A/B splits are configured.
 pub const CONTROL_VARIANT: &str = "control";
 
 pub struct Gateway {
     pub downstream: Downstream,
+    /// Feature-fetch share of the budget and what to answer when a dependency fails.
+    pub policy: Policy,
     pub quotes: QuoteStore,
     pub risk_model: ModelRef,
     pub surge_model: ModelRef,
@@ -46,6 +52,7 @@ pub struct Gateway {
 
 /// Per-request facts every handler needs.
 struct Call {
+    rpc: &'static str,
     request_id: String,
     deadline: Deadline,
     /// The request's log span: every line logged while handling it, its failure included, carries `rpc`,
@@ -77,6 +84,7 @@ impl Gateway {
             zone_id = tracing::field::Empty,
         );
         Call {
+            rpc,
             request_id,
             deadline: Deadline::after(self.budget),
             span,
@@ -88,6 +96,7 @@ impl Gateway {
         let scored = score(
             &self.metrics,
             &self.downstream,
+            &self.policy,
             model,
             key,
             ids,
@@ -95,16 +104,21 @@ impl Gateway {
             &call.deadline,
         )
         .await?;
-        self.count_predictions(&scored);
+        self.count_predictions(&scored, call);
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
-                let (risk_score, risk_multiplier) = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
-                let tags = prediction_tags(&s);
-                self.metrics
-                    .distribution(&MODEL_CRAI_RISK_SCORE, risk_score, &tags);
-                self.metrics
-                    .distribution(&MODEL_CRAI_RISK_MULTIPLIER, risk_multiplier, &tags);
+                let (risk_score, risk_multiplier) = if s.fallback {
+                    (FALLBACK_RISK_SCORE, NEUTRAL)
+                } else {
+                    let outputs = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
+                    let tags = prediction_tags(&s);
+                    self.metrics
+                        .distribution(&MODEL_CRAI_RISK_SCORE, outputs.0, &tags);
+                    self.metrics
+                        .distribution(&MODEL_CRAI_RISK_MULTIPLIER, outputs.1, &tags);
+                    outputs
+                };
                 Ok(PredictCustomerRiskResponse {
                     customer_id: id.clone(),
                     risk_score,
@@ -126,6 +140,7 @@ impl Gateway {
         let scored = score(
             &self.metrics,
             &self.downstream,
+            &self.policy,
             model,
             key,
             ids,
@@ -133,13 +148,18 @@ impl Gateway {
             &call.deadline,
         )
         .await?;
-        self.count_predictions(&scored);
+        self.count_predictions(&scored, call);
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
-                let surge_factor = s.output(SURGE_FACTOR)?;
-                self.metrics
-                    .distribution(&MODEL_DEMAND_SURGE_FACTOR, surge_factor, &prediction_tags(&s));
+                let surge_factor = if s.fallback {
+                    NEUTRAL
+                } else {
+                    let surge_factor = s.output(SURGE_FACTOR)?;
+                    self.metrics
+                        .distribution(&MODEL_DEMAND_SURGE_FACTOR, surge_factor, &prediction_tags(&s));
+                    surge_factor
+                };
                 Ok(PredictDemandSurgeResponse {
                     zone_id: id.clone(),
                     surge_factor,
@@ -149,13 +169,20 @@ impl Gateway {
             .collect()
     }
 
-    /// `model.predictions.count`: one per scored entity; a batch shares one model and version.
-    fn count_predictions(&self, scored: &[Scored]) {
-        if let Some(first) = scored.first() {
+    /// `model.predictions.count`: one per entity the model scored (a batch shares one model and version;
+    /// fallback answers are not the model's); `api.predict.degraded`: one per degraded entity and reason.
+    fn count_predictions(&self, scored: &[Scored], call: &Call) {
+        if let Some(first) = scored.first().filter(|s| !s.fallback) {
             self.metrics.count(
                 &MODEL_PREDICTIONS_COUNT,
                 scored.len() as u64,
                 &prediction_tags(first),
+            );
+        }
+        for reason in scored.iter().flat_map(Scored::degraded_reasons) {
+            self.metrics.incr(
+                &API_PREDICT_DEGRADED,
+                &[Tag::rpc(call.rpc), Tag::degraded(reason)],
             );
         }
     }
@@ -178,6 +205,8 @@ fn metadata(scored: &Scored, call: &Call) -> PredictionMetadata {
         degraded: scored.degraded(),
         missing_features: scored.missing.clone(),
         stale_features: scored.stale.clone(),
+        unavailable_features: scored.unavailable.clone(),
+        fallback: scored.fallback,
     }
 }
 
