@@ -26,6 +26,22 @@ pub enum Error {
     Predict(#[from] PredictError),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// Server settings (TLS files, limits) that keep the service from starting.
+    #[error(transparent)]
+    Server(#[from] server_kit::Error),
+    /// A large batch did not get a blocking-pool slot and finish within the limit.
+    #[error(
+        "{model} version {version}: {rows} rows were not scored within {limit_ms} ms ({bound}); \
+         the service is busy: retry later or with fewer rows"
+    )]
+    InferenceTimeout {
+        model: String,
+        version: String,
+        rows: usize,
+        limit_ms: u64,
+        /// Which limit applied: `INFERENCE_TIMEOUT_MS` or the caller's deadline.
+        bound: &'static str,
+    },
 }
 
 impl From<Error> for Status {
@@ -42,11 +58,22 @@ impl From<Error> for Status {
             Error::Predict(PredictError::UnknownInput { row, name }) => Status::invalid_argument(format!(
                 "rows[{row}].features has unknown input {name:?}; GetModelMetadata lists the model's inputs"
             )),
-            Error::Predict(PredictError::Inference { .. } | PredictError::NonFiniteOutput { .. }) => {
-                Status::internal(message)
-            }
+            // Non-finite inputs were already replaced by defaults, so a non-finite output comes from a
+            // finite input far outside anything the model was trained on (3.4e38 as a demand/supply
+            // ratio): the caller's to fix, not a fault here, so no INTERNAL that error-rate monitors count.
+            Error::Predict(PredictError::NonFiniteOutput {
+                model,
+                version,
+                output,
+                row,
+            }) => Status::invalid_argument(format!(
+                "rows[{row}].features drove {model} version {version} to a non-finite {output:?}: an \
+                 input is far outside the range the model was trained on"
+            )),
+            Error::Predict(PredictError::Inference { .. }) => Status::internal(message),
+            Error::InferenceTimeout { .. } => Status::deadline_exceeded(message),
             Error::ShuttingDown | Error::Transport(_) => Status::unavailable(message),
-            Error::Repository(_) | Error::Task(_) => Status::internal(message),
+            Error::Repository(_) | Error::Task(_) | Error::Server(_) => Status::internal(message),
         }
     }
 }
@@ -67,6 +94,8 @@ impl Error {
             Error::Predict(PredictError::Inference { .. }) => "inference_failed",
             Error::Predict(PredictError::NonFiniteOutput { .. }) => "non_finite_output",
             Error::ShuttingDown => "shutting_down",
+            Error::Server(_) => "server_settings",
+            Error::InferenceTimeout { .. } => "inference_timeout",
         }
     }
 
@@ -77,12 +106,16 @@ impl Error {
             | Error::NoRows
             | Error::TooManyRows { .. }
             | Error::Lookup(_)
-            | Error::Predict(PredictError::UnknownInput { .. }) => true,
-            Error::Predict(PredictError::Inference { .. } | PredictError::NonFiniteOutput { .. })
+            | Error::Predict(PredictError::UnknownInput { .. } | PredictError::NonFiniteOutput { .. }) => {
+                true
+            }
+            Error::Predict(PredictError::Inference { .. })
             | Error::Repository(_)
             | Error::Transport(_)
             | Error::Task(_)
-            | Error::ShuttingDown => false,
+            | Error::ShuttingDown
+            | Error::Server(_)
+            | Error::InferenceTimeout { .. } => false,
         }
     }
 }
@@ -129,7 +162,26 @@ mod tests {
                 }),
                 Code::Internal,
             ),
+            (
+                Error::Predict(PredictError::NonFiniteOutput {
+                    model: "a".into(),
+                    version: "1".into(),
+                    output: "score".into(),
+                    row: 2,
+                }),
+                Code::InvalidArgument,
+            ),
             (Error::ShuttingDown, Code::Unavailable),
+            (
+                Error::InferenceTimeout {
+                    model: "a".into(),
+                    version: "1".into(),
+                    rows: 500,
+                    limit_ms: 50,
+                    bound: "INFERENCE_TIMEOUT_MS",
+                },
+                Code::DeadlineExceeded,
+            ),
         ];
         for (error, code) in cases {
             let error_type = error.error_type();

@@ -4,7 +4,8 @@
 //! It is a thin gRPC shell: loading, validation and scoring live in `model-runtime`. This crate holds
 //! the [`Config`], [`run`] (load the repository, then serve until shutdown), the handlers
 //! ([`service::Models`]), feature drift against the manifest baselines ([`drift`]) and the mapping of
-//! every failure to a gRPC status ([`Error`]).
+//! every failure to a gRPC status ([`Error`]). Serving itself (TLS, the concurrency limit, draining
+//! shutdown) is `server_kit`'s, configured by the flattened [`server_kit::ServerArgs`].
 #![forbid(unsafe_code)]
 
 pub mod drift;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use model_runtime::ModelRepository;
 use proto::models::v1::model_service_server::ModelServiceServer;
-use server_kit::Health;
+use server_kit::{Health, ServerArgs};
 use telemetry::Metrics;
 use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
@@ -73,13 +74,25 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub drift_min_rows: u64,
+    /// Milliseconds a batch of more than 64 rows may take to get a blocking-pool slot and run, or less
+    /// when the caller's deadline comes first; past it the call is answered DEADLINE_EXCEEDED. Smaller
+    /// batches run inline in well under a millisecond and are not bounded.
+    #[arg(
+        long,
+        env = "INFERENCE_TIMEOUT_MS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub inference_timeout_ms: u64,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
 }
 
 /// Loads the model repository, then serves on `listener` until `shutdown` resolves and in-flight calls
-/// finish. Health reports SERVING once the repository is loaded, NOT_SERVING as soon as shutdown begins.
-/// Metrics go to the process's sink ([`telemetry::metrics`]).
+/// finish (within `SHUTDOWN_GRACE_MS`). Health reports SERVING once the repository is loaded,
+/// NOT_SERVING as soon as shutdown begins. Metrics go to the process's sink ([`telemetry::metrics`]).
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -95,6 +108,8 @@ pub async fn run_with_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
     metrics: Metrics,
 ) -> Result<(), Error> {
+    // First: bad TLS files stop start-up before the models load.
+    let server = server_kit::Server::new(&config.server, metrics.clone())?;
     let (health, health_server) = Health::new(SERVICE_NAME).await;
     let repository = Arc::new(load(config.model_repository.clone()).await?);
     let drift = Arc::new(DriftMonitor::new(&repository, config.drift_min_rows));
@@ -105,6 +120,7 @@ pub async fn run_with_metrics(
         metrics.clone(),
     );
     let models = Models::new(repository, config.max_batch_rows as usize)
+        .with_inference_timeout(Duration::from_millis(config.inference_timeout_ms))
         .with_metrics(metrics)
         .with_drift(drift);
     health.serving().await;
@@ -114,24 +130,29 @@ pub async fn run_with_metrics(
         .unwrap_or_default();
     tracing::info!(
         %addr,
+        security = server.security(),
+        max_concurrent_requests = config.server.max_concurrent_requests,
         max_batch_rows = config.max_batch_rows,
+        inference_timeout_ms = config.inference_timeout_ms,
         drift_interval_secs = config.drift_interval_secs,
         drift_min_rows = config.drift_min_rows,
         "serving"
     );
     // Every call, outermost first:
+    // 0. server_kit's concurrency limit (in `server.builder()`): past MAX_CONCURRENT_REQUESTS a call is
+    //    answered RESOURCE_EXHAUSTED at once, before anything below runs; health checks are exempt.
     // 1. GrpcServerLayer: the server span (`rpc.system=grpc`, `rpc.service`, `rpc.method`, so APM
     //    names it `grpc.server.request` with resource `<Method> models.v1.ModelService`), a child of
     //    the caller's context from its W3C or Datadog headers, made current for the handler so the
     //    inference span and log lines join the caller's trace; ended with the gRPC status. Health
     //    checks are not traced. No API metrics: `api.predict.*` are the gateway's (public API).
     let layers = ServiceBuilder::new().layer(GrpcServerLayer::new());
-    tonic::transport::Server::builder()
+    let router = server
+        .builder()
         .layer(layers)
         .add_service(health_server)
-        .add_service(ModelServiceServer::new(models))
-        .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
-        .await?;
+        .add_service(ModelServiceServer::new(models).max_decoding_message_size(server.max_request_bytes()));
+    server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -170,6 +191,8 @@ mod tests {
         let config = Config::try_parse_from(["model-service"]).expect("defaults parse");
         assert_eq!(config.max_batch_rows, 1000);
         assert_eq!((config.drift_interval_secs, config.drift_min_rows), (60, 500));
+        assert_eq!(config.inference_timeout_ms, 50);
+        assert_eq!(config.server, ServerArgs::default());
         assert!(
             config.model_repository.join("customer_risk").is_dir(),
             "{:?}",
@@ -182,6 +205,24 @@ mod tests {
         assert!(Config::try_parse_from(["model-service", "--max-batch-rows", "0"]).is_err());
         let config = Config::try_parse_from(["model-service", "--max-batch-rows", "7"]).expect("parses");
         assert_eq!(config.max_batch_rows, 7);
+    }
+
+    #[test]
+    fn server_settings_are_flattened_in() {
+        assert!(Config::try_parse_from(["model-service", "--inference-timeout-ms", "0"]).is_err());
+        let config = Config::try_parse_from([
+            "model-service",
+            "--max-concurrent-requests",
+            "64",
+            "--shutdown-drain-delay-ms",
+            "5000",
+            "--inference-timeout-ms",
+            "20",
+        ])
+        .expect("parses");
+        assert_eq!(config.server.max_concurrent_requests, 64);
+        assert_eq!(config.server.shutdown_drain_delay_ms, 5000);
+        assert_eq!(config.inference_timeout_ms, 20);
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! Each Predict run gets a `model.inference` span under the server span the gRPC layer started (tagged
 //! with model, version and experiment variant, plus the row count), a `model.inference.batch_rows`
 //! sample, and adds the values it fed the model to the version's drift window ([`crate::drift`]).
+//!
+//! Large batches wait for a blocking-pool slot, then run there; both together are bounded by the
+//! inference timeout or the caller's deadline, whichever comes first, and answered DEADLINE_EXCEEDED past
+//! it. Queued batches would otherwise pile up behind slow ones long after their callers gave up.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use model_runtime::{ModelRepository, ModelVersion, Prediction, Row};
+use model_runtime::{ModelRepository, ModelVersion, PredictError, Prediction, Row};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
@@ -17,7 +21,7 @@ use proto::models::v1::{
 use telemetry::catalog::MODEL_INFERENCE_BATCH_ROWS;
 use telemetry::trace::spans;
 use telemetry::{Metrics, Tag};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::drift::{DriftMonitor, DriftWindow};
@@ -43,6 +47,10 @@ use crate::error::Error;
 /// per-quote call from the gateway) run inline, and larger ones move off the worker.
 pub const INLINE_MAX_ROWS: usize = 64;
 
+/// Default `INFERENCE_TIMEOUT_MS`: a 1000-row batch runs in ~1.2 ms, so 50 ms only passes when batches
+/// are queueing for the blocking pool, well inside the gateway's 100 ms request budget.
+pub const DEFAULT_INFERENCE_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// The experiment arm of a request that names none.
 pub const DEFAULT_VARIANT: &str = "control";
 
@@ -53,6 +61,8 @@ pub struct Models {
     /// Large batches on the blocking pool at once; tract runs one batch on one thread, so more than one
     /// per core only adds contention.
     blocking: Arc<Semaphore>,
+    /// Bounds a large batch's wait for a blocking slot plus its run.
+    inference_timeout: Duration,
     metrics: Metrics,
     drift: Arc<DriftMonitor>,
 }
@@ -66,6 +76,7 @@ impl Models {
             repository,
             max_batch_rows,
             blocking: Arc::new(Semaphore::new(cores)),
+            inference_timeout: DEFAULT_INFERENCE_TIMEOUT,
             metrics: telemetry::metrics().clone(),
             drift: Arc::default(),
         }
@@ -77,13 +88,25 @@ impl Models {
         self
     }
 
+    /// Bounds each large batch's wait for a blocking-pool slot and its run (batches of up to
+    /// [`INLINE_MAX_ROWS`] rows run inline, in well under a millisecond, and are not bounded).
+    pub fn with_inference_timeout(mut self, timeout: Duration) -> Self {
+        self.inference_timeout = timeout;
+        self
+    }
+
     /// Adds what every run feeds its model to `drift`'s windows.
     pub fn with_drift(mut self, drift: Arc<DriftMonitor>) -> Self {
         self.drift = drift;
         self
     }
 
-    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
+    /// `deadline`: the caller's, for large batches (`None` otherwise, or when the caller set none).
+    async fn predict(
+        &self,
+        request: PredictRequest,
+        deadline: Option<Instant>,
+    ) -> Result<PredictResponse, Error> {
         let PredictRequest {
             model,
             version,
@@ -106,9 +129,13 @@ impl Models {
         tracing::Span::current().record("model_version", model.version());
         let rows: Vec<Row> = rows.into_iter().map(|row| row.features).collect();
         // Large batches first wait for a blocking-pool slot, so the inference span times the run alone.
-        let permit = if rows.len() > INLINE_MAX_ROWS {
-            let permit = Arc::clone(&self.blocking).acquire_owned().await;
-            Some(permit.map_err(|_| Error::ShuttingDown)?)
+        let blocking = if rows.len() > INLINE_MAX_ROWS {
+            let budget = self.budget(deadline);
+            let permit = Arc::clone(&self.blocking).acquire_owned();
+            match tokio::time::timeout_at(budget.until(), permit).await {
+                Ok(permit) => Some((permit.map_err(|_| Error::ShuttingDown)?, budget)),
+                Err(_) => return Err(budget.exceeded(&model, rows.len())),
+            }
         } else {
             None
         };
@@ -130,18 +157,9 @@ impl Models {
         ));
         let window = self.drift.window(&model).cloned();
         let started = Instant::now();
-        let result = match permit {
+        let result = match blocking {
             None => score(&cx, &model, &rows, window.as_deref()),
-            Some(permit) => {
-                // The blocking thread has no current context: the span's travels with the closure.
-                let (run_cx, scorer) = (cx.clone(), Arc::clone(&model));
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    score(&run_cx, &scorer, &rows, window.as_deref())
-                })
-                .await
-                .unwrap_or_else(|error| Err(Error::from(error)))
-            }
+            Some((permit, budget)) => run_blocking(&cx, &model, rows, window, permit, &budget).await,
         };
         if let Err(error) = &result {
             spans::record_error(&cx, error.error_type(), error.to_string());
@@ -157,6 +175,26 @@ impl Models {
             version: model.version().to_owned(),
             predictions: predictions.into_iter().map(to_proto).collect(),
         })
+    }
+
+    /// The time a large batch has for its slot and run: the inference timeout, or less when the
+    /// caller's deadline comes first (then a little before it, so this answer, with its reason, reaches
+    /// the caller ahead of tonic's bare CANCELLED at the deadline itself).
+    fn budget(&self, deadline: Option<Instant>) -> Budget {
+        let now = Instant::now();
+        let own = now + self.inference_timeout;
+        match deadline.map(server_kit::answer_by) {
+            Some(caller) if caller < own => Budget {
+                until: caller,
+                limit: caller.saturating_duration_since(now),
+                bound: "the caller's deadline",
+            },
+            _ => Budget {
+                until: own,
+                limit: self.inference_timeout,
+                bound: "INFERENCE_TIMEOUT_MS",
+            },
+        }
     }
 
     fn metadata(&self, request: &GetModelMetadataRequest) -> Result<GetModelMetadataResponse, Error> {
@@ -196,7 +234,13 @@ impl pb::model_service_server::ModelService for Models {
         )
     )]
     async fn predict(&self, request: Request<PredictRequest>) -> Result<Response<PredictResponse>, Status> {
-        match self.predict(request.into_inner()).await {
+        // Only large batches are bounded; small ones skip the header lookup.
+        let deadline = if request.get_ref().rows.len() > INLINE_MAX_ROWS {
+            server_kit::grpc_deadline(request.metadata())
+        } else {
+            None
+        };
+        match self.predict(request.into_inner(), deadline).await {
             Ok(response) => Ok(Response::new(response)),
             Err(error) => Err(reject(error)),
         }
@@ -214,6 +258,53 @@ impl pb::model_service_server::ModelService for Models {
         self.metadata(request.get_ref())
             .map(Response::new)
             .map_err(reject)
+    }
+}
+
+/// When a large batch must be done by, and which limit set that.
+struct Budget {
+    until: Instant,
+    limit: Duration,
+    bound: &'static str,
+}
+
+impl Budget {
+    fn until(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.until)
+    }
+
+    fn exceeded(&self, model: &ModelVersion, rows: usize) -> Error {
+        Error::InferenceTimeout {
+            model: model.model().to_owned(),
+            version: model.version().to_owned(),
+            rows,
+            limit_ms: u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX),
+            bound: self.bound,
+        }
+    }
+}
+
+/// Scores a large batch on the blocking pool, holding `permit` for as long as it runs. Past the budget
+/// the caller is answered, but the run cannot be interrupted: it finishes in the background and keeps
+/// its slot until then, since the core really is busy.
+async fn run_blocking(
+    cx: &Context,
+    model: &Arc<ModelVersion>,
+    rows: Vec<Row>,
+    window: Option<Arc<DriftWindow>>,
+    permit: OwnedSemaphorePermit,
+    budget: &Budget,
+) -> Result<Vec<Prediction>, Error> {
+    let count = rows.len();
+    // The blocking thread has no current context: the span's travels with the closure.
+    let (run_cx, scorer) = (cx.clone(), Arc::clone(model));
+    let run = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        score(&run_cx, &scorer, &rows, window.as_deref())
+    });
+    match tokio::time::timeout_at(budget.until(), run).await {
+        Ok(joined) => joined.unwrap_or_else(|error| Err(Error::from(error))),
+        Err(_) => Err(budget.exceeded(model, count)),
     }
 }
 
@@ -237,7 +328,13 @@ fn score(
 /// Logs a failed call by whose fault it is, then turns it into its status.
 fn reject(error: Error) -> Status {
     let error_type = error.error_type();
-    if error.is_client_error() {
+    if matches!(error, Error::InferenceTimeout { .. }) {
+        // Load, not a fault: WARN, so a busy spell does not page through the error log.
+        tracing::warn!(error_type, %error, "request timed out");
+    } else if matches!(error, Error::Predict(PredictError::NonFiniteOutput { .. })) {
+        // The caller's input, most likely; but a model that breaks on plausible inputs must show too.
+        tracing::warn!(error_type, %error, "request drove the model to a non-finite output");
+    } else if error.is_client_error() {
         tracing::debug!(error_type, %error, "request rejected");
     } else {
         tracing::error!(error_type, %error, "request failed");
@@ -269,3 +366,7 @@ fn to_proto(prediction: Prediction) -> pb::Prediction {
         defaulted_inputs,
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,18 +1,41 @@
 //! Plumbing every gRPC server in the workspace shares, so each service's `run` holds only what is its own:
 //!
-//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C (what Kubernetes and people send).
-//! - [`incoming`]: serves an already-bound listener, so tests bind port 0 and read the address first.
-//! - [`Health`]: the `grpc.health.v1` service, flipped to NOT_SERVING as shutdown begins.
+//! - [`ServerArgs`]: the server settings every service flattens into its `Config` (concurrency limit,
+//!   request size, shutdown drain and grace, TLS and mutual TLS); [`ClientTlsArgs`] for services that call
+//!   others.
+//! - [`Server`]: built from those settings; [`Server::builder`] hands out the tonic builder (TLS, HTTP/2
+//!   keepalive, [`OverloadLayer`] outermost) and [`Server::serve`] serves a router until shutdown, then
+//!   drains: health NOT_SERVING at once, the drain delay, stop accepting, in-flight requests within the
+//!   grace period.
+//! - [`OverloadLayer`]: past the concurrency limit a request is answered RESOURCE_EXHAUSTED at once
+//!   rather than queued; health checks are exempt.
+//! - [`Health`]: the `grpc.health.v1` service, NOT_SERVING until the service is ready and again as
+//!   shutdown begins.
+//! - [`grpc_deadline`]: the caller's deadline from its `grpc-timeout` header.
+//! - [`shutdown_signal`], [`incoming`]: SIGTERM/Ctrl-C, and serving an already-bound listener (tests bind
+//!   port 0 and read the address first).
+//! - `test_certs` (feature `test-certs`): a throwaway CA with server and client certificates for tests.
 #![forbid(unsafe_code)]
 
-use std::future::Future;
+mod args;
+mod deadline;
+mod error;
+mod health;
+mod overload;
+mod serve;
+#[cfg(feature = "test-certs")]
+pub mod test_certs;
+mod tls;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
-pub use tonic_health::pb::health_server::{Health as HealthService, HealthServer};
+pub use args::{ClientTlsArgs, ServerArgs};
+pub use deadline::{answer_by, grpc_deadline};
+pub use error::Error;
+pub use health::{Health, HealthServer, HealthService};
+pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
+pub use serve::{Builder, Server};
 
 /// Resolves when the process is asked to stop: SIGTERM (Kubernetes) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -46,51 +69,4 @@ pub async fn shutdown_signal() {
 /// delay would dominate a sub-millisecond hop).
 pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
-/// The service's `grpc.health.v1` status: both the overall status ("") and the named service.
-#[derive(Clone)]
-pub struct Health {
-    reporter: HealthReporter,
-    service_name: &'static str,
-}
-
-impl Health {
-    /// Starts NOT_SERVING; call [`Health::serving`] once the service can answer.
-    /// `service_name` is the fully qualified gRPC service name, e.g. `inference.v1.InferenceService`.
-    pub async fn new(service_name: &'static str) -> (Self, HealthServer<impl HealthService>) {
-        let (reporter, server) = tonic_health::server::health_reporter();
-        let health = Self {
-            reporter,
-            service_name,
-        };
-        health.set(ServingStatus::NotServing).await;
-        (health, server)
-    }
-
-    pub async fn serving(&self) {
-        self.set(ServingStatus::Serving).await;
-    }
-
-    pub async fn not_serving(&self) {
-        self.set(ServingStatus::NotServing).await;
-    }
-
-    async fn set(&self, status: ServingStatus) {
-        self.reporter.set_service_status("", status).await;
-        self.reporter.set_service_status(self.service_name, status).await;
-    }
-
-    /// Wraps a shutdown future so health reports NOT_SERVING as soon as shutdown begins, before the
-    /// server stops accepting; load balancers then drain the pod while in-flight requests finish.
-    pub fn on_shutdown<F>(&self, shutdown: F) -> impl Future<Output = ()> + Send + 'static
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let health = self.clone();
-        async move {
-            shutdown.await;
-            health.not_serving().await;
-        }
-    }
 }

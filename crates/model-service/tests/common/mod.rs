@@ -90,6 +90,9 @@ pub fn config(listen_addr: SocketAddr) -> Config {
         max_batch_rows: 1000,
         drift_interval_secs: 60,
         drift_min_rows: 500,
+        // Generous: these tests are not about the timeout, and debug builds share two cores.
+        inference_timeout_ms: 10_000,
+        server: server_kit::ServerArgs::default(),
         telemetry: telemetry::TelemetryConfig::for_service("model-service"),
     }
 }

@@ -1,0 +1,211 @@
+//! [`Server`]: the tonic builder every service starts from, and serving with a drain and a grace period.
+//!
+//! Shutdown, once the `shutdown` future resolves (SIGTERM):
+//! 1. health turns NOT_SERVING at once, so load balancers and readiness probes stop sending new work;
+//! 2. for `SHUTDOWN_DRAIN_DELAY_MS` the server keeps serving as usual, because they only notice at their
+//!    next probe or endpoint update, and whatever they still send should be answered, not refused;
+//! 3. then it stops accepting: the listener closes and every connection gets an HTTP/2 GOAWAY (tonic's
+//!    graceful shutdown), so clients reconnect elsewhere while requests already started continue;
+//! 4. in-flight requests get `SHUTDOWN_GRACE_MS` to finish; [`Server::serve`] then returns `Ok` either
+//!    way, logging "drained" or "grace period over with requests in flight", and the process exits.
+//!    Requests still running at that point are cut off when the process exits.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use telemetry::Metrics;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
+use tower::{Layer, Service};
+
+use crate::{Error, Health, OverloadLayer, ServerArgs};
+
+/// What [`Server::builder`] returns: a tonic server builder with [`OverloadLayer`] outermost. A service
+/// adds its own layers (inside the limit, so refused requests cost nothing more) and its services.
+pub type Builder = tonic::transport::Server<Stack<OverloadLayer, Identity>>;
+
+/// HTTP/2 PINGs on a connection silent this long find clients that vanished without closing it (a node
+/// lost, a NAT entry expired), so their connections stop holding server resources.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// A PING unanswered this long closes the connection.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that connects and never finishes the TLS handshake is dropped after this long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One service's server plumbing, from its [`ServerArgs`].
+///
+/// ```ignore
+/// let server = server_kit::Server::new(&config.server, metrics.clone())?;
+/// let router = server
+///     .builder()
+///     .layer(GrpcServerLayer::new())
+///     .add_service(health_server)
+///     .add_service(
+///         ModelServiceServer::new(models).max_decoding_message_size(server.max_request_bytes()),
+///     );
+/// server.serve(router, listener, shutdown, &health).await?;
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    /// TLS and keepalive, no layers.
+    base: tonic::transport::Server,
+    overload: OverloadLayer,
+    drain: Duration,
+    grace: Duration,
+    max_request_bytes: usize,
+    security: &'static str,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("overload", &self.overload)
+            .field("drain", &self.drain)
+            .field("grace", &self.grace)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("security", &self.security)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Reads and checks the TLS files (if any) and sets up the concurrency limit; shed requests are
+    /// counted on `metrics`. Fails, naming the setting and file, on anything a service should not start
+    /// with.
+    pub fn new(args: &ServerArgs, metrics: Metrics) -> Result<Self, Error> {
+        let overload = OverloadLayer::new(args.max_concurrent_requests as usize, metrics);
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
+        let security = match args.server_tls()? {
+            None => "plaintext",
+            Some(tls) => {
+                let tls = tls.timeout(TLS_HANDSHAKE_TIMEOUT);
+                builder = builder.tls_config(tls).map_err(|error| Error::Tls {
+                    cert: args.tls_cert_file.clone().unwrap_or_default(),
+                    key: args.tls_key_file.clone().unwrap_or_default(),
+                    reason: crate::error::chain(&error),
+                })?;
+                if args.tls_client_ca_file.is_some() {
+                    "mutual TLS"
+                } else {
+                    "TLS"
+                }
+            }
+        };
+        Ok(Self {
+            base: builder,
+            overload,
+            drain: args.drain_delay(),
+            grace: args.grace(),
+            max_request_bytes: args.max_request_bytes(),
+            security,
+        })
+    }
+
+    /// A tonic server builder: TLS when configured, HTTP/2 keepalive, the concurrency limit outermost.
+    /// TCP_NODELAY is set by [`Server::serve`] on the accepted connections.
+    pub fn builder(&self) -> Builder {
+        self.base.clone().layer(self.overload.clone())
+    }
+
+    /// [`Server::builder`] without the concurrency limit, for a service that places
+    /// [`Server::overload`] in its own stack instead, e.g. inside its API metrics layer so that refused
+    /// calls are counted there too. Forgetting to add it leaves the service without overload protection.
+    pub fn builder_without_limit(&self) -> tonic::transport::Server {
+        self.base.clone()
+    }
+
+    /// `MAX_REQUEST_BYTES`, for every generated server's `max_decoding_message_size`.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// The concurrency limit, shared by every builder of this server.
+    pub fn overload(&self) -> &OverloadLayer {
+        &self.overload
+    }
+
+    /// "plaintext", "TLS" or "mutual TLS", for the service's start-up log line.
+    pub fn security(&self) -> &'static str {
+        self.security
+    }
+
+    /// Serves `router` on `listener` until `shutdown` resolves, then shuts down as the module docs say:
+    /// NOT_SERVING, drain delay, stop accepting, grace period. Returns `Ok` once drained or once the
+    /// grace period is over; `Err` only if the server itself fails.
+    pub async fn serve<L, ResBody>(
+        &self,
+        router: Router<L>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+        health: &Health,
+    ) -> Result<(), Error>
+    where
+        L: Layer<Routes>,
+        L::Service: Service<http::Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+        <L::Service as Service<http::Request<Body>>>::Future: Send,
+        <L::Service as Service<http::Request<Body>>>::Error: Into<BoxError> + Send,
+        ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let (drain, grace) = (self.drain, self.grace);
+        let overload = self.overload.clone();
+        let health = health.clone();
+        let (stopped_accepting, mut accepting_stopped) = oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            health.not_serving().await;
+            tracing::info!(
+                drain_ms = millis(drain),
+                in_flight = overload.in_flight(),
+                "shutting down: health NOT_SERVING, serving on through the drain delay"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!(
+                in_flight = overload.in_flight(),
+                grace_ms = millis(grace),
+                "shutting down: no longer accepting, waiting for in-flight requests"
+            );
+            let _ = stopped_accepting.send(());
+        };
+        let serving = router.serve_with_incoming_shutdown(crate::incoming(listener), signal);
+        let mut serving = std::pin::pin!(serving);
+        tokio::select! {
+            result = &mut serving => {
+                result?;
+                // With nothing in flight, tonic returns in the same poll that stops accepting.
+                if accepting_stopped.try_recv().is_ok() {
+                    tracing::info!("drained: every in-flight request finished");
+                } else {
+                    tracing::warn!("the server stopped before shutdown was requested");
+                }
+                return Ok(());
+            }
+            Ok(()) = &mut accepting_stopped => {}
+        }
+        match tokio::time::timeout(grace, serving).await {
+            Ok(result) => {
+                result?;
+                tracing::info!("drained: every in-flight request finished");
+            }
+            Err(_) => tracing::warn!(
+                in_flight = self.overload.in_flight(),
+                grace_ms = millis(grace),
+                "grace period over with requests in flight; stopping anyway"
+            ),
+        }
+        Ok(())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
