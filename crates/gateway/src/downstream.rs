@@ -40,6 +40,12 @@ impl Deadline {
         self.0.saturating_duration_since(Instant::now())
     }
 
+    /// This deadline, or `other` if that comes first (a caller's own, shorter deadline).
+    #[must_use]
+    pub fn or_sooner(&self, other: Option<Instant>) -> Self {
+        Self(other.map_or(self.0, |other| self.0.min(other)))
+    }
+
     /// This deadline, or `limit` from now if that comes first: a step's own share of the budget, so one
     /// slow dependency cannot eat the time the next step needs.
     #[must_use]
@@ -55,7 +61,7 @@ pub struct Resilience {
     /// Consecutive failed calls that open a dependency's breaker.
     pub breaker_failures: u32,
     /// How long an open breaker waits before letting calls probe the dependency again (the first wait;
-    /// it grows, jittered, up to 8x while probes keep failing).
+    /// it grows, jittered, up to 4x while probes keep failing).
     pub breaker_open: Duration,
     /// Retries allowed, as a fraction of calls over the last 10 seconds (plus a floor of a few per
     /// second), so a dependency outage never multiplies the load sent to it.
@@ -115,7 +121,7 @@ impl Guard {
             resilience.breaker_failures.max(1),
             OpenFor {
                 start: open,
-                max: open.saturating_mul(8),
+                max: open.saturating_mul(4),
                 attempt: 0,
             },
         );
@@ -226,13 +232,19 @@ impl BreakerReport {
 
 /// A lazily connected channel: the gateway starts (and reports its own health) whatever the state of its
 /// dependencies, and reconnects by itself when they come back.
-pub fn channel(url: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
+/// With `tls` configured the URL must be `https://` (and without it `http://`): a mismatch is refused
+/// rather than silently sent in plaintext.
+pub fn channel(
+    url: &str,
+    connect_timeout: Duration,
+    tls: &server_kit::ClientTlsArgs,
+) -> Result<Channel, crate::StartError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true);
+    Ok(tls.configure(endpoint)?.connect_lazy())
 }
 
 fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {

@@ -76,7 +76,7 @@ pub struct Config {
     /// Consecutive failed calls to a dependency that open its circuit breaker.
     #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_failures: u32,
-    /// How long an open breaker fails fast before probing, in milliseconds (grows to 8x while probes fail).
+    /// How long an open breaker fails fast before probing, in milliseconds (grows to 4x while probes fail).
     #[arg(long, env = "BREAKER_OPEN_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub breaker_open_ms: u64,
     /// Retries of idempotent reads allowed, as a fraction of calls (10 s window, plus 3 a second).
@@ -100,6 +100,10 @@ pub struct Config {
     /// Pinned demand-surge model version; empty follows the default version.
     #[arg(long, env = "SURGE_MODEL_VERSION", default_value = "")]
     pub surge_model_version: String,
+    #[command(flatten)]
+    pub server: server_kit::ServerArgs,
+    #[command(flatten)]
+    pub downstream_tls: server_kit::ClientTlsArgs,
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
 }
@@ -128,6 +132,8 @@ impl std::fmt::Debug for Config {
             .field("risk_model_version", &self.risk_model_version)
             .field("surge_model", &self.surge_model)
             .field("surge_model_version", &self.surge_model_version)
+            .field("server", &self.server)
+            .field("downstream_tls", &self.downstream_tls)
             .field("telemetry", &self.telemetry)
             .finish()
     }
@@ -138,6 +144,8 @@ impl std::fmt::Debug for Config {
 pub enum StartError {
     #[error("invalid downstream URL: {0}")]
     Url(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Server(#[from] server_kit::Error),
     #[error(transparent)]
     QuoteStore(#[from] error::Error),
     #[error("reflection: {0}")]
@@ -162,10 +170,13 @@ pub async fn run(
     }
     let budget = Duration::from_millis(config.request_timeout_ms);
     let metrics = telemetry::metrics().clone();
+    // First: bad TLS files stop start-up, naming the file.
+    let server = server_kit::Server::new(&config.server, metrics.clone())?;
     let connect_timeout = Duration::from_secs(1);
+    let tls = &config.downstream_tls;
     let downstream = Downstream::new(
-        channel(&config.feature_service_url, connect_timeout)?,
-        channel(&config.model_service_url, connect_timeout)?,
+        channel(&config.feature_service_url, connect_timeout, tls)?,
+        channel(&config.model_service_url, connect_timeout, tls)?,
         Duration::from_secs(30),
         Resilience {
             breaker_failures: config.breaker_failures,
@@ -217,9 +228,10 @@ pub async fn run(
     let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;
 
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, config = ?config, "gateway listening");
+    tracing::info!(addr = ?local, security = server.security(), config = ?config, "gateway listening");
     health.serving().await;
-    tonic::transport::Server::builder()
+    let router = server
+        .builder_without_limit()
         // Nothing outlives its budget: tonic also honours a shorter grpc-timeout sent by the caller.
         .timeout(budget)
         // Outermost: the server span (caller's W3C or Datadog context, made current for the handler so the
@@ -230,12 +242,16 @@ pub async fn run(
                 .with_api_metrics(&PUBLIC_RPCS)
                 .with_metrics(metrics),
         )
+        // Inside it, the concurrency limit: a call refused as RESOURCE_EXHAUSTED still shows in the API
+        // metrics and in APM.
+        .layer(server.overload().clone())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(InferenceServiceServer::from_arc(gateway))
-        .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
-        .await?;
+        .add_service(
+            InferenceServiceServer::from_arc(gateway).max_decoding_message_size(server.max_request_bytes()),
+        );
+    server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -74,8 +74,10 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-        // The caller's own deadline (grpc-timeout) is enforced by the server's timeout layer; the budget
-        // bounds what we spend even for a caller that sets none.
+        // The budget bounds what we spend even for a caller that sets no deadline; a caller's shorter
+        // grpc-timeout wins, less a margin so that our DEADLINE_EXCEEDED (naming the dependency that was
+        // slow) reaches it before its own timer fires.
+        let caller = server_kit::grpc_deadline(request.metadata()).map(server_kit::answer_by);
         let span = tracing::info_span!(
             "request",
             rpc,
@@ -86,7 +88,7 @@ impl Gateway {
         Call {
             rpc,
             request_id,
-            deadline: Deadline::after(self.budget),
+            deadline: Deadline::after(self.budget).or_sooner(caller),
             span,
         }
     }
