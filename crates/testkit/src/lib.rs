@@ -5,6 +5,7 @@
 //! - [`redis::RedisCluster`]: a Redis Cluster of N primaries on loopback.
 //! - [`services`]: the gateway, feature-service and model-service, each a separate gRPC server.
 //! - [`features`]: Redis filled in Feast's layout through the `materialize` code.
+//! - [`load`]: steady load on the gateway, each call recorded, for fault-injection tests.
 //! - [`processes`]: the services as separate processes (their own telemetry, logs and signals).
 //! - [`agent::TestAgent`]: Datadog's APM test agent receiving OTLP traces.
 //! - [`otlp`]: the spans the test agent received, flattened.
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod features;
+pub mod load;
 pub mod otlp;
 pub mod processes;
 pub mod redis;

@@ -38,6 +38,9 @@ fn binary(name: &str) -> PathBuf {
 pub struct ServiceProcess {
     pub name: &'static str,
     pub addr: SocketAddr,
+    env: Vec<(String, String)>,
+    /// How the kit itself connects when the service speaks TLS.
+    tls: Option<server_kit::ClientTlsArgs>,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -47,15 +50,54 @@ impl ServiceProcess {
     /// Starts binary `name` listening on a free loopback port, with `env` on top of this process's
     /// environment, and waits until its health check answers SERVING.
     pub async fn start(name: &'static str, env: &[(&str, String)]) -> Self {
+        Self::start_tls(name, env, None).await
+    }
+
+    /// [`ServiceProcess::start`] for a service that speaks TLS: the kit connects (health checks,
+    /// [`ServiceProcess::channel`]) with `tls`, to `https://localhost:<port>`.
+    pub async fn start_tls(
+        name: &'static str,
+        env: &[(&str, String)],
+        tls: Option<server_kit::ClientTlsArgs>,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let mut process = Self::spawn(name, addr, env, tls);
+        process.wait_serving(Duration::from_secs(60)).await;
+        process
+    }
+
+    /// Kills the process at once (SIGKILL: a crash, nothing flushed or drained).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the service again on the same address with the same environment (after [`Self::kill`]),
+    /// and waits until it is SERVING.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let (env, tls) = (std::mem::take(&mut self.env), self.tls.take());
+        *self = Self::spawn(self.name, self.addr, env, tls);
+        self.wait_serving(Duration::from_secs(60)).await;
+    }
+
+    fn spawn(
+        name: &'static str,
+        addr: SocketAddr,
+        env: Vec<(String, String)>,
+        tls: Option<server_kit::ClientTlsArgs>,
+    ) -> Self {
         let mut child = Command::new(binary(name))
             .env("LISTEN_ADDR", addr.to_string())
             .env("LOG_FORMAT", "json")
-            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -71,25 +113,37 @@ impl ServiceProcess {
                 }
             })
         });
-        let mut process = Self {
+        Self {
             name,
             addr,
+            env,
+            tls,
             child: Some(child),
             lines,
             reader,
-        };
-        process.wait_serving(Duration::from_secs(60)).await;
-        process
+        }
     }
 
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` (the test certificate's name) with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     pub fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url())
-            .expect("valid url")
-            .connect_lazy()
+        self.channel_with(self.tls.as_ref())
+    }
+
+    /// A channel to the service with other TLS settings than the kit's (`None`: plaintext).
+    pub fn channel_with(&self, tls: Option<&server_kit::ClientTlsArgs>) -> Channel {
+        let endpoint = Endpoint::from_shared(self.url()).expect("valid url");
+        match tls {
+            Some(tls) => tls.configure(endpoint).expect("TLS settings"),
+            None => endpoint,
+        }
+        .connect_lazy()
     }
 
     /// The stdout lines so far.
@@ -118,13 +172,26 @@ impl ServiceProcess {
         crate::services::wait_serving(self.name, &channel, timeout, exited).await;
     }
 
+    /// Sends SIGTERM and returns at once (the process drains and exits by itself; see [`Self::wait_exit`]).
+    pub fn signal_term(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM, then waits (up to 15 s) for the exit, which flushes the process's telemetry; returns the
     /// exit status and every line the process wrote to stdout.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub async fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal_term();
+        self.wait_exit().await
+    }
+
+    /// Waits (up to 15 s) for the process to exit; returns its exit status and every line it wrote to
+    /// stdout.
+    pub async fn wait_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
         let started = Instant::now();
         let status = loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -163,15 +230,56 @@ pub struct ProcessStack {
 
 impl ProcessStack {
     pub async fn start(env: &[(&str, String)]) -> Self {
-        let models = ServiceProcess::start("model-service", env).await;
-        let features = ServiceProcess::start("feature-service", env).await;
-        let mut gateway_env = env.to_vec();
+        Self::start_each(env, &[], &[], &[]).await
+    }
+
+    /// [`ProcessStack::start`] with more environment for each service on top of `env`.
+    pub async fn start_each(
+        env: &[(&str, String)],
+        models_env: &[(&str, String)],
+        features_env: &[(&str, String)],
+        gateway_env: &[(&str, String)],
+    ) -> Self {
+        let models = ServiceProcess::start("model-service", &[env, models_env].concat()).await;
+        let features = ServiceProcess::start("feature-service", &[env, features_env].concat()).await;
+        let env = [env, gateway_env].concat();
+        let mut gateway_env = env.clone();
         if !env.iter().any(|(k, _)| *k == "REQUEST_TIMEOUT_MS") {
             gateway_env.push(("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()));
         }
         gateway_env.push(("FEATURE_SERVICE_URL", features.url()));
         gateway_env.push(("MODEL_SERVICE_URL", models.url()));
         let gateway = ServiceProcess::start("gateway", &gateway_env).await;
+        Self {
+            models,
+            features,
+            gateway,
+        }
+    }
+
+    /// The three services speaking mutual TLS with `pki`'s certificates: each requires a client
+    /// certificate from its CA, and the gateway presents one to the other two. `env` goes to all three.
+    pub async fn start_mutual_tls(env: &[(&str, String)], pki: &server_kit::test_certs::TestPki) -> Self {
+        let path = |p: &std::path::Path| p.display().to_string();
+        let mut server_env = env.to_vec();
+        server_env.extend([
+            ("TLS_CERT_FILE", path(&pki.server_cert)),
+            ("TLS_KEY_FILE", path(&pki.server_key)),
+            ("TLS_CLIENT_CA_FILE", path(&pki.ca_cert)),
+        ]);
+        let kit = Some(pki.client_args(true));
+        let models = ServiceProcess::start_tls("model-service", &server_env, kit.clone()).await;
+        let features = ServiceProcess::start_tls("feature-service", &server_env, kit.clone()).await;
+        let mut gateway_env = server_env;
+        gateway_env.extend([
+            ("DOWNSTREAM_TLS_CA_FILE", path(&pki.ca_cert)),
+            ("DOWNSTREAM_TLS_CERT_FILE", path(&pki.client_cert)),
+            ("DOWNSTREAM_TLS_KEY_FILE", path(&pki.client_key)),
+            ("FEATURE_SERVICE_URL", features.url()),
+            ("MODEL_SERVICE_URL", models.url()),
+            ("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()),
+        ]);
+        let gateway = ServiceProcess::start_tls("gateway", &gateway_env, kit).await;
         Self {
             models,
             features,

@@ -1,0 +1,220 @@
+//! Fault injection under steady load: the three services run as processes against a real Redis, with no
+//! Datadog agent anywhere (nothing listens on the DogStatsD or OTLP ports), while a load of mixed calls
+//! (risk, surge, quotes over many ids) runs through the gateway. Each test injects one fault and asserts:
+//!
+//! - no call takes longer than the gateway's budget plus a scheduling margin;
+//! - during the fault, answers are degraded or clean errors exactly as docs/operations.md specifies;
+//! - after the fault, the system recovers by itself within a few seconds;
+//! - no process panicked (each exits 0 on SIGTERM at the end, with no panic in its output).
+//!
+//! Each prints a report of the calls before, during and after the fault (error rate, degraded answers,
+//! latency); `cargo xtask test` shows it.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use testkit::features::materialize_snapshot;
+use testkit::load::{self, Load, Sample, Window};
+use testkit::processes::{ProcessStack, ServiceProcess};
+use testkit::redis::RedisServer;
+
+/// The gateway's budget: the production default.
+const BUDGET: Duration = Duration::from_millis(100);
+/// Scheduling slack for unoptimised binaries on a loaded 2-core machine.
+const MARGIN: Duration = Duration::from_millis(150);
+/// How long each fault lasts.
+const FAULT: Duration = Duration::from_secs(2);
+/// The longest recovery accepted after the fault ends.
+const RECOVERY: Duration = Duration::from_secs(5);
+/// Customers and zones the load cycles through: most reads miss the feature cache.
+const CUSTOMERS: u32 = 2000;
+const ZONES: u32 = 200;
+
+/// A loopback port with nothing listening on it.
+fn dead_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// Telemetry pointed at ports where no agent listens.
+fn no_agent() -> Vec<(&'static str, String)> {
+    vec![
+        ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
+        ("DD_DOGSTATSD_PORT", dead_port().to_string()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", dead_port()),
+        ),
+        ("DD_ENV", "faults".to_owned()),
+    ]
+}
+
+async fn stack(redis: &RedisServer, gateway_env: &[(&str, String)]) -> ProcessStack {
+    let mut gateway = vec![("REQUEST_TIMEOUT_MS", BUDGET.as_millis().to_string())];
+    gateway.extend_from_slice(gateway_env);
+    ProcessStack::start_each(&no_agent(), &[], &[("REDIS_URL", redis.url())], &gateway).await
+}
+
+fn steady_load(gateway: &ServiceProcess) -> Load {
+    Load::start(gateway.channel(), 4, Duration::from_millis(2), CUSTOMERS, ZONES)
+}
+
+/// Runs the load for a moment and checks the healthy system answers everything, fully served.
+async fn warm_up(load: &Load) -> Window {
+    let since = Instant::now();
+    load.wait_for(since, 200, Duration::from_secs(20)).await;
+    let window = load.window(since, Instant::now());
+    assert_eq!(window.error_rate(), 0.0, "healthy system: {window}");
+    window
+}
+
+/// No call over the budget, in any phase.
+fn assert_within_budget(name: &str, samples: &[Sample]) {
+    let slowest = samples.iter().max_by_key(|s| s.latency).expect("calls were made");
+    assert!(
+        slowest.latency <= BUDGET + MARGIN,
+        "{name}: a call took {:?} ({:?}), over the budget {BUDGET:?} + {MARGIN:?}",
+        slowest.latency,
+        slowest.outcome
+    );
+}
+
+/// Stops everything with SIGTERM and checks each process exits 0 without a panic.
+async fn shut_down(stack: ProcessStack) {
+    for (name, lines) in stack.terminate().await {
+        let panics: Vec<&String> = lines.iter().filter(|l| l.contains("panicked")).collect();
+        assert!(panics.is_empty(), "{name} panicked: {panics:?}");
+    }
+}
+
+fn report(name: &str, before: &Window, during: &Window, after: &Window, recovery: Duration) {
+    eprintln!("fault: {name}");
+    eprintln!("  before:   {before}");
+    eprintln!("  during:   {during}");
+    eprintln!("  after:    {after}");
+    eprintln!("  recovered {:.2} s after the fault ended", recovery.as_secs_f64());
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted() {
+    let mut redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    // Saved, so the restarted server loads the same features, as a persistent Redis would.
+    redis.command(&["SAVE"]).expect("save");
+    let stack = stack(&redis, &[]).await;
+    let load = steady_load(&stack.gateway);
+    let before = warm_up(&load).await;
+
+    let fault = Instant::now();
+    redis.kill();
+    tokio::time::sleep(FAULT).await;
+    redis.restart().expect("redis-server restarts on its port");
+    let fault_ended = Instant::now();
+    let during = load.window(fault, fault_ended);
+    tokio::time::sleep(RECOVERY).await;
+    let samples = load.stop().await;
+    let recovered = recovery_of(&samples, fault_ended);
+    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
+    report("Redis killed, restarted 2 s later", &before, &during, &after, recovered);
+
+    // Features come from the cache or the models' defaults: every call is answered, degraded.
+    assert_eq!(during.error_rate(), 0.0, "{during}");
+    assert!(during.degraded > during.total / 2, "most answers say degraded: {during}");
+    assert_within_budget("Redis killed", &samples);
+    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
+    assert_eq!(after.error_rate(), 0.0, "{after}");
+    shut_down(stack).await;
+}
+
+#[tokio::test]
+async fn redis_paused_past_the_deadline() {
+    let redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    let stack = stack(&redis, &[]).await;
+    let load = steady_load(&stack.gateway);
+    let before = warm_up(&load).await;
+
+    let fault = Instant::now();
+    let pause_ms = FAULT.as_millis().to_string();
+    redis
+        .command(&["CLIENT", "PAUSE", &pause_ms, "ALL"])
+        .expect("pause");
+    tokio::time::sleep(FAULT).await;
+    let fault_ended = Instant::now();
+    let during = load.window(fault, fault_ended);
+    tokio::time::sleep(RECOVERY).await;
+    let samples = load.stop().await;
+    let recovered = recovery_of(&samples, fault_ended);
+    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
+    report("Redis paused (CLIENT PAUSE 2 s)", &before, &during, &after, recovered);
+
+    // Redis reads give up inside the budget and the features fall back: answered, degraded, on time.
+    assert_eq!(during.error_rate(), 0.0, "{during}");
+    assert!(during.degraded > 0, "{during}");
+    assert_within_budget("Redis paused", &samples);
+    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
+    shut_down(stack).await;
+}
+
+#[tokio::test]
+async fn model_service_stopped_and_restarted() {
+    let redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    let mut stack = stack(&redis, &[]).await;
+    // A second gateway on the same services, answering the neutral fallback instead of failing.
+    let mut fallback_env = no_agent();
+    fallback_env.extend([
+        ("REQUEST_TIMEOUT_MS", BUDGET.as_millis().to_string()),
+        ("FEATURE_SERVICE_URL", stack.features.url()),
+        ("MODEL_SERVICE_URL", stack.models.url()),
+        ("MODEL_FALLBACK", "neutral".to_owned()),
+    ]);
+    let fallback_gateway = ServiceProcess::start("gateway", &fallback_env).await;
+    let load = steady_load(&stack.gateway);
+    let fallback_load = Load::start(fallback_gateway.channel(), 2, Duration::from_millis(2), CUSTOMERS, ZONES);
+    let before = warm_up(&load).await;
+    warm_up(&fallback_load).await;
+
+    let fault = Instant::now();
+    stack.models.kill();
+    tokio::time::sleep(FAULT).await;
+    stack.models.restart().await;
+    let fault_ended = Instant::now();
+    let during = load.window(fault, fault_ended);
+    let fallback_during = fallback_load.window(fault, fault_ended);
+    tokio::time::sleep(RECOVERY).await;
+    let samples = load.stop().await;
+    let fallback_samples = fallback_load.stop().await;
+    let recovered = recovery_of(&samples, fault_ended);
+    let fallback_recovered = recovery_of(&fallback_samples, fault_ended);
+    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
+    report("model-service killed, restarted 2 s later", &before, &during, &after, recovered);
+    eprintln!("  with MODEL_FALLBACK=neutral: during: {fallback_during}; recovered {fallback_recovered:?}");
+
+    // Failing fast: only UNAVAILABLE (circuit open or connection refused), within the budget.
+    assert!(during.error_rate() > 0.9, "{during}");
+    assert_eq!(during.error_codes(), ["Unavailable"], "{during}");
+    assert_within_budget("model-service down", &samples);
+    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
+    // The fallback policy answers every call, marked degraded and fallback.
+    assert_eq!(fallback_during.error_rate(), 0.0, "{fallback_during}");
+    assert!(fallback_during.fallback > fallback_during.total * 9 / 10, "{fallback_during}");
+    assert_within_budget("model-service down, fallback", &fallback_samples);
+    assert!(fallback_recovered <= RECOVERY, "recovered after {fallback_recovered:?}");
+
+    let (status, lines) = fallback_gateway.terminate().await;
+    assert!(status.success(), "{status}: {lines:?}");
+    shut_down(stack).await;
+}
+
+/// How long after `fault_ended` calls were fully served again (answered, every feature read, no fallback).
+fn recovery_of(samples: &[Sample], fault_ended: Instant) -> Duration {
+    load::recovery(samples, fault_ended).unwrap_or_else(|| {
+        panic!(
+            "calls were never fully served again after the fault: {}",
+            Window::of(samples.iter().filter(|s| s.started >= fault_ended))
+        )
+    })
+}
