@@ -14,7 +14,7 @@ pub enum Error {
     #[error("quote {0} already has a different outcome recorded")]
     OutcomeConflict(String),
     /// A downstream service answered with an error or could not be reached.
-    #[error("{service} failed: {status}")]
+    #[error("{service} failed: {} ({})", telemetry::grpc_code_name(status.code()), status.message())]
     Downstream { service: &'static str, status: Status },
     /// The dependency failed repeatedly and its circuit breaker is open: the call was not attempted.
     #[error("{0} unavailable: failing fast after repeated failures (circuit breaker open; probing again shortly)")]
