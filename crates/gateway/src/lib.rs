@@ -188,7 +188,7 @@ pub async fn run(
     let quote_ttl = Duration::from_secs(config.quote_ttl_secs);
     let retention = Duration::from_secs(config.outcome_retention_secs);
     let quotes = match &config.quote_redis_url {
-        Some(url) => QuoteStore::redis(url, quote_ttl, retention, Duration::from_secs(5)).await?,
+        Some(url) => QuoteStore::redis(url, quote_ttl, retention, Duration::from_secs(5))?,
         None => {
             tracing::warn!("QUOTE_REDIS_URL unset: quotes are kept in memory and lost on restart");
             QuoteStore::memory(quote_ttl, retention)
@@ -229,6 +229,11 @@ pub async fn run(
 
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, security = server.security(), config = ?config, "gateway listening");
+    // Predictions do not need the quote store; quotes do. Give it a moment to connect so that a healthy
+    // start answers every RPC, but never hold the gateway back for it: it keeps reconnecting.
+    if !gateway.quotes.wait_connected(Duration::from_secs(5)).await {
+        tracing::warn!("quote store not reachable yet: QuotePrice and RecordOutcome answer UNAVAILABLE until it is");
+    }
     health.serving().await;
     let router = server
         .builder_without_limit()

@@ -5,6 +5,11 @@
 //! exists? set-if-absent, extend retention), so a retried RecordOutcome is recognised as a duplicate and
 //! two different outcomes for one quote cannot both win. Once an outcome is recorded the key's expiry is
 //! pushed out to the outcome retention, so an accepted outcome outlives its quote.
+//!
+//! Redis being away never stops the gateway: it connects (and reconnects) in the background, and while it
+//! is not connected QuotePrice and RecordOutcome fail at once with UNAVAILABLE (nothing was stored, so
+//! the caller retries; a retried outcome is recognised as a duplicate). Every command is bounded by what
+//! remains of the request's deadline. Predictions do not need the quote store.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fred::prelude::{Client, ClientLike, Config, LuaInterface};
 use serde::{Deserialize, Serialize};
 
+use crate::downstream::Deadline;
 use crate::error::Error;
 
 /// What a quote remembers, for joining its outcome to the prediction that priced it.
@@ -90,29 +96,55 @@ return {2, quote, redis.call('HGET', KEYS[1], 'outcome')}";
 pub const MEMORY_CAPACITY: usize = 200_000;
 
 impl QuoteStore {
-    /// Connects to Redis, waiting at most `connect_timeout` for the first connection.
-    pub async fn redis(
-        url: &str,
-        ttl: Duration,
-        retention: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, Error> {
-        let config =
+    /// Starts connecting to Redis in the background (each attempt bounded by `connect_timeout`, retried
+    /// 100 ms doubling to 2 s, forever); fails only on a malformed URL.
+    pub fn redis(url: &str, ttl: Duration, retention: Duration, connect_timeout: Duration) -> Result<Self, Error> {
+        let mut config =
             Config::from_url(url).map_err(|e| Error::QuoteStore(format!("bad QUOTE_REDIS_URL: {e}")))?;
+        // Not connected yet is not an error: the first connection retries like any reconnection.
+        config.fail_fast = false;
         let client = fred::types::Builder::from_config(config)
             .with_connection_config(|c| c.connection_timeout = connect_timeout)
             .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()
             .map_err(|e| Error::QuoteStore(e.to_string()))?;
-        client
-            .init()
-            .await
-            .map_err(|e| Error::QuoteStore(format!("cannot connect: {e}")))?;
+        let _connection_task = client.connect();
         Ok(Self::Redis {
             client,
             ttl,
             retention,
         })
+    }
+
+    /// Waits up to `timeout` for the first connection to the quote store (at once for the embedded one);
+    /// `false` if it did not come, and the store keeps trying in the background.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        match self {
+            Self::Redis { client, .. } => {
+                let deadline = Instant::now() + timeout;
+                while !client.is_connected() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    // Resolves with the next attempt's result; a failed one is retried by fred's policy.
+                    if !matches!(tokio::time::timeout(left, client.wait_for_connect()).await, Ok(Ok(()))) {
+                        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                    }
+                }
+                true
+            }
+            Self::Memory { .. } => true,
+        }
+    }
+
+    /// A connected client, or UNAVAILABLE at once (commands would otherwise queue until reconnected).
+    fn connected(client: &Client) -> Result<&Client, Error> {
+        if client.is_connected() {
+            Ok(client)
+        } else {
+            Err(Error::QuoteStore("not connected to Redis (reconnecting)".into()))
+        }
     }
 
     pub fn memory(ttl: Duration, retention: Duration) -> Self {
@@ -130,18 +162,16 @@ impl QuoteStore {
         }
     }
 
-    pub async fn put(&self, quote: &QuoteRecord) -> Result<(), Error> {
+    pub async fn put(&self, quote: &QuoteRecord, deadline: &Deadline) -> Result<(), Error> {
         match self {
             Self::Redis { client, ttl, .. } => {
                 let json = serde_json::to_string(quote).map_err(|e| Error::QuoteStore(e.to_string()))?;
-                let _: i64 = client
-                    .eval(
-                        STORE_SCRIPT,
-                        key(&quote.quote_id),
-                        vec![json, ttl.as_secs().max(1).to_string()],
-                    )
-                    .await
-                    .map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let args = vec![json, ttl.as_secs().max(1).to_string()];
+                let _: i64 = within(
+                    deadline,
+                    Self::connected(client)?.eval(STORE_SCRIPT, key(&quote.quote_id), args),
+                )
+                .await?;
                 Ok(())
             }
             Self::Memory {
@@ -173,17 +203,23 @@ impl QuoteStore {
         }
     }
 
-    pub async fn record_outcome(&self, quote_id: &str, outcome: Outcome) -> Result<Recorded, Error> {
+    pub async fn record_outcome(
+        &self,
+        quote_id: &str,
+        outcome: Outcome,
+        deadline: &Deadline,
+    ) -> Result<Recorded, Error> {
         match self {
             Self::Redis {
                 client, retention, ..
             } => {
                 let json = serde_json::to_string(&outcome).map_err(|e| Error::QuoteStore(e.to_string()))?;
                 let args = vec![json, retention.as_secs().max(1).to_string(), now_ms().to_string()];
-                let reply: Vec<Option<String>> = client
-                    .eval(OUTCOME_SCRIPT, key(quote_id), args)
-                    .await
-                    .map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let reply: Vec<Option<String>> = within(
+                    deadline,
+                    Self::connected(client)?.eval(OUTCOME_SCRIPT, key(quote_id), args),
+                )
+                .await?;
                 let status = reply.first().cloned().flatten();
                 let quote = || parse::<QuoteRecord>(reply.get(1));
                 match status.as_deref() {
@@ -220,6 +256,20 @@ impl QuoteStore {
         }
     }
 }
+
+/// A Redis command bounded by the request's deadline.
+async fn within<T>(
+    deadline: &Deadline,
+    command: impl Future<Output = Result<T, fred::error::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(deadline.remaining(), command).await {
+        Ok(result) => result.map_err(|e| Error::QuoteStore(e.to_string())),
+        Err(_) => Err(Error::DeadlineExceeded(QUOTE_STORE)),
+    }
+}
+
+/// The quote store, as errors name it.
+pub const QUOTE_STORE: &str = "quote store";
 
 fn same_outcome(quote_id: &str, existing: Outcome, new: Outcome) -> Result<(), Error> {
     if existing == new {

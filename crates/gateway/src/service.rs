@@ -246,10 +246,20 @@ fn one<T>(mut results: Vec<T>) -> Result<T, Error> {
     })
 }
 
+/// Failures caused by a dependency being down are logged at most once a second: during an outage every
+/// request fails the same way (metrics and spans still count each one, and the line says how many it
+/// stands for). A request's own faults are logged each time.
+static OUTAGE_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+
 fn finish<T>(call: &Call, result: Result<T, Error>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(|error| {
         let _span = call.span.enter();
-        tracing::warn!(error_type = error.kind(), error.message = %error, "request failed");
+        let outage = error.is_dependency_failure() || matches!(error, Error::QuoteStore(_));
+        if !outage {
+            tracing::warn!(error_type = error.kind(), error.message = %error, "request failed");
+        } else if let Some(suppressed) = OUTAGE_LOG.ready() {
+            tracing::warn!(error_type = error.kind(), error.message = %error, suppressed, "request failed");
+        }
         Status::from(error)
     })
 }
@@ -358,7 +368,7 @@ impl InferenceService for Gateway {
                     .unwrap_or_default(),
                 created_at_ms: now_ms(),
             };
-            self.quotes.put(&quote).await?;
+            self.quotes.put(&quote, &call.deadline).await?;
             self.metrics
                 .incr(&BUSINESS_QUOTES_COUNT, &[Tag::variant(&quote.experiment_variant)]);
             tracing::info!(quote_id = %quote.quote_id, price, risk_model_version = %quote.risk_model_version,
@@ -392,7 +402,7 @@ impl InferenceService for Gateway {
                 booked: req.booked,
                 revenue: req.revenue,
             };
-            let recorded = self.quotes.record_outcome(&req.quote_id, outcome).await?;
+            let recorded = self.quotes.record_outcome(&req.quote_id, outcome, &call.deadline).await?;
             let duplicate = matches!(recorded, Recorded::Duplicate(_));
             if let Recorded::New(quote) = &recorded {
                 // Counted once per quote: a retried call (duplicate) must not count the booking twice.
