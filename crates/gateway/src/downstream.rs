@@ -36,6 +36,12 @@ impl Deadline {
         Self(Instant::now() + budget)
     }
 
+    /// `budget` from now, less a small margin (5%, 1-10 ms) so the request's own answer, naming what was
+    /// slow, is sent before the server's hard timeout at `budget` cuts it off.
+    pub fn answering_within(budget: Duration) -> Self {
+        Self(server_kit::answer_by(Instant::now() + budget))
+    }
+
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }

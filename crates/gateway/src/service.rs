@@ -88,7 +88,7 @@ impl Gateway {
         Call {
             rpc,
             request_id,
-            deadline: Deadline::after(self.budget).or_sooner(caller),
+            deadline: Deadline::answering_within(self.budget).or_sooner(caller),
             span,
         }
     }

@@ -18,8 +18,9 @@ use testkit::load::{self, Load, Sample, Window};
 use testkit::processes::{ProcessStack, ServiceProcess};
 use testkit::redis::RedisServer;
 
-/// The gateway's budget: the production default.
-const BUDGET: Duration = Duration::from_millis(100);
+/// The gateway's budget. Production's default is 100 ms; the services here are unoptimised builds sharing
+/// two cores with the load and with other tests, where a healthy call's p99 reaches 100 ms.
+const BUDGET: Duration = Duration::from_millis(250);
 /// Scheduling slack for unoptimised binaries on a loaded 2-core machine.
 const MARGIN: Duration = Duration::from_millis(150);
 /// How long each fault lasts.
