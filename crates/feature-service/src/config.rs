@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use feature_store::{CacheConfig, RedisConfig, Registry, StoreConfig};
+use feature_store::{CacheConfig, RedisConfig, RedisTls, Registry, StoreConfig};
 
 /// feature-service: online features (`features.v1.FeatureService/GetOnlineFeatures`) from Feast's Redis
 /// online store, or from the bundled snapshot when no Redis is configured.
@@ -30,15 +30,31 @@ pub struct Config {
     /// Upper bound of the memory the cache holds, in bytes (0: no cache).
     #[arg(long, env = "FEATURE_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: u64,
+    /// How long past its TTL a cached row is kept to answer with while Redis cannot be read, in
+    /// milliseconds (0: values not fresh in the cache are UNAVAILABLE during an outage).
+    #[arg(long, env = "FEATURE_CACHE_STALE_IF_ERROR_MS", default_value_t = 300_000)]
+    pub cache_stale_if_error_ms: u64,
     /// Longest a Redis read may take, in milliseconds; the request's own deadline can shorten it.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_timeout_ms: u64,
-    /// Longest connecting to Redis at start-up may take, in milliseconds.
+    /// Longest one attempt to connect to Redis (TCP, TLS, AUTH) may take, in milliseconds; failed
+    /// attempts are retried in the background, the service answering UNAVAILABLE values meanwhile.
     #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_connect_timeout_ms: u64,
     /// Redis connections (per node) requests are spread over.
     #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub redis_pool_size: u64,
+    /// PEM CA certificate(s) that sign Redis's certificate, trusted instead of the system's roots
+    /// (rediss:// URLs only).
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for Redis servers that verify clients (`tls-auth-clients yes`); needs
+    /// --redis-tls-key-file.
+    #[arg(long, env = "REDIS_TLS_CERT_FILE", requires = "redis_tls_key_file")]
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --redis-tls-cert-file.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE", requires = "redis_tls_cert_file")]
+    pub redis_tls_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
 }
@@ -51,6 +67,11 @@ impl Config {
             redis.timeout = Duration::from_millis(self.redis_timeout_ms);
             redis.connect_timeout = Duration::from_millis(self.redis_connect_timeout_ms);
             redis.pool_size = usize::try_from(self.redis_pool_size).unwrap_or(1);
+            redis.tls = RedisTls {
+                ca_file: self.redis_tls_ca_file.clone(),
+                client_cert_file: self.redis_tls_cert_file.clone(),
+                client_key_file: self.redis_tls_key_file.clone(),
+            };
             redis
         });
         let mut config = StoreConfig::new(registry);
@@ -59,12 +80,13 @@ impl Config {
         config.cache = CacheConfig {
             ttl: Duration::from_millis(self.cache_ttl_ms),
             max_bytes: self.cache_max_bytes,
+            stale_if_error: Duration::from_millis(self.cache_stale_if_error_ms),
         };
         config
     }
 }
 
-/// The Redis URL may carry a password: Debug shows it redacted.
+/// The Redis URL may carry a password: Debug shows it redacted. (The TLS settings are paths, not keys.)
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -77,9 +99,13 @@ impl std::fmt::Debug for Config {
             .field("feature_registry", &self.feature_registry)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
             .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("cache_stale_if_error_ms", &self.cache_stale_if_error_ms)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("redis_connect_timeout_ms", &self.redis_connect_timeout_ms)
             .field("redis_pool_size", &self.redis_pool_size)
+            .field("redis_tls_ca_file", &self.redis_tls_ca_file)
+            .field("redis_tls_cert_file", &self.redis_tls_cert_file)
+            .field("redis_tls_key_file", &self.redis_tls_key_file)
             .field("telemetry", &self.telemetry)
             .finish()
     }
@@ -97,6 +123,42 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("redis://:***@redis:6379"), "{debug}");
+    }
+
+    #[test]
+    fn tls_files_and_the_stale_window_reach_the_store() {
+        let config = Config::parse_from([
+            "feature-service",
+            "--redis-url",
+            "rediss://:pw@redis:6380",
+            "--redis-tls-ca-file",
+            "/etc/redis-tls/ca.crt",
+            "--redis-tls-cert-file",
+            "/etc/redis-tls/tls.crt",
+            "--redis-tls-key-file",
+            "/etc/redis-tls/tls.key",
+            "--cache-stale-if-error-ms",
+            "60000",
+        ]);
+        let store = config.store_config(feature_store::Registry::bundled().expect("registry"));
+        let redis = store.redis.expect("redis");
+        assert_eq!(redis.tls.ca_file, Some(PathBuf::from("/etc/redis-tls/ca.crt")));
+        assert_eq!(
+            redis.tls.client_cert_file,
+            Some(PathBuf::from("/etc/redis-tls/tls.crt"))
+        );
+        assert_eq!(
+            redis.tls.client_key_file,
+            Some(PathBuf::from("/etc/redis-tls/tls.key"))
+        );
+        assert_eq!(store.cache.stale_if_error, Duration::from_secs(60));
+
+        let defaults = Config::parse_from(["feature-service"]);
+        assert_eq!(defaults.cache_stale_if_error_ms, 300_000);
+        assert_eq!(defaults.redis_tls_ca_file, None);
+        // A client certificate without its key (or the reverse) is refused at start.
+        assert!(Config::try_parse_from(["feature-service", "--redis-tls-cert-file", "/tls.crt"]).is_err());
+        assert!(Config::try_parse_from(["feature-service", "--redis-tls-key-file", "/tls.key"]).is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub enum Error {
 }
 
 /// Every error a caller can see, with a code it can act on: fix the request (INVALID_ARGUMENT,
-/// NOT_FOUND), retry later (UNAVAILABLE), or give the call more time (DEADLINE_EXCEEDED).
+/// NOT_FOUND), retry later (UNAVAILABLE), or give the call more time (DEADLINE_EXCEEDED). A Redis outage
+/// is none of these: the store answers it with UNAVAILABLE values in an OK response.
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         use feature_store::Error as Store;
@@ -29,12 +30,14 @@ impl From<Error> for Status {
                 | RequestError::EmptyEntityId { .. }
                 | RequestError::InvalidEntityValue { .. } => Code::InvalidArgument,
             },
-            // Redis answering with an error (LOADING, BUSY, MASTERDOWN...) is a passing server state too.
+            // Outages are answered by the store; what still arrives here is a Redis error reply it cannot
+            // serve around (the request may succeed elsewhere or later).
             Error::Store(Store::Unavailable(_) | Store::Redis(_)) => Code::Unavailable,
             Error::Store(Store::Timeout(_) | Store::DeadlineExceeded) => Code::DeadlineExceeded,
             // Start-up errors: never produced while serving.
             Error::Store(
                 Store::InvalidRedisUrl { .. }
+                | Store::InvalidTlsConfig { .. }
                 | Store::Connect { .. }
                 | Store::Registry { .. }
                 | Store::Csv { .. }

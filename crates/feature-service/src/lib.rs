@@ -8,6 +8,24 @@
 //!   metrics sink).
 //! - [`Error`]: start-up and serving errors; `From<Error> for tonic::Status` is the one mapping to gRPC.
 //!
+//! Redis trouble, and what health says about it:
+//!
+//! - **Configuration errors fail start-up**, loudly: a malformed `REDIS_URL`, TLS files that do not read,
+//!   a registry that does not parse. Waiting cannot fix them.
+//! - **Redis being away at start-up does not.** The service listens and answers at once; the store
+//!   connects in the background (retrying 50 ms doubling to 2 s, forever). Until the first successful
+//!   connection, `grpc.health.v1` reports NOT_SERVING and `GetOnlineFeatures` answers OK with every value
+//!   UNAVAILABLE. A wrong password or an untrusted certificate is treated the same way: the pod stays
+//!   NOT_SERVING (never ready, so it never takes traffic) and logs the AUTH or TLS error on every attempt
+//!   (at most once a second); it turns SERVING by itself once the credentials or the trust are fixed on
+//!   either side, with no restart. Crash-looping would show the same error less usefully and add restart
+//!   back-off to the recovery.
+//! - **After the first connection, health stays SERVING through Redis outages.** Answers are degraded,
+//!   not failed: cached rows (up to `FEATURE_CACHE_STALE_IF_ERROR_MS` past their TTL) stand in, the rest is
+//!   UNAVAILABLE, and callers use their defaults as for any missing value. Every replica shares the one
+//!   Redis, so flipping readiness on a Redis error would pull all of them out of the load balancer at
+//!   once and turn a Redis blip into a total outage of the service, cache included.
+//!
 //! Telemetry: a server span per call from `telemetry::grpc::GrpcServerLayer` (the caller's trace joined
 //! from W3C or Datadog headers), under which the store traces each Redis round trip; the store sends the
 //! cache, feature availability, staleness and Redis metrics (see `feature_store`).
@@ -32,9 +50,10 @@ pub use service::{FeatureServiceImpl, grpc_deadline};
 /// The gRPC service name, as health checks ask for it.
 pub const SERVICE_NAME: &str = "features.v1.FeatureService";
 
-/// Opens the feature store (connecting to Redis, or loading the snapshot), reports SERVING, and serves
-/// on `listener` until `shutdown` resolves; health turns NOT_SERVING as shutdown begins and in-flight
-/// requests finish.
+/// Opens the feature store (loading the snapshot, or starting to connect to Redis) and serves on
+/// `listener` until `shutdown` resolves. Health reports SERVING once the store can read (at once for the
+/// snapshot, at the first Redis connection otherwise; see the crate documentation), and NOT_SERVING again
+/// as shutdown begins and in-flight requests finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -56,13 +75,21 @@ pub async fn run_with_metrics(
     let mut store_config = config.store_config(registry);
     store_config.metrics = metrics;
     let store = OnlineStore::open(store_config).await?;
-    health.serving().await;
     tracing::info!(
         listen_addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
         backend = ?store.backend(),
         project = %store.project(),
-        "feature-service serving"
+        "feature-service listening"
     );
+    let readiness = tokio::spawn(serving_once_connected(store.clone(), health.clone()));
+    // Also stopped if serving fails or `run` is dropped: it holds the store, and with it the connection.
+    let _readiness = AbortOnDrop(readiness.abort_handle());
+    let shutdown = async move {
+        shutdown.await;
+        // Stopped, and waited for, before health turns NOT_SERVING: it must not turn it back.
+        readiness.abort();
+        let _ = readiness.await;
+    };
     // The server stack, outermost first. Cross-cutting concerns live here, not in the handler.
     let stack = tower::ServiceBuilder::new()
         // Tracing: joins the caller's trace (W3C `traceparent` or Datadog `x-datadog-*` headers), opens
@@ -80,4 +107,23 @@ pub async fn run_with_metrics(
         .await?;
     tracing::info!("feature-service stopped");
     Ok(())
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reports SERVING once the store has been able to read, and never reports otherwise afterwards (Redis
+/// outages degrade answers, they do not fail them: see the crate documentation).
+async fn serving_once_connected(store: OnlineStore, health: server_kit::Health) {
+    if !store.is_connected() {
+        tracing::info!("waiting for the first Redis connection: NOT_SERVING until then");
+    }
+    store.wait_connected().await;
+    health.serving().await;
+    tracing::info!(backend = ?store.backend(), "feature-service serving");
 }

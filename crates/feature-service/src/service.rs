@@ -39,13 +39,25 @@ impl FeatureService for FeatureServiceImpl {
             }
             Err(error) => {
                 let error_type = error.error_type();
+                // Redis round trips that failed: the store has logged them (rate-limited) already.
+                let logged = matches!(
+                    error,
+                    feature_store::Error::Unavailable(_)
+                        | feature_store::Error::Timeout(_)
+                        | feature_store::Error::Redis(_)
+                );
                 let status = Status::from(Error::from(error));
                 let grpc_code = telemetry::grpc_code_name(status.code());
                 match status.code() {
                     Code::InvalidArgument | Code::NotFound => {
                         tracing::info!(grpc.code = grpc_code, error_type, error = %status.message(), "request rejected");
                     }
-                    // The store has logged the Redis failure itself (command, redacted URL).
+                    _ if logged => tracing::debug!(
+                        grpc.code = grpc_code,
+                        error_type,
+                        error = %status.message(),
+                        "online features failed"
+                    ),
                     _ => tracing::warn!(
                         grpc.code = grpc_code,
                         error_type,
@@ -61,8 +73,9 @@ impl FeatureService for FeatureServiceImpl {
     }
 }
 
-/// When to give up so that our DEADLINE_EXCEEDED (with its reason) reaches the caller before the deadline
-/// itself, where tonic's own timeout would cancel the call first: 5% of what is left, 1 to 10 ms.
+/// When to give up so that our answer reaches the caller before the deadline itself, where tonic's own
+/// timeout would cancel the call first: 5% of what is left, 1 to 10 ms. The store answers a Redis that is
+/// too slow with UNAVAILABLE values by then (it keeps a reserve of its own for building that answer).
 fn answer_by(deadline: Instant) -> Instant {
     let left = deadline.saturating_duration_since(Instant::now());
     let margin = (left / 20).clamp(Duration::from_millis(1), Duration::from_millis(10));

@@ -63,6 +63,10 @@ impl RequestError {
     }
 }
 
+/// Error replies of a server that is up but cannot serve for a while (loading its data set, running a long
+/// script, a replica cut off from its primary, a cluster resharding).
+const TRANSIENT_REPLIES: &[&str] = &["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"];
+
 /// Everything that can go wrong in the feature store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -84,7 +88,12 @@ pub enum Error {
     /// The Redis URL does not parse (the URL in the message has its password redacted).
     #[error("invalid Redis URL {url}: {reason}")]
     InvalidRedisUrl { url: String, reason: String },
-    /// The first connection to Redis failed (the URL in the message has its password redacted).
+    /// The Redis TLS settings cannot be used (a file that does not read or parse, TLS files for a URL
+    /// without TLS, a client certificate without its key).
+    #[error("Redis TLS configuration: {reason}")]
+    InvalidTlsConfig { reason: String },
+    /// No connection to Redis could be made in time (materialization; the URL in the message has its
+    /// password redacted). The online store does not fail for this: it keeps connecting in the background.
     #[error("cannot connect to Redis at {url}: {reason}")]
     Connect { url: String, reason: String },
     /// The feature registry does not parse or is inconsistent.
@@ -118,10 +127,26 @@ impl Error {
                 _ => "reply",
             },
             Self::InvalidRedisUrl { .. } => "invalid_url",
+            Self::InvalidTlsConfig { .. } => "tls_config",
             Self::Connect { .. } => "connect",
             Self::Registry { .. } => "registry",
             Self::Csv { .. } => "csv",
             Self::Io { .. } => "io",
+        }
+    }
+
+    /// True when Redis could not be read for a passing reason: not connected or reconnecting, an IO or
+    /// cluster error, no answer in time (the request's deadline included), or a reply saying the server
+    /// cannot serve right now (LOADING, BUSY, MASTERDOWN, TRYAGAIN). Reads then answer from what the cache
+    /// holds, the rest UNAVAILABLE, instead of failing the request.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Timeout(_) => true,
+            Self::Redis(error) => {
+                let code = error.details().split_whitespace().next().unwrap_or_default();
+                TRANSIENT_REPLIES.contains(&code)
+            }
+            _ => false,
         }
     }
 
@@ -139,6 +164,48 @@ impl Error {
             | ErrorKind::Tls
             | ErrorKind::Routing => Self::Unavailable(error),
             _ => Self::Redis(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fred::error::{Error as FredError, ErrorKind};
+
+    use super::Error;
+
+    fn classify(kind: ErrorKind, details: &'static str) -> Error {
+        Error::from_redis(FredError::new(kind, details), Duration::from_millis(5))
+    }
+
+    #[test]
+    fn outages_are_told_from_errors_that_are_not() {
+        let outages = [
+            classify(ErrorKind::IO, "connection refused"),
+            classify(ErrorKind::Timeout, "timed out"),
+            classify(ErrorKind::Canceled, "connection closed"),
+            classify(ErrorKind::Cluster, "CLUSTERDOWN the cluster is down"),
+            classify(
+                ErrorKind::Unknown,
+                "LOADING Redis is loading the dataset in memory",
+            ),
+            classify(ErrorKind::Unknown, "BUSY Redis is busy running a script"),
+            classify(ErrorKind::Unknown, "MASTERDOWN Link with MASTER is down"),
+        ];
+        for error in &outages {
+            assert!(error.is_outage(), "{error:?}");
+        }
+        let not_outages = [
+            classify(ErrorKind::Unknown, "ERR unknown command"),
+            classify(ErrorKind::Unknown, "NOPERM this user has no permissions"),
+            classify(ErrorKind::Protocol, "bad frame"),
+            classify(ErrorKind::Unknown, "LOADINGS is not a code"),
+            Error::DeadlineExceeded,
+        ];
+        for error in &not_outages {
+            assert!(!error.is_outage(), "{error:?}");
         }
     }
 }

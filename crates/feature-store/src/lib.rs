@@ -4,16 +4,23 @@
 //! cluster, behind an in-process TTL cache) or from an embedded snapshot, and [`materialize`], which
 //! writes CSV rows into Redis exactly as `feast materialize` would.
 //!
-//! - [`OnlineStore::open`] + [`StoreConfig`]: Redis when a URL is given, else the bundled snapshot.
+//! - [`OnlineStore::open`] + [`StoreConfig`]: Redis when a URL is given (connected in the background, so
+//!   a Redis that is down at start-up is no error; [`OnlineStore::wait_connected`]), else the bundled
+//!   snapshot.
 //! - [`OnlineStore::get_online_features`]: one Redis round trip per request; per value a status
-//!   (PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE, NULL_VALUE, INVALID) and the event time.
+//!   (PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE, NULL_VALUE, INVALID, or UNAVAILABLE when Redis cannot be read
+//!   and the cache, stale rows included, has nothing) and the event time.
+//! - [`RedisConfig`] + [`RedisTls`]: URL (AUTH in its user info), timeouts, pool, TLS trust and client
+//!   certificate; [`CacheConfig`]: TTL, size and the stale-if-error window that rides out Redis outages.
 //! - [`Error`] / [`RequestError`]: what went wrong, with request errors naming the field at fault.
 //!
 //! Telemetry (through the `telemetry` crate, to the [`telemetry::Metrics`] given in [`StoreConfig`] and
 //! [`MaterializeOptions`]): a `redis.query` span per pipelined round trip under the current OpenTelemetry
-//! context, `redis.command.latency_ms` / `redis.command.errors`, `cache.feast.hit|miss`,
+//! context, `redis.command.latency_ms` / `redis.command.errors`, `cache.feast.hit|miss|stale_served`,
 //! `features.lookups` and `features.staleness_s` per feature view, and `batch_job.*` for each
-//! materialization. No metric carries an entity id.
+//! materialization; an answer degraded by a Redis outage marks the current span (`features.degraded`,
+//! `features.stale_rows`, `features.unavailable_rows`). Redis failures are logged at most once a second
+//! per backend. No metric carries an entity id.
 #![forbid(unsafe_code)]
 
 mod csv_rows;
@@ -31,7 +38,8 @@ pub use materialize::{JOB as MATERIALIZE_JOB, MaterializeOptions, MaterializeRep
 pub use registry::{BUNDLED_REGISTRY, Entity, Feature, FeatureView, Registry, ValueType};
 pub use request::MAX_ENTITY_ROWS;
 pub use store::{
-    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig, StoreConfig,
+    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig, RedisTls,
+    StoreConfig,
 };
 
 /// The CSV column holding a row's event time.

@@ -63,7 +63,9 @@ pub struct MaterializeReport {
     pub elapsed: Duration,
 }
 
-/// Reads `files`, connects to Redis and writes their rows. Nothing is written when a file is malformed.
+/// Reads `files`, connects to Redis and writes their rows. Nothing is written when a file is malformed;
+/// no connection within the configured connect timeout is an [`Error::Connect`] naming the last
+/// connection error (refused, AUTH, TLS).
 ///
 /// The run is one batch job: a `materialize` span (each pipeline a `redis.query` child of it), and on
 /// success or failure [`BatchJobFinished`] (`batch_job.runs{status}`, `batch_job.status`,
@@ -161,7 +163,9 @@ async fn write_files(
         timeout: options.timeout,
         ..redis.clone()
     };
-    let backend = RedisBackend::connect(&redis, options.metrics.clone()).await?;
+    // A batch job has nothing to serve meanwhile: Redis not answering in time fails it.
+    let backend = RedisBackend::connect(&redis, options.metrics.clone())?;
+    backend.connected_within(redis.connect_timeout).await?;
     for (&v, records) in views.iter().zip(&records) {
         let view = &registry.views()[v];
         for batch in records.chunks(options.batch_size.max(1)) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use feature_store::{CacheConfig, CacheObserver, CacheStats, OnlineStore, StoreConfig};
+use feature_store::{CacheConfig, CacheObserver, CacheStats, StoreConfig};
 use proto::features::v1::FieldStatus;
 use testkit::redis::RedisServer;
 
@@ -15,6 +15,7 @@ fn long_cache() -> CacheConfig {
     CacheConfig {
         ttl: Duration::from_secs(60),
         max_bytes: 1 << 20,
+        ..CacheConfig::default()
     }
 }
 
@@ -90,6 +91,7 @@ async fn entries_expire_after_the_ttl() {
         CacheConfig {
             ttl,
             max_bytes: 1 << 20,
+            ..CacheConfig::default()
         },
     )
     .await;
@@ -121,7 +123,7 @@ async fn the_observer_sees_every_lookup() {
     config.redis = Some(redis_config(&server.url()));
     config.cache = long_cache();
     config.cache_observer = Some(recorder.clone());
-    let store = OnlineStore::open(config).await.expect("store");
+    let store = open_connected(config).await;
     let req = request(
         &["zone_demand:available_drivers", "zone_weather:temperature_c"],
         &[("zone_id", &["z-1"])],

@@ -47,6 +47,7 @@ async fn materialize_then_read_across_a_cluster() {
         CacheConfig {
             ttl: Duration::from_secs(5),
             max_bytes: 1 << 20,
+            ..CacheConfig::default()
         },
     )
     .await;

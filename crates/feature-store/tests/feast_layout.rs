@@ -133,6 +133,9 @@ async fn check_reads(registry: Registry, url: &str, golden: &Json) {
     let mut config = StoreConfig::new(registry.clone());
     config.redis = Some(RedisConfig::new(url));
     let store = OnlineStore::open(config).await.expect("store opens");
+    tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
+        .await
+        .expect("connected to Redis");
     let now = SystemTime::now();
     for row in golden["rows"].as_array().expect("rows") {
         let view = registry

@@ -143,6 +143,7 @@ async fn hgetall_vs_hmget() {
                     ..CacheConfig::default()
                 };
                 let store = OnlineStore::open(store_config).await.expect("store");
+                store.wait_connected().await;
                 measure(&store, rows, 500).await; // warm-up
                 let samples = measure(&store, rows, 5_000).await;
                 println!(

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use feature_store::{Error, OnlineStore, ReadStrategy, StoreConfig};
+use feature_store::{OnlineStore, ReadStrategy, StoreConfig};
+use proto::features::v1::FieldStatus;
 use testkit::redis::RedisServer;
 
 async fn store(url: &str, agent: &StatsdAgent, strategy: ReadStrategy) -> OnlineStore {
@@ -18,7 +19,7 @@ async fn store(url: &str, agent: &StatsdAgent, strategy: ReadStrategy) -> Online
     config.redis = Some(redis);
     config.cache = no_cache();
     config.metrics = agent.metrics.clone();
-    OnlineStore::open(config).await.expect("store opens")
+    open_connected(config).await
 }
 
 fn req() -> proto::features::v1::GetOnlineFeaturesRequest {
@@ -49,12 +50,12 @@ async fn latency_per_pipeline_and_errors_by_type() {
         "{lines:#?}"
     );
 
-    // Paused: the pipeline is sent and times out.
+    // Paused: the pipeline is sent and times out (the values are UNAVAILABLE; the request is answered).
     server
         .command(&["CLIENT", "PAUSE", "1000", "ALL"])
         .expect("CLIENT PAUSE");
-    let result = store.get_online_features(&req(), None).await;
-    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    let response = store.get_online_features(&req(), None).await.expect("answered");
+    assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
     let lines = agent.lines();
     assert_eq!(
         value_of(
@@ -71,16 +72,26 @@ async fn latency_per_pipeline_and_errors_by_type() {
         value_of(&lines, "redis.command.latency_ms", "d", "command:HMGET").is_some(),
         "{lines:#?}"
     );
+    assert_eq!(
+        value_of(
+            &lines,
+            "features.lookups",
+            "c",
+            "feature_view:zone_demand,status:unavailable"
+        )
+        .as_deref(),
+        Some("2"),
+        "{lines:#?}"
+    );
 
     // Down: once fred has noticed, calls fail at once as unavailable (counted, no latency sample).
     server.kill();
     let give_up = Instant::now() + Duration::from_secs(10);
-    while !matches!(
-        store.get_online_features(&req(), None).await,
-        Err(Error::Unavailable(_))
-    ) {
-        assert!(Instant::now() < give_up, "never reported Unavailable");
+    while store.is_connected() {
+        store.get_online_features(&req(), None).await.expect("answered");
+        assert!(Instant::now() < give_up, "the kill went unnoticed");
     }
+    store.get_online_features(&req(), None).await.expect("answered");
     let lines = agent.lines();
     let unavailable = value_of(
         &lines,

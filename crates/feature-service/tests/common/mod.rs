@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use feature_service::Config;
@@ -28,12 +29,23 @@ pub fn config(redis_url: Option<&str>, extra: &[&str]) -> Config {
 }
 
 impl Server {
+    /// Starts the service and waits until health reports SERVING.
     pub async fn start(config: Config) -> Self {
         Self::start_with_metrics(config, telemetry::metrics().clone()).await
     }
 
-    /// Serves with metrics sent to `metrics` (e.g. a [`StatsdAgent`]'s).
+    /// Serves with metrics sent to `metrics` (e.g. a [`StatsdAgent`]'s), once SERVING.
     pub async fn start_with_metrics(config: Config, metrics: telemetry::Metrics) -> Self {
+        let server = Self::start_listening(config, metrics).await;
+        server
+            .wait_for_health(ServingStatus::Serving, Duration::from_secs(10))
+            .await;
+        server
+    }
+
+    /// Starts the service and returns once it answers health checks, whatever they say (NOT_SERVING while
+    /// its Redis is not connected yet).
+    pub async fn start_listening(config: Config, metrics: telemetry::Metrics) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -50,15 +62,13 @@ impl Server {
             .connect()
             .await
             .expect("connect");
-        // The socket accepts before `run` has opened the store; the first health answer comes once it serves.
-        let health = HealthClient::new(channel.clone())
+        // The socket accepts before `run` serves; the first health answer comes once it does.
+        HealthClient::new(channel.clone())
             .check(HealthCheckRequest {
                 service: feature_service::SERVICE_NAME.into(),
             })
             .await
-            .expect("health check")
-            .into_inner();
-        assert_eq!(health.status, ServingStatus::Serving as i32);
+            .expect("health check");
         Self {
             addr,
             client: FeatureServiceClient::new(channel.clone()),
@@ -66,6 +76,43 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// What health reports for the feature service now.
+    pub async fn health(&self) -> ServingStatus {
+        let status = HealthClient::new(self.channel.clone())
+            .check(HealthCheckRequest {
+                service: feature_service::SERVICE_NAME.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status;
+        ServingStatus::try_from(status).expect("known serving status")
+    }
+
+    /// Waits until health reports `want`, following `grpc.health.v1.Health/Watch`; returns how long it took.
+    pub async fn wait_for_health(&self, want: ServingStatus, within: Duration) -> Duration {
+        let started = Instant::now();
+        let watched = async {
+            let mut updates = HealthClient::new(self.channel.clone())
+                .watch(HealthCheckRequest {
+                    service: feature_service::SERVICE_NAME.into(),
+                })
+                .await
+                .expect("health watch")
+                .into_inner();
+            while let Some(update) = updates.message().await.expect("health update") {
+                if update.status == want as i32 {
+                    return;
+                }
+            }
+            panic!("health watch ended before {want:?}");
+        };
+        tokio::time::timeout(within, watched)
+            .await
+            .unwrap_or_else(|_| panic!("health not {want:?} within {within:?}"));
+        started.elapsed()
     }
 
     /// Signals shutdown and waits for `run` to return.

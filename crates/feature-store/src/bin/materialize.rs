@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use feature_store::{CsvFile, MATERIALIZE_JOB, MaterializeOptions, RedisConfig, Registry};
+use feature_store::{CsvFile, MATERIALIZE_JOB, MaterializeOptions, RedisConfig, RedisTls, Registry};
 use telemetry::JobStatus;
 use telemetry::events::BatchJobFinished;
 
@@ -52,6 +52,19 @@ struct Args {
     /// Timeout of each pipeline, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// How long to wait for a connection to Redis before failing, in milliseconds.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    connect_timeout_ms: u64,
+    /// PEM CA certificate(s) that sign Redis's certificate, trusted instead of the system's roots
+    /// (rediss:// URLs only).
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    redis_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for Redis servers that verify clients; needs --redis-tls-key-file.
+    #[arg(long, env = "REDIS_TLS_CERT_FILE", requires = "redis_tls_key_file")]
+    redis_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --redis-tls-cert-file.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE", requires = "redis_tls_cert_file")]
+    redis_tls_key_file: Option<PathBuf>,
     #[command(flatten)]
     telemetry: telemetry::TelemetryConfig,
 }
@@ -102,6 +115,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut redis = RedisConfig::new(args.redis_url);
     redis.timeout = Duration::from_millis(args.timeout_ms);
+    redis.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
+    redis.tls = RedisTls {
+        ca_file: args.redis_tls_ca_file,
+        client_cert_file: args.redis_tls_cert_file,
+        client_key_file: args.redis_tls_key_file,
+    };
     let options = MaterializeOptions {
         project: args.project,
         batch_size: args.batch_size,

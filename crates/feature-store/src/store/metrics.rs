@@ -2,9 +2,12 @@
 //!
 //! - `cache.feast.hit` / `cache.feast.miss`: one per cache lookup, i.e. per distinct entity key and view
 //!   of the request (a hit skips Redis for that view's row).
+//! - `cache.feast.stale_served`: one per entity key and view whose row came from the cache past its TTL
+//!   because Redis could not be read (stale-if-error, see `cache`).
 //! - `features.lookups{status}`: one per value served, i.e. per requested feature and entity row, with
-//!   its status (`present`, `not_found`, `outside_max_age`, `null`, `invalid`): availability dashboards
-//!   divide `status:present` by the total, and a view with many features weighs as much as it is used.
+//!   its status (`present`, `not_found`, `outside_max_age`, `null`, `invalid`, `unavailable`):
+//!   availability dashboards divide `status:present` by the total, and a view with many features weighs
+//!   as much as it is used.
 //! - `features.staleness_s`: one sample per entity row and view whose row has an event time (the age
 //!   of what was served, whether or not it is past the view's max age).
 //!
@@ -17,7 +20,9 @@ use std::time::SystemTime;
 
 use prost_types::Timestamp;
 use proto::features::v1::FieldStatus;
-use telemetry::catalog::{CACHE_FEAST_HIT, CACHE_FEAST_MISS, FEATURES_LOOKUPS, FEATURES_STALENESS_S};
+use telemetry::catalog::{
+    CACHE_FEAST_HIT, CACHE_FEAST_MISS, CACHE_FEAST_STALE_SERVED, FEATURES_LOOKUPS, FEATURES_STALENESS_S,
+};
 use telemetry::{LookupStatus, Metrics, Tag};
 
 use super::row::ViewRow;
@@ -58,13 +63,42 @@ impl CacheTally {
     }
 }
 
+/// Rows served stale per view (index in the registry) of one request.
+pub(crate) struct StaleTally {
+    views: Vec<u64>,
+}
+
+impl StaleTally {
+    pub fn new(views: usize) -> Self {
+        Self {
+            views: vec![0; views],
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, view: usize) {
+        if let Some(count) = self.views.get_mut(view) {
+            *count += 1;
+        }
+    }
+
+    pub fn emit(&self, metrics: &Metrics, views: &[FeatureView]) {
+        for (view, &n) in views.iter().zip(&self.views) {
+            if n > 0 {
+                metrics.count(&CACHE_FEAST_STALE_SERVED, n, &[Tag::feature_view(&view.name)]);
+            }
+        }
+    }
+}
+
 /// The statuses `features.lookups` counts, in tally order.
-const STATUSES: [LookupStatus; 5] = [
+const STATUSES: [LookupStatus; 6] = [
     LookupStatus::Present,
     LookupStatus::NotFound,
     LookupStatus::OutsideMaxAge,
     LookupStatus::Null,
     LookupStatus::Invalid,
+    LookupStatus::Unavailable,
 ];
 
 /// Values served per view and status in one response.
@@ -88,6 +122,7 @@ impl LookupTally {
             FieldStatus::NullValue => 3,
             // Never produced by the store: counted as invalid rather than lost.
             FieldStatus::Invalid | FieldStatus::Unspecified => 4,
+            FieldStatus::Unavailable => 5,
         };
         if let Some(tally) = self.views.get_mut(view) {
             tally[slot] += 1;

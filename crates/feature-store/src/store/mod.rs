@@ -1,31 +1,41 @@
 //! [`OnlineStore`]: answers `GetOnlineFeatures` from Redis (behind the TTL cache) or from the embedded
 //! snapshot, both holding Feast's layout and decoded by the same code.
 //!
-//! Every read reports to the [`Metrics`] sink of its [`StoreConfig`]: cache hits and misses, per-value
-//! availability and row staleness per feature view (see `metrics`), and Redis round trips (see `redis`).
+//! A Redis outage degrades answers instead of failing them. When Redis cannot be read (not connected yet,
+//! reconnecting, an IO error, no answer within the call's timeout or the request's deadline, a server
+//! LOADING or BUSY: [`Error::is_outage`]), the request is still answered: rows the cache holds stand in,
+//! fresh or stale (within the stale-if-error window, see `cache`), and every other value is UNAVAILABLE.
+//! The caller decides what a missing value means, as it does for NOT_FOUND; failing the whole request
+//! would throw away the values the cache could give and make every caller handle one more error.
+//! Errors that are not outages keep failing (a bad request) or stay per value (WRONGTYPE: INVALID).
+//!
+//! Every read reports to the [`Metrics`] sink of its [`StoreConfig`]: cache hits, misses and stale rows
+//! served, per-value availability and row staleness per feature view (see `metrics`), and Redis round
+//! trips (see `redis`). The Redis read path, stand-ins included, is `read`.
 
 mod cache;
 mod memory;
 mod metrics;
+mod read;
 pub(crate) mod redis;
 mod row;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use prost_types::Timestamp;
 use proto::feast::types::Value;
 use proto::features::v1::{FeatureVector, FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use telemetry::Metrics;
 
 pub use cache::{CacheConfig, CacheObserver, CacheStats};
-pub use redis::{ReadStrategy, RedisConfig};
+pub use redis::{ReadStrategy, RedisConfig, RedisTls};
 
 use self::cache::FeatureCache;
 use self::memory::MemoryBackend;
-use self::metrics::{CacheTally, LookupTally};
-use self::redis::{Fetched, RedisBackend};
+use self::metrics::LookupTally;
+use self::read::RedisRead;
+use self::redis::RedisBackend;
 use self::row::ViewRow;
 use crate::csv_rows::CsvFile;
 use crate::request::Plan;
@@ -88,6 +98,8 @@ enum Backend {
         redis: RedisBackend,
         timeout: Duration,
         strategy: ReadStrategy,
+        /// Per view, the row that stands in when Redis cannot be read and the cache has nothing.
+        unavailable: Box<[Arc<ViewRow>]>,
     },
     Memory(MemoryBackend),
 }
@@ -107,19 +119,30 @@ pub struct OnlineStore {
 }
 
 impl OnlineStore {
-    /// Connects to Redis when `config.redis` is set (failing if the first connection fails), else loads
-    /// the embedded snapshot.
+    /// Starts connecting to Redis when `config.redis` is set, else loads the embedded snapshot.
+    ///
+    /// Opening does not wait for Redis, and Redis being down, slow or refusing the credentials is no
+    /// error: the connection is made (and remade) in the background, and reads answer UNAVAILABLE values
+    /// until it is up ([`OnlineStore::wait_connected`] waits for it). Only what cannot get better by
+    /// waiting fails: a malformed URL ([`Error::InvalidRedisUrl`]), unusable TLS files
+    /// ([`Error::InvalidTlsConfig`]), a snapshot that does not load.
     pub async fn open(config: StoreConfig) -> Result<Self, Error> {
         let project = config
             .project
             .unwrap_or_else(|| config.registry.project().to_owned());
         let (backend, cache) = match &config.redis {
             Some(redis_config) => {
-                let redis = RedisBackend::connect(redis_config, config.metrics.clone()).await?;
+                let redis = RedisBackend::connect(redis_config, config.metrics.clone())?;
                 let backend = Backend::Redis {
                     redis,
                     timeout: redis_config.timeout,
                     strategy: redis_config.read_strategy,
+                    unavailable: config
+                        .registry
+                        .views()
+                        .iter()
+                        .map(|view| Arc::new(ViewRow::unavailable(view)))
+                        .collect(),
                 };
                 (backend, FeatureCache::new(config.cache, config.cache_observer))
             }
@@ -158,6 +181,24 @@ impl OnlineStore {
         }
     }
 
+    /// Whether the store can read now: always for the embedded store, while a Redis connection is up for
+    /// Redis.
+    pub fn is_connected(&self) -> bool {
+        match &self.inner.backend {
+            Backend::Redis { redis, .. } => redis.is_connected(),
+            Backend::Memory(_) => true,
+        }
+    }
+
+    /// Resolves once the store has been able to read: at once for the embedded store, at the first
+    /// successful connection (AUTH and TLS included) for Redis. It does not resolve while Redis stays
+    /// unreachable or refuses the credentials; bound it with a timeout where that matters.
+    pub async fn wait_connected(&self) {
+        if let Backend::Redis { redis, .. } = &self.inner.backend {
+            redis.wait_connected().await;
+        }
+    }
+
     /// Cache counters (all zero when there is no cache).
     pub fn cache_stats(&self) -> CacheStats {
         self.inner
@@ -169,7 +210,13 @@ impl OnlineStore {
 
     /// Validates `request`, reads every entity key it needs in one round trip (cache misses only), and
     /// returns one vector per feature with a value, status and event time per entity row. The Redis call
-    /// is bounded by the configured timeout and by `deadline`, whichever comes first.
+    /// is bounded by the configured timeout and by `deadline`, whichever comes first, less a reserve to
+    /// answer without Redis in time.
+    ///
+    /// When Redis cannot be read ([`Error::is_outage`]) the answer is still `Ok`: cached rows (stale ones
+    /// too) stand in, the other values are UNAVAILABLE. Errors are a request that does not validate
+    /// ([`Error::Request`]), a `deadline` already past when Redis would be called
+    /// ([`Error::DeadlineExceeded`]), and Redis errors that are not outages.
     ///
     /// The Redis span is a child of the current OpenTelemetry context; the response's values are
     /// counted in `features.lookups` and their rows' ages in `features.staleness_s`.
@@ -200,10 +247,16 @@ impl OnlineStore {
                 redis,
                 timeout,
                 strategy,
+                unavailable,
             } => {
-                let timeout = call_timeout(*timeout, deadline)?;
-                self.read_redis(redis, *strategy, timeout, &plan, &mut rows)
-                    .await?;
+                let read = RedisRead {
+                    redis,
+                    strategy: *strategy,
+                    timeout: *timeout,
+                    deadline,
+                    unavailable,
+                };
+                self.read_redis(&read, &plan, &mut rows).await?;
             }
         }
         let now = SystemTime::now();
@@ -219,94 +272,6 @@ impl OnlineStore {
         lookups.emit(&inner.metrics, views);
         metrics::record_staleness(&inner.metrics, views, &plan, &rows, now);
         Ok(response)
-    }
-
-    /// Fills `rows` from the cache, then reads every key with a miss in one pipeline.
-    async fn read_redis(
-        &self,
-        redis: &RedisBackend,
-        strategy: ReadStrategy,
-        timeout: Duration,
-        plan: &Plan,
-        rows: &mut [Option<Arc<ViewRow>>],
-    ) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let views = inner.registry.views();
-        let mut missing = Vec::new();
-        let mut cache_tally = CacheTally::new(views.len());
-        for (k, (key, key_views)) in plan.keys.iter().zip(&plan.key_views).enumerate() {
-            let mut miss = false;
-            for &v in key_views {
-                let Some(cache) = &inner.cache else {
-                    miss = true;
-                    continue;
-                };
-                let cached = cache.get(key, v, &views[v].name);
-                cache_tally.record(v, cached.is_some());
-                match cached {
-                    Some(row) => rows[k * views.len() + v] = Some(row),
-                    None => miss = true,
-                }
-            }
-            if miss {
-                missing.push(k);
-            }
-        }
-        if inner.cache.is_some() {
-            cache_tally.emit(&inner.metrics, views);
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let keys: Vec<Bytes> = missing.iter().map(|&k| plan.keys[k].clone()).collect();
-        let fields = |i: usize| -> Vec<Bytes> {
-            let key_views = missing
-                .get(i)
-                .and_then(|&k| plan.key_views.get(k))
-                .map_or(&[][..], Vec::as_slice);
-            key_views
-                .iter()
-                .flat_map(|&v| {
-                    let view = &views[v];
-                    std::iter::once(view.timestamp_field.clone())
-                        .chain(view.features.iter().map(|f| f.field.clone()))
-                })
-                .collect()
-        };
-        // One round trip, traced and measured by the backend.
-        let fetched = redis.fetch(&keys, fields, timeout).await?;
-        for (&k, fetched) in missing.iter().zip(&fetched) {
-            let key_views = &plan.key_views[k];
-            // HGETALL brought every view stored under the key: cache them all.
-            let decode: &[usize] = match (strategy, key_views.first(), &inner.cache) {
-                (ReadStrategy::HashGetAll, Some(&first), Some(_)) => inner.registry.views_sharing_keys(first),
-                _ => key_views,
-            };
-            for &v in decode {
-                let row = Arc::new(match fetched {
-                    Fetched::Hash(hash) => ViewRow::decode(hash, &views[v]),
-                    Fetched::NotAHash => ViewRow::invalid(&views[v]),
-                });
-                if let Some(cache) = &inner.cache {
-                    cache.insert(plan.keys[k].clone(), v, row.clone());
-                }
-                rows[k * views.len() + v] = Some(row);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The Redis call's timeout: the configured one, shortened to what is left of the request's deadline.
-fn call_timeout(configured: Duration, deadline: Option<Instant>) -> Result<Duration, Error> {
-    let Some(deadline) = deadline else {
-        return Ok(configured);
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(Error::DeadlineExceeded)
-    } else {
-        Ok(configured.min(left))
     }
 }
 

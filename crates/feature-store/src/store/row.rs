@@ -1,6 +1,6 @@
 //! One view's values for one entity, decoded from a hash (Redis's or the embedded store's), and the
 //! status of each value at read time. The single decode path of the crate: malformed bytes become an
-//! INVALID status for that value, never an error or a panic.
+//! INVALID status for that value, never an error or a panic (property-tested in `row/tests.rs`).
 
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +24,8 @@ pub(crate) enum Cell {
     /// value of another type than the registry's.
     Invalid,
     Value(Value),
+    /// Redis could not be read and no cached row stood in.
+    Unavailable,
 }
 
 /// A view's row for one entity: its event time and one cell per feature of the view (registry order).
@@ -40,6 +42,14 @@ impl ViewRow {
         Self {
             event_timestamp: None,
             cells: vec![Cell::Invalid; view.features.len()].into(),
+        }
+    }
+
+    /// A row standing for Redis being unreachable: every value UNAVAILABLE. Never cached.
+    pub fn unavailable(view: &FeatureView) -> Self {
+        Self {
+            event_timestamp: None,
+            cells: vec![Cell::Unavailable; view.features.len()].into(),
         }
     }
 
@@ -109,6 +119,7 @@ impl ViewRow {
         match self.cells.get(index) {
             None | Some(Cell::NotFound) => (Value::default(), FieldStatus::NotFound, timestamp),
             Some(Cell::Invalid) => (Value::default(), FieldStatus::Invalid, timestamp),
+            Some(Cell::Unavailable) => (Value::default(), FieldStatus::Unavailable, timestamp),
             Some(Cell::Value(value)) => {
                 let status = match value.val {
                     None | Some(Val::NullVal(_)) => FieldStatus::NullValue,
@@ -133,58 +144,4 @@ impl ViewRow {
 }
 
 #[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::Registry;
-
-    fn hash_with(view: &FeatureView, ts: Vec<u8>, values: Vec<Vec<u8>>) -> Hash {
-        let mut hash = Hash::new();
-        hash.insert(view.timestamp_field.clone(), Bytes::from(ts));
-        for (feature, value) in view.features.iter().zip(values) {
-            hash.insert(feature.field.clone(), Bytes::from(value));
-        }
-        hash
-    }
-
-    proptest! {
-        /// Arbitrary bytes in every field of a hash: decoding and judging never panic, and every value
-        /// comes out with some status.
-        #[test]
-        fn arbitrary_hashes_decode_without_panicking(
-            ts in proptest::collection::vec(any::<u8>(), 0..24),
-            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 6),
-            ttl in proptest::option::of(any::<u64>()),
-        ) {
-            let registry = Registry::bundled().expect("registry");
-            let view = registry.view("customer_profile").expect("view");
-            let row = ViewRow::decode(&hash_with(view, ts, values), view);
-            for index in 0..view.features.len() + 1 {
-                let (_, status, _) = row.field(index, ttl.map(Duration::from_secs), SystemTime::now());
-                prop_assert!(status != FieldStatus::Unspecified);
-            }
-            prop_assert!(row.weight() > 0);
-        }
-    }
-
-    #[test]
-    fn missing_timestamp_means_stale_only_with_a_max_age() {
-        let registry = Registry::bundled().expect("registry");
-        let view = registry.view("zone_weather").expect("view");
-        let value = Value {
-            val: Some(Val::DoubleVal(1.0)),
-        }
-        .encode_to_vec();
-        let mut hash = hash_with(view, vec![], vec![value.clone(), value]);
-        hash.remove(&view.timestamp_field);
-        let row = ViewRow::decode(&hash, view);
-        let now = SystemTime::now();
-        assert_eq!(
-            row.field(0, Some(Duration::from_secs(60)), now).1,
-            FieldStatus::OutsideMaxAge
-        );
-        assert_eq!(row.field(0, None, now).1, FieldStatus::Present);
-    }
-}
+mod tests;

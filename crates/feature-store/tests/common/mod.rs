@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: tiny CSV inputs, requests, stores.
 #![allow(dead_code)]
 
+pub mod logs;
+pub mod tls;
+
 use std::time::Duration;
 
 use feature_store::{CacheConfig, CsvFile, OnlineStore, RedisConfig, Registry, StoreConfig};
@@ -78,7 +81,25 @@ pub async fn redis_store(url: &str, cache: CacheConfig) -> OnlineStore {
     let mut config = StoreConfig::new(registry());
     config.redis = Some(redis_config(url));
     config.cache = cache;
-    OnlineStore::open(config).await.expect("store opens")
+    open_connected(config).await
+}
+
+/// Opens the store and waits for its first Redis connection (opening alone does not wait).
+pub async fn open_connected(config: StoreConfig) -> OnlineStore {
+    let store = OnlineStore::open(config).await.expect("store opens");
+    tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
+        .await
+        .expect("connected to Redis within 10 s");
+    store
+}
+
+/// A cache that keeps rows fresh for `ttl` and stale for `stale_if_error` more.
+pub fn cache(ttl: Duration, stale_if_error: Duration) -> CacheConfig {
+    CacheConfig {
+        ttl,
+        max_bytes: 1 << 20,
+        stale_if_error,
+    }
 }
 
 pub fn no_cache() -> CacheConfig {

@@ -1,6 +1,8 @@
 //! Reading (and, for materialization, writing) Feast hashes in Redis with fred: standalone (`redis://`),
 //! TLS (`rediss://`), cluster (`redis-cluster://`, `rediss-cluster://`, fred's `?node=host:port` list) and
-//! sentinel URLs, with AUTH from the URL's user info.
+//! sentinel URLs, with AUTH from the URL's user info and TLS trust (and client certificates) from
+//! [`RedisTls`]. Connecting happens in the background and never fails for Redis being away (see
+//! `connection`).
 //!
 //! Every request is one pipeline: one command per distinct entity key (keys differ per entity, and in a
 //! cluster they live in different slots, so no multi-key command can replace it).
@@ -8,8 +10,9 @@
 //! Each pipeline is one round trip, and one `redis.query` span in APM (`db.system=redis`, the command as
 //! `db.operation`/`db.statement`, the number of keys as `redis.pipeline_length`; never a key or a value),
 //! child of the current OpenTelemetry context (the gRPC server span while serving). It records
-//! `redis.command.latency_ms{command}` and, when it fails, `redis.command.errors{command,error_type}` with
-//! an error log naming the redacted URL ([`crate::events::RedisCommandFailed`]).
+//! `redis.command.latency_ms{command}` and, when it fails, `redis.command.errors{command,error_type}`, the
+//! span's error status and an error log naming the redacted URL ([`crate::events::RedisCommandFailed`],
+//! at most one line a second however many requests fail).
 //!
 //! HGETALL or HMGET? Measured with `cargo test -p feature-store --release --test read_strategy -- --ignored
 //! --nocapture` (fred 10.1, redis-server 7.0.15 on loopback, release build, 2 cores shared with other
@@ -29,14 +32,17 @@
 //! views the request did not ask for. So HGETALL is the default; HMGET stays available
 //! ([`ReadStrategy::HashGetFields`]) for hashes that grow large (many views on one entity).
 
+mod connection;
+
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fred::clients::{Client, Pool};
+use fred::clients::Client;
 use fred::error::ErrorKind;
-use fred::prelude::{ClientLike, Config, HashesInterface, ReconnectPolicy, TcpConfig};
+use fred::prelude::{ClientLike, HashesInterface};
 use fred::types::{Key, Value};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
@@ -51,22 +57,6 @@ use crate::events::RedisCommandFailed;
 pub(crate) const HGETALL: &str = "HGETALL";
 pub(crate) const HMGET: &str = "HMGET";
 pub(crate) const HSET: &str = "HSET";
-
-/// URL schemes fred understands (without its unix-socket feature).
-const SCHEMES: &[&str] = &[
-    "redis",
-    "rediss",
-    "redis-cluster",
-    "rediss-cluster",
-    "redis-sentinel",
-    "rediss-sentinel",
-    "valkey",
-    "valkeys",
-    "valkey-cluster",
-    "valkeys-cluster",
-    "valkey-sentinel",
-    "valkeys-sentinel",
-];
 
 /// One Redis hash as read: field bytes → value bytes.
 pub(crate) type Hash = HashMap<Bytes, Bytes>;
@@ -98,11 +88,33 @@ pub struct RedisConfig {
     pub url: String,
     /// The longest a read may take (the request's own deadline shortens it further).
     pub timeout: Duration,
-    /// The longest connecting (TCP, TLS, AUTH, cluster discovery) may take.
+    /// The longest one connection attempt (TCP, TLS, AUTH, cluster discovery) may take; failed attempts
+    /// are retried in the background. Materialization waits at most this long for a first connection.
     pub connect_timeout: Duration,
     /// Connections (per node) to spread requests over.
     pub pool_size: usize,
     pub read_strategy: ReadStrategy,
+    /// Whom to trust and who to be over TLS (used with `rediss://` URLs only).
+    pub tls: RedisTls,
+}
+
+/// TLS files for `rediss://` URLs, all PEM. Without any, the system's roots are trusted and no client
+/// certificate is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The CA certificates that sign the server's certificate, trusted instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (chain) to present, for servers with `tls-auth-clients yes`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl RedisTls {
+    /// No file given: the URL's scheme alone decides (fred's defaults).
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client_cert_file.is_none() && self.client_key_file.is_none()
+    }
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -113,6 +125,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("pool_size", &self.pool_size)
             .field("read_strategy", &self.read_strategy)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -125,6 +138,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(5),
             pool_size: 2,
             read_strategy: ReadStrategy::default(),
+            tls: RedisTls::default(),
         }
     }
 }
@@ -137,85 +151,62 @@ pub(crate) enum Fetched {
     NotAHash,
 }
 
-/// A connected pool of fred clients.
+/// A pool of fred clients, connected (or connecting) in the background.
 pub(crate) struct RedisBackend {
-    pool: Pool,
+    connection: connection::Connection,
     strategy: ReadStrategy,
-    /// The URL with its password redacted: the only form logs may show.
-    url: String,
     metrics: Metrics,
 }
 
 impl RedisBackend {
-    pub async fn connect(config: &RedisConfig, metrics: Metrics) -> Result<Self, Error> {
-        let url = crate::redact_url(&config.url);
-        let scheme = config.url.split_once("://").map_or("", |(scheme, _)| scheme);
-        if !SCHEMES.contains(&scheme) {
-            return Err(Error::InvalidRedisUrl {
-                url,
-                reason: format!("the scheme must be one of {}", SCHEMES.join(", ")),
-            });
-        }
-        let fred_config = Config::from_url(&config.url).map_err(|e| Error::InvalidRedisUrl {
-            url: url.clone(),
-            reason: e.details().to_string(),
-        })?;
-        let connect_timeout = config.connect_timeout;
-        let pool = fred::types::Builder::from_config(fred_config)
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = connect_timeout;
-                // Requests are a few small frames: Nagle's delay would dominate them.
-                c.tcp = TcpConfig {
-                    nodelay: Some(true),
-                    ..TcpConfig::default()
-                };
-            })
-            .with_performance_config(|p| p.default_command_timeout = config.timeout)
-            // Reconnect forever in the background, 50 ms doubling up to 2 s; requests meanwhile fail fast
-            // with UNAVAILABLE instead of queueing (see `fetch`).
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_pool(config.pool_size.max(1))
-            .map_err(|e| Error::InvalidRedisUrl {
-                url: url.clone(),
-                reason: e.details().to_string(),
-            })?;
-        match tokio::time::timeout(connect_timeout, pool.init()).await {
-            Ok(Ok(_connection_task)) => {}
-            Ok(Err(e)) => {
-                return Err(Error::Connect {
-                    url,
-                    reason: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(Error::Connect {
-                    url,
-                    reason: format!("no answer within {connect_timeout:?}"),
-                });
-            }
-        }
-        tracing::info!(redis.url = %url, pool_size = config.pool_size, "connected to Redis");
+    /// Checks the URL and TLS files and starts connecting; returns at once without waiting for Redis.
+    pub fn connect(config: &RedisConfig, metrics: Metrics) -> Result<Self, Error> {
         Ok(Self {
-            pool,
+            connection: connection::Connection::open(config)?,
             strategy: config.read_strategy,
-            url,
             metrics,
         })
     }
 
-    /// A connected client, or UNAVAILABLE at once: while fred reconnects, commands would otherwise wait in
-    /// its queue until the timeout, turning an outage into slow DEADLINE_EXCEEDED answers.
-    pub fn client(&self) -> Result<&Client, Error> {
-        let client = self.pool.next_connected();
-        if client.is_connected() {
-            Ok(client)
-        } else {
-            Err(Error::Unavailable(fred::error::Error::new(
-                ErrorKind::IO,
-                "not connected to Redis (reconnecting)",
-            )))
+    /// Whether a connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_connected()
+    }
+
+    /// Resolves once the first connection has been made.
+    pub async fn wait_connected(&self) {
+        self.connection.state.wait_connected().await;
+    }
+
+    /// [`RedisBackend::wait_connected`], or a `Connect` error saying why not after `timeout`.
+    pub async fn connected_within(&self, timeout: Duration) -> Result<(), Error> {
+        if tokio::time::timeout(timeout, self.wait_connected()).await.is_ok() {
+            return Ok(());
         }
+        let state = &self.connection.state;
+        Err(Error::Connect {
+            url: state.url.clone(),
+            reason: state
+                .last_error()
+                .unwrap_or_else(|| format!("no connection within {timeout:?}")),
+        })
+    }
+
+    /// A connected client, or UNAVAILABLE at once: while fred (re)connects, commands would otherwise wait
+    /// in its queue until the timeout, turning an outage into slow answers.
+    pub fn client(&self) -> Result<&Client, Error> {
+        let client = self.connection.pool.next_connected();
+        if client.is_connected() {
+            return Ok(client);
+        }
+        let details = match self.connection.state.last_error() {
+            Some(last) => format!("not connected to Redis (reconnecting; last error: {last})"),
+            None => "not connected to Redis (connecting)".to_owned(),
+        };
+        Err(Error::Unavailable(fred::error::Error::new(
+            ErrorKind::IO,
+            details,
+        )))
     }
 
     /// Reads the hashes of `keys` in one pipeline; `fields[i]` lists what HMGET asks of `keys[i]`.
@@ -343,10 +334,10 @@ impl RedisBackend {
                 command,
                 error_type,
                 keys,
-                url: &self.url,
+                url: &self.connection.state.url,
                 error,
             }
-            .emit(&self.metrics);
+            .emit(&self.metrics, &self.connection.state.log);
         }
         spans::end(&cx);
         result

@@ -1,0 +1,193 @@
+//! Redis over TLS (`rediss://`) with a private CA: trusted through `RedisTls::ca_file`, features are
+//! materialized and read; a server certificate nobody trusts never connects (UNAVAILABLE values, no
+//! error); Redis's mutual TLS takes a client certificate; TLS files that cannot be used fail opening.
+//!
+//! Debian's redis-server 7.0 is built with TLS; a build without it makes these tests skip, saying so.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::tls::TestPki;
+use common::*;
+use feature_store::{Error, MaterializeOptions, OnlineStore, RedisConfig, RedisTls, StoreConfig};
+use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
+use testkit::redis::{RedisOptions, RedisServer, TlsAuthClients};
+
+fn req() -> GetOnlineFeaturesRequest {
+    request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])])
+}
+
+/// A TLS-only redis-server, or `None` (with a message) when redis-server was built without TLS.
+fn tls_server(pki: &TestPki, auth_clients: TlsAuthClients, password: Option<&str>) -> Option<RedisServer> {
+    let options = RedisOptions {
+        password: password.map(str::to_owned),
+        tls: Some(pki.server_options(auth_clients, false)),
+        ..Default::default()
+    };
+    match RedisServer::start_with(options) {
+        Ok(server) => Some(server),
+        Err(error) if error.to_string().contains("tls") => {
+            eprintln!("SKIPPED: this redis-server cannot serve TLS (built without BUILD_TLS=yes?): {error}");
+            None
+        }
+        Err(error) => panic!("redis-server with TLS: {error}"),
+    }
+}
+
+fn config(url: &str, tls: RedisTls) -> RedisConfig {
+    let mut config = redis_config(url);
+    config.tls = tls;
+    config.connect_timeout = Duration::from_secs(2);
+    config
+}
+
+fn trusting(server: &RedisServer) -> RedisTls {
+    RedisTls {
+        ca_file: server.tls_ca_file(),
+        ..RedisTls::default()
+    }
+}
+
+async fn materialize(config: &RedisConfig) -> Result<feature_store::MaterializeReport, Error> {
+    let options = MaterializeOptions {
+        rebase_timestamps: true,
+        ..Default::default()
+    };
+    feature_store::materialize(config, &registry(), &tiny_csvs(), &options).await
+}
+
+async fn store(config: RedisConfig) -> OnlineStore {
+    let mut store_config = StoreConfig::new(registry());
+    store_config.redis = Some(config);
+    store_config.cache = no_cache();
+    OnlineStore::open(store_config).await.expect("store opens")
+}
+
+#[tokio::test]
+async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
+    let pki = TestPki::new();
+    let Some(server) = tls_server(&pki, TlsAuthClients::No, Some("tls-pw")) else {
+        return;
+    };
+    let url = server.url();
+    assert!(url.starts_with("rediss://:tls-pw@127.0.0.1:"), "{url}");
+    let config = config(&url, trusting(&server));
+    let report = materialize(&config).await.expect("materialize over TLS");
+    assert!(report.rows > 0);
+
+    let store = store(config).await;
+    tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
+        .await
+        .expect("connected over TLS");
+    let response = store.get_online_features(&req(), None).await.expect("read");
+    assert_eq!(cell(&response, 0, 0), (int64(20), FieldStatus::Present));
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_trusts_never_connects() {
+    let pki = TestPki::new();
+    let Some(server) = tls_server(&pki, TlsAuthClients::No, None) else {
+        return;
+    };
+    // The system's roots do not know the test CA.
+    let store = store(config(&server.url(), RedisTls::default())).await;
+    let waited = tokio::time::timeout(Duration::from_millis(800), store.wait_connected()).await;
+    assert!(waited.is_err(), "connected to an untrusted server");
+    let response = store.get_online_features(&req(), None).await.expect("answered");
+    assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
+
+    let error = materialize(&config(&server.url(), RedisTls::default()))
+        .await
+        .expect_err("untrusted certificate");
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_takes_a_client_certificate() {
+    let pki = TestPki::new();
+    let Some(server) = tls_server(&pki, TlsAuthClients::Yes, None) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_client_cert = config(&server.url(), pki.client_tls(dir.path(), server.tls_ca_file()));
+    materialize(&with_client_cert)
+        .await
+        .expect("materialize with a client certificate");
+    let store = store(with_client_cert).await;
+    tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
+        .await
+        .expect("connected with a client certificate");
+    let response = store.get_online_features(&req(), None).await.expect("read");
+    assert_eq!(cell(&response, 0, 0).1, FieldStatus::Present);
+
+    // Without one, the server hangs up during the handshake.
+    let error = materialize(&config(&server.url(), trusting(&server)))
+        .await
+        .expect_err("no client certificate");
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn tls_files_that_cannot_be_used_fail_opening() {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &pki.ca_pem).expect("write CA");
+    let garbage = dir.path().join("garbage.crt");
+    std::fs::write(&garbage, "not a certificate").expect("write");
+    let client = pki.client_tls(dir.path(), Some(ca.clone()));
+
+    let cases: Vec<(&str, RedisTls)> = vec![
+        // TLS files for a URL without TLS: the URL is the mistake, and silence would be plain text.
+        (
+            "redis://127.0.0.1:6379",
+            RedisTls {
+                ca_file: Some(ca.clone()),
+                ..RedisTls::default()
+            },
+        ),
+        (
+            "rediss://127.0.0.1:6379",
+            RedisTls {
+                ca_file: Some(PathBuf::from("/nonexistent/ca.crt")),
+                ..RedisTls::default()
+            },
+        ),
+        (
+            "rediss://127.0.0.1:6379",
+            RedisTls {
+                ca_file: Some(garbage),
+                ..RedisTls::default()
+            },
+        ),
+        (
+            "rediss://127.0.0.1:6379",
+            RedisTls {
+                client_key_file: None,
+                ..client.clone()
+            },
+        ),
+        (
+            "rediss://127.0.0.1:6379",
+            RedisTls {
+                client_key_file: client.client_cert_file.clone(),
+                ..client
+            },
+        ),
+    ];
+    for (url, tls) in cases {
+        let mut store_config = StoreConfig::new(registry());
+        store_config.redis = Some(config(url, tls.clone()));
+        let error = OnlineStore::open(store_config)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} with {tls:?} opened"));
+        assert!(matches!(error, Error::InvalidTlsConfig { .. }), "{error:?}");
+    }
+}
