@@ -56,6 +56,8 @@ pub struct Config {
     #[arg(long, env = "REDIS_TLS_KEY_FILE", requires = "redis_tls_cert_file")]
     pub redis_tls_key_file: Option<PathBuf>,
     #[command(flatten)]
+    pub server: server_kit::ServerArgs,
+    #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
 }
 
@@ -106,6 +108,7 @@ impl std::fmt::Debug for Config {
             .field("redis_tls_ca_file", &self.redis_tls_ca_file)
             .field("redis_tls_cert_file", &self.redis_tls_cert_file)
             .field("redis_tls_key_file", &self.redis_tls_key_file)
+            .field("server", &self.server)
             .field("telemetry", &self.telemetry)
             .finish()
     }

@@ -9,6 +9,8 @@ pub enum Error {
     Store(#[from] feature_store::Error),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Server(#[from] server_kit::Error),
 }
 
 /// Every error a caller can see, with a code it can act on: fix the request (INVALID_ARGUMENT,
@@ -43,7 +45,8 @@ impl From<Error> for Status {
                 | Store::Csv { .. }
                 | Store::Io { .. },
             )
-            | Error::Serve(_) => Code::Internal,
+            | Error::Serve(_)
+            | Error::Server(_) => Code::Internal,
         };
         let message = match &error {
             Error::Store(Store::Request(request)) => request.to_string(),

@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::Error;
-pub use service::{FeatureServiceImpl, grpc_deadline};
+pub use service::FeatureServiceImpl;
 
 /// The gRPC service name, as health checks ask for it.
 pub const SERVICE_NAME: &str = "features.v1.FeatureService";
@@ -70,6 +70,8 @@ pub async fn run_with_metrics(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // First: bad TLS files stop start-up, naming the file.
+    let server = server_kit::Server::new(&config.server, metrics.clone())?;
     let registry = Registry::load(config.feature_registry.as_deref())?;
     let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;
     let mut store_config = config.store_config(registry);
@@ -79,6 +81,8 @@ pub async fn run_with_metrics(
         listen_addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
         backend = ?store.backend(),
         project = %store.project(),
+        security = server.security(),
+        max_concurrent_requests = config.server.max_concurrent_requests,
         "feature-service listening"
     );
     let readiness = tokio::spawn(serving_once_connected(store.clone(), health.clone()));
@@ -99,12 +103,16 @@ pub async fn run_with_metrics(
         // with the gRPC status. Health checks are not traced (probes would drown the traces).
         .layer(GrpcServerLayer::new())
         .into_inner();
-    tonic::transport::Server::builder()
+    // Outside the stack, the concurrency limit (`server.builder()`): a refused call costs nothing more.
+    let router = server
+        .builder()
         .layer(stack)
         .add_service(health_service)
-        .add_service(FeatureServiceServer::new(FeatureServiceImpl::new(store)))
-        .serve_with_incoming_shutdown(server_kit::incoming(listener), health.on_shutdown(shutdown))
-        .await?;
+        .add_service(
+            FeatureServiceServer::new(FeatureServiceImpl::new(store))
+                .max_decoding_message_size(server.max_request_bytes()),
+        );
+    server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("feature-service stopped");
     Ok(())
 }

@@ -5,21 +5,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use failsafe::StateMachine;
+use failsafe::failure_policy::{self, ConsecutiveFailures};
 use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{GetModelMetadataRequest, PredictRequest, PredictResponse};
-use failsafe::failure_policy::{self, ConsecutiveFailures};
-use failsafe::StateMachine;
 use telemetry::catalog::{
     CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS, CIRCUIT_BREAKER_REJECTED, CIRCUIT_BREAKER_STATE,
     DOWNSTREAM_RETRIES,
 };
-use telemetry::{Metrics, Tag};
-use tower::retry::budget::{Budget, TpsBudget};
 use telemetry::grpc::{GrpcClient, GrpcClientLayer};
+use telemetry::{Metrics, Tag};
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
+use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::error::Error;
 
@@ -100,10 +100,7 @@ impl Iterator for OpenFor {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let full = self
-            .start
-            .saturating_mul(1 << self.attempt.min(16))
-            .min(self.max);
+        let full = self.start.saturating_mul(1 << self.attempt.min(16)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = full / 2;
         let jitter_us = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
@@ -474,7 +471,9 @@ mod tests {
         let guard = guard(2, 10_000, 0.0);
         let calls = AtomicU32::new(0);
         for _ in 0..10 {
-            let error = attempt(&guard, &calls, Err(Code::InvalidArgument)).await.unwrap_err();
+            let error = attempt(&guard, &calls, Err(Code::InvalidArgument))
+                .await
+                .unwrap_err();
             assert!(!matches!(error, Error::CircuitOpen(_)));
         }
         assert_eq!(calls.load(Ordering::Relaxed), 10);
@@ -492,7 +491,10 @@ mod tests {
         let retries = calls.load(Ordering::Relaxed) - requests;
         // 10% of the calls plus the floor of 3 a second over the 10 s window.
         assert!(retries > 0, "some retries happen");
-        assert!(retries <= requests / 10 + 30, "{retries} retries for {requests} calls");
+        assert!(
+            retries <= requests / 10 + 30,
+            "{retries} retries for {requests} calls"
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,9 @@ pub enum Error {
     #[error("{service} failed: {} ({})", telemetry::grpc_code_name(status.code()), status.message())]
     Downstream { service: &'static str, status: Status },
     /// The dependency failed repeatedly and its circuit breaker is open: the call was not attempted.
-    #[error("{0} unavailable: failing fast after repeated failures (circuit breaker open; probing again shortly)")]
+    #[error(
+        "{0} unavailable: failing fast after repeated failures (circuit breaker open; probing again shortly)"
+    )]
     CircuitOpen(&'static str),
     /// The request's budget ran out before the answer was ready.
     #[error("deadline exceeded while waiting for {0}")]

@@ -232,7 +232,9 @@ pub async fn run(
     // Predictions do not need the quote store; quotes do. Give it a moment to connect so that a healthy
     // start answers every RPC, but never hold the gateway back for it: it keeps reconnecting.
     if !gateway.quotes.wait_connected(Duration::from_secs(5)).await {
-        tracing::warn!("quote store not reachable yet: QuotePrice and RecordOutcome answer UNAVAILABLE until it is");
+        tracing::warn!(
+            "quote store not reachable yet: QuotePrice and RecordOutcome answer UNAVAILABLE until it is"
+        );
     }
     health.serving().await;
     let router = server

@@ -8,8 +8,8 @@ use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::{FeatureRow, PredictRequest};
-use telemetry::{DegradedReason, Tag};
 use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
+use telemetry::{DegradedReason, Tag};
 
 use crate::downstream::{Deadline, Downstream, FEATURE_SERVICE, MODEL_SERVICE, ModelRef, ModelSpec};
 use crate::error::Error;
@@ -117,7 +117,17 @@ pub async fn score(
     request_input: impl Fn(&str) -> Option<f64>,
     deadline: &Deadline,
 ) -> Result<Vec<Scored>, Error> {
-    let scored = score_on_model(metrics, downstream, policy, model, join_key, ids, request_input, deadline).await;
+    let scored = score_on_model(
+        metrics,
+        downstream,
+        policy,
+        model,
+        join_key,
+        ids,
+        request_input,
+        deadline,
+    )
+    .await;
     match scored {
         Err(error) if error.is_dependency_failure() && policy.model_fallback == ModelFallback::Neutral => {
             if let Some(suppressed) = FALLBACK_LOG.ready() {
@@ -147,7 +157,8 @@ pub const FALLBACK_VERSION: &str = "fallback";
 /// Fallback answers are logged at most once a second: an outage must not flood the logs (metrics and
 /// spans count every one).
 static FALLBACK_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
-static FEATURE_FALLBACK_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+static FEATURE_FALLBACK_LOG: telemetry::logs::Throttle =
+    telemetry::logs::Throttle::new(Duration::from_secs(1));
 
 #[allow(clippy::too_many_arguments)]
 async fn score_on_model(

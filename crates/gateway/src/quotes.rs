@@ -98,7 +98,12 @@ pub const MEMORY_CAPACITY: usize = 200_000;
 impl QuoteStore {
     /// Starts connecting to Redis in the background (each attempt bounded by `connect_timeout`, retried
     /// 100 ms doubling to 2 s, forever); fails only on a malformed URL.
-    pub fn redis(url: &str, ttl: Duration, retention: Duration, connect_timeout: Duration) -> Result<Self, Error> {
+    pub fn redis(
+        url: &str,
+        ttl: Duration,
+        retention: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, Error> {
         let mut config =
             Config::from_url(url).map_err(|e| Error::QuoteStore(format!("bad QUOTE_REDIS_URL: {e}")))?;
         // Not connected yet is not an error: the first connection retries like any reconnection.
@@ -128,7 +133,10 @@ impl QuoteStore {
                         return false;
                     }
                     // Resolves with the next attempt's result; a failed one is retried by fred's policy.
-                    if !matches!(tokio::time::timeout(left, client.wait_for_connect()).await, Ok(Ok(()))) {
+                    if !matches!(
+                        tokio::time::timeout(left, client.wait_for_connect()).await,
+                        Ok(Ok(()))
+                    ) {
                         tokio::time::sleep(Duration::from_millis(50).min(left)).await;
                     }
                 }

@@ -402,7 +402,10 @@ impl InferenceService for Gateway {
                 booked: req.booked,
                 revenue: req.revenue,
             };
-            let recorded = self.quotes.record_outcome(&req.quote_id, outcome, &call.deadline).await?;
+            let recorded = self
+                .quotes
+                .record_outcome(&req.quote_id, outcome, &call.deadline)
+                .await?;
             let duplicate = matches!(recorded, Recorded::Duplicate(_));
             if let Recorded::New(quote) = &recorded {
                 // Counted once per quote: a retried call (duplicate) must not count the booking twice.

@@ -87,7 +87,10 @@ impl Load {
                         let zone = format!("Z{:04}", n % zones.max(1) + 1);
                         let request_id = format!("load-{w}-{n}");
                         let sample = call(&mut client, n % 3, customer, zone, request_id).await;
-                        samples.lock().unwrap_or_else(PoisonError::into_inner).push(sample);
+                        samples
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(sample);
                         tokio::time::sleep(pace).await;
                     }
                 })
@@ -102,12 +105,19 @@ impl Load {
 
     /// The calls so far.
     pub fn samples(&self) -> Vec<Sample> {
-        self.samples.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The calls that started in `[from, to)`.
     pub fn window(&self, from: Instant, to: Instant) -> Window {
-        Window::of(self.samples().iter().filter(|s| s.started >= from && s.started < to))
+        Window::of(
+            self.samples()
+                .iter()
+                .filter(|s| s.started >= from && s.started < to),
+        )
     }
 
     /// Waits until at least `count` calls have started since `since`, or `timeout` passes.
@@ -162,33 +172,42 @@ async fn call(
         0 => (
             format!("risk:{customer}"),
             client
-                .predict_customer_risk(with_id(&request_id, PredictCustomerRiskRequest {
-                    customer_id: customer,
-                    ..Default::default()
-                }))
+                .predict_customer_risk(with_id(
+                    &request_id,
+                    PredictCustomerRiskRequest {
+                        customer_id: customer,
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .map(|r| flags(r.into_inner().metadata.as_ref())),
         ),
         1 => (
             format!("surge:{zone}"),
             client
-                .predict_demand_surge(with_id(&request_id, PredictDemandSurgeRequest {
-                    zone_id: zone,
-                    ..Default::default()
-                }))
+                .predict_demand_surge(with_id(
+                    &request_id,
+                    PredictDemandSurgeRequest {
+                        zone_id: zone,
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .map(|r| flags(r.into_inner().metadata.as_ref())),
         ),
         _ => (
             format!("quote:{customer}/{zone}"),
             client
-                .quote_price(with_id(&request_id, QuotePriceRequest {
-                    customer_id: customer,
-                    zone_id: zone,
-                    base_price: 20.0,
-                    currency: "EUR".into(),
-                    ..Default::default()
-                }))
+                .quote_price(with_id(
+                    &request_id,
+                    QuotePriceRequest {
+                        customer_id: customer,
+                        zone_id: zone,
+                        base_price: 20.0,
+                        currency: "EUR".into(),
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .map(|r| {
                     let quote = r.into_inner();

@@ -57,10 +57,15 @@ async fn a_stopped_feature_service_degrades_or_fails_as_configured() {
     let features = feature_service(None, &[]).await;
     let degrade = gateway(&features, &models, &[]).await;
     let fail = gateway(&features, &models, &["--feature-fallback", "fail"]).await;
-    let mut degrade = proto::inference::v1::inference_service_client::InferenceServiceClient::new(degrade.channel());
-    let mut fail = proto::inference::v1::inference_service_client::InferenceServiceClient::new(fail.channel());
+    let mut degrade =
+        proto::inference::v1::inference_service_client::InferenceServiceClient::new(degrade.channel());
+    let mut fail =
+        proto::inference::v1::inference_service_client::InferenceServiceClient::new(fail.channel());
     for client in [&mut degrade, &mut fail] {
-        let healthy = client.predict_customer_risk(risk("C000001")).await.expect("healthy first");
+        let healthy = client
+            .predict_customer_risk(risk("C000001"))
+            .await
+            .expect("healthy first");
         let meta = healthy.into_inner().metadata.expect("metadata");
         assert!(meta.unavailable_features.is_empty(), "{meta:?}");
     }
@@ -72,18 +77,34 @@ async fn a_stopped_feature_service_degrades_or_fails_as_configured() {
         .await
         .expect("answered with the model's defaults")
         .into_inner();
-    assert!(started.elapsed() < Duration::from_millis(BUDGET_MS) + MARGIN, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(BUDGET_MS) + MARGIN,
+        "{:?}",
+        started.elapsed()
+    );
     let meta = answer.metadata.expect("metadata");
     assert!(meta.degraded && !meta.fallback, "{meta:?}");
-    assert_eq!(meta.unavailable_features.len(), 9, "every customer feature: {meta:?}");
-    assert!((0.0..=1.0).contains(&answer.risk_score), "a model score: {}", answer.risk_score);
+    assert_eq!(
+        meta.unavailable_features.len(),
+        9,
+        "every customer feature: {meta:?}"
+    );
+    assert!(
+        (0.0..=1.0).contains(&answer.risk_score),
+        "a model score: {}",
+        answer.risk_score
+    );
 
     let status = fail
         .predict_customer_risk(risk("C000004"))
         .await
         .expect_err("FEATURE_FALLBACK=fail");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("feature-service"), "{}", status.message());
+    assert!(
+        status.message().contains("feature-service"),
+        "{}",
+        status.message()
+    );
     models.stop().await.expect("model-service stops cleanly");
 }
 
@@ -123,7 +144,13 @@ async fn a_paused_redis_costs_the_budget_not_more() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match client.predict_customer_risk(risk("C000778")).await {
-            Ok(answer) if answer.get_ref().metadata.as_ref().is_some_and(|m| m.unavailable_features.is_empty()) => {
+            Ok(answer)
+                if answer
+                    .get_ref()
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|m| m.unavailable_features.is_empty()) =>
+            {
                 break;
             }
             other if Instant::now() < deadline => {

@@ -95,7 +95,10 @@ fn report(name: &str, before: &Window, during: &Window, after: &Window, recovery
     eprintln!("  before:   {before}");
     eprintln!("  during:   {during}");
     eprintln!("  after:    {after}");
-    eprintln!("  recovered {:.2} s after the fault ended", recovery.as_secs_f64());
+    eprintln!(
+        "  recovered {:.2} s after the fault ended",
+        recovery.as_secs_f64()
+    );
 }
 
 #[tokio::test]
@@ -119,17 +122,36 @@ async fn redis_killed_and_restarted() {
     let samples = load.stop().await;
     let recovered = recovery_of(&samples, fault_ended);
     let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report("Redis killed, restarted 2 s later", &before, &during, &after, recovered);
+    report(
+        "Redis killed, restarted 2 s later",
+        &before,
+        &during,
+        &after,
+        recovered,
+    );
 
     // Predictions: features come from the cache or the models' defaults, so every one is answered,
     // degraded. Quotes cannot be stored, so QuotePrice fails cleanly (the caller retries).
     let in_fault = |s: &&Sample| s.started >= fault && s.started < fault_ended;
-    let predictions = Window::of(samples.iter().filter(in_fault).filter(|s| !s.key.starts_with("quote:")));
-    let quotes = Window::of(samples.iter().filter(in_fault).filter(|s| s.key.starts_with("quote:")));
+    let predictions = Window::of(
+        samples
+            .iter()
+            .filter(in_fault)
+            .filter(|s| !s.key.starts_with("quote:")),
+    );
+    let quotes = Window::of(
+        samples
+            .iter()
+            .filter(in_fault)
+            .filter(|s| s.key.starts_with("quote:")),
+    );
     eprintln!("  during, predictions: {predictions}");
     eprintln!("  during, quotes:      {quotes}");
     assert_eq!(predictions.error_rate(), 0.0, "{predictions}");
-    assert!(predictions.degraded > predictions.total / 2, "most answers say degraded: {predictions}");
+    assert!(
+        predictions.degraded > predictions.total / 2,
+        "most answers say degraded: {predictions}"
+    );
     for code in quotes.error_codes() {
         assert!(matches!(code, "Unavailable" | "DeadlineExceeded"), "{quotes}");
     }
@@ -159,7 +181,13 @@ async fn redis_paused_past_the_deadline() {
     let samples = load.stop().await;
     let recovered = recovery_of(&samples, fault_ended);
     let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report("Redis paused (CLIENT PAUSE 2 s)", &before, &during, &after, recovered);
+    report(
+        "Redis paused (CLIENT PAUSE 2 s)",
+        &before,
+        &during,
+        &after,
+        recovered,
+    );
 
     // Redis reads give up inside the budget and the features fall back: answered, degraded, on time.
     assert_eq!(during.error_rate(), 0.0, "{during}");
@@ -184,7 +212,13 @@ async fn model_service_stopped_and_restarted() {
     ]);
     let fallback_gateway = ServiceProcess::start("gateway", &fallback_env).await;
     let load = steady_load(&stack.gateway);
-    let fallback_load = Load::start(fallback_gateway.channel(), 2, Duration::from_millis(2), CUSTOMERS, ZONES);
+    let fallback_load = Load::start(
+        fallback_gateway.channel(),
+        2,
+        Duration::from_millis(2),
+        CUSTOMERS,
+        ZONES,
+    );
     let before = warm_up(&load).await;
     warm_up(&fallback_load).await;
 
@@ -201,7 +235,13 @@ async fn model_service_stopped_and_restarted() {
     let recovered = recovery_of(&samples, fault_ended);
     let fallback_recovered = recovery_of(&fallback_samples, fault_ended);
     let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report("model-service killed, restarted 2 s later", &before, &during, &after, recovered);
+    report(
+        "model-service killed, restarted 2 s later",
+        &before,
+        &during,
+        &after,
+        recovered,
+    );
     eprintln!("  with MODEL_FALLBACK=neutral: during: {fallback_during}; recovered {fallback_recovered:?}");
 
     // Failing fast: only UNAVAILABLE (circuit open or connection refused), within the budget.
@@ -211,9 +251,15 @@ async fn model_service_stopped_and_restarted() {
     assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
     // The fallback policy answers every call, marked degraded and fallback.
     assert_eq!(fallback_during.error_rate(), 0.0, "{fallback_during}");
-    assert!(fallback_during.fallback > fallback_during.total * 9 / 10, "{fallback_during}");
+    assert!(
+        fallback_during.fallback > fallback_during.total * 9 / 10,
+        "{fallback_during}"
+    );
     assert_within_budget("model-service down, fallback", &fallback_samples);
-    assert!(fallback_recovered <= RECOVERY, "recovered after {fallback_recovered:?}");
+    assert!(
+        fallback_recovered <= RECOVERY,
+        "recovered after {fallback_recovered:?}"
+    );
 
     let (status, lines) = fallback_gateway.terminate().await;
     assert!(status.success(), "{status}: {lines:?}");

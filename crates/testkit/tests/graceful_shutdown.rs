@@ -40,7 +40,11 @@ async fn sigterm_under_load_answers_every_accepted_call() {
         if status.is_ok_and(|s| s == ServingStatus::NotServing) {
             break sigterm.elapsed();
         }
-        assert!(sigterm.elapsed() < DRAIN, "health still SERVING {:?} after SIGTERM", sigterm.elapsed());
+        assert!(
+            sigterm.elapsed() < DRAIN,
+            "health still SERVING {:?} after SIGTERM",
+            sigterm.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let ProcessStack {
@@ -53,7 +57,11 @@ async fn sigterm_under_load_answers_every_accepted_call() {
     let samples = load.stop().await;
 
     let before = Window::of(samples.iter().filter(|s| s.started < sigterm));
-    let draining = Window::of(samples.iter().filter(|s| s.started >= sigterm && s.started < sigterm + DRAIN / 2));
+    let draining = Window::of(
+        samples
+            .iter()
+            .filter(|s| s.started >= sigterm && s.started < sigterm + DRAIN / 2),
+    );
     let later = Window::of(samples.iter().filter(|s| s.started >= sigterm + DRAIN / 2));
     eprintln!("SIGTERM under load: NOT_SERVING after {not_serving:?}, exit after {exited:?} ({status})");
     eprintln!("  started before SIGTERM: {before}");
@@ -62,7 +70,10 @@ async fn sigterm_under_load_answers_every_accepted_call() {
 
     assert!(status.success(), "gateway exited with {status}: {lines:?}");
     assert!(exited < DRAIN + Duration::from_secs(5), "{exited:?}");
-    assert!(before.total > 0 && draining.total > 0, "load ran through the drain");
+    assert!(
+        before.total > 0 && draining.total > 0,
+        "load ran through the drain"
+    );
     // Everything sent before SIGTERM or during the drain delay was accepted, and answered.
     assert_eq!(before.error_rate(), 0.0, "{before}");
     assert_eq!(draining.error_rate(), 0.0, "{draining}");
@@ -73,7 +84,10 @@ async fn sigterm_under_load_answers_every_accepted_call() {
         .filter_map(|line| line.split("\"request_id\":\"").nth(1))
         .filter_map(|rest| rest.split('"').next())
         .collect();
-    assert!(accepted.len() >= before.total, "the gateway logged the calls it handled");
+    assert!(
+        accepted.len() >= before.total,
+        "the gateway logged the calls it handled"
+    );
     for sample in &samples {
         if let Outcome::Err(code, message) = &sample.outcome {
             assert!(
