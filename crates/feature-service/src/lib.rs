@@ -30,6 +30,8 @@
 //! from W3C or Datadog headers), under which the store traces each Redis round trip; the store sends the
 //! cache, feature availability, staleness and Redis metrics (see `feature_store`).
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod config;
 mod error;

@@ -22,6 +22,8 @@
 //! `features.stale_rows`, `features.unavailable_rows`). Redis failures are logged at most once a second
 //! per backend. No metric carries an entity id.
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod csv_rows;
 mod error;

@@ -4,6 +4,8 @@
 //! model-service ([`predict`], [`downstream`]) within the request's budget, and a quote is kept in the
 //! [`quotes`] store so its outcome can be joined to it later. [`run`] serves it all on a bound listener.
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod downstream;
 pub mod error;

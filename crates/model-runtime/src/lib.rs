@@ -13,6 +13,8 @@
 //! Errors name what is at fault: [`LoadError`] the file, [`LookupError`] the model or version with
 //! what exists instead, [`PredictError`] the row and input.
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod drift;
 mod error;

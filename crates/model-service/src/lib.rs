@@ -7,6 +7,8 @@
 //! every failure to a gRPC status ([`Error`]). Serving itself (TLS, the concurrency limit, draining
 //! shutdown) is `server_kit`'s, configured by the flattened [`server_kit::ServerArgs`].
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod drift;
 pub mod error;

@@ -16,6 +16,8 @@
 //!   port 0 and read the address first).
 //! - `test_certs` (feature `test-certs`): a throwaway CA with server and client certificates for tests.
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod args;
 mod deadline;

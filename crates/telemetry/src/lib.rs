@@ -14,6 +14,8 @@
 //! blocks or fails a request: with the agent away, metrics and spans are dropped and counted in
 //! `telemetry.dropped`.
 #![forbid(unsafe_code)]
+// No request may reach a panic: failures are values, mapped to a status.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod catalog;
 mod config;
