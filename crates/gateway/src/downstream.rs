@@ -171,6 +171,8 @@ impl Guard {
                 Err(_) => Err(Error::DeadlineExceeded(self.service)),
             };
             match &outcome {
+                // A caller that left almost no time says nothing about the dependency's health.
+                Err(Error::DeadlineExceeded(_)) if remaining < MIN_JUDGED_TIME => {}
                 Err(error) if error.is_dependency_failure() => self.breaker.on_error(),
                 _ => self.breaker.on_success(),
             }
@@ -191,6 +193,10 @@ impl Guard {
         }
     }
 }
+
+/// A call given less time than this that times out is not held against the dependency's breaker: the
+/// caller's deadline, not the dependency, was the limit.
+const MIN_JUDGED_TIME: Duration = Duration::from_millis(10);
 
 /// A retry with less time than this left would only add load: it cannot finish.
 const MIN_RETRY_TIME: Duration = Duration::from_millis(5);
@@ -495,6 +501,33 @@ mod tests {
             retries <= requests / 10 + 30,
             "{retries} retries for {requests} calls"
         );
+    }
+
+    #[tokio::test]
+    async fn timeouts_of_calls_given_almost_no_time_do_not_open_the_breaker() {
+        let guard = guard(2, 10_000, 0.0);
+        for _ in 0..5 {
+            let deadline = Deadline::after(Duration::from_millis(2));
+            let error = guard
+                .call(&deadline, |_| std::future::pending::<Result<tonic::Response<()>, Status>>())
+                .await
+                .unwrap_err();
+            assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
+        }
+        // Given time, the same timeouts count.
+        for _ in 0..2 {
+            let deadline = Deadline::after(Duration::from_millis(20));
+            let _ = guard
+                .call(&deadline, |_| std::future::pending::<Result<tonic::Response<()>, Status>>())
+                .await;
+        }
+        let error = guard
+            .call(&Deadline::after(Duration::from_millis(20)), |_| async {
+                Ok::<_, Status>(tonic::Response::new(()))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::CircuitOpen(_)), "{error}");
     }
 
     #[tokio::test]
