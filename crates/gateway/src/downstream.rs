@@ -509,7 +509,9 @@ mod tests {
         for _ in 0..5 {
             let deadline = Deadline::after(Duration::from_millis(2));
             let error = guard
-                .call(&deadline, |_| std::future::pending::<Result<tonic::Response<()>, Status>>())
+                .call(&deadline, |_| {
+                    std::future::pending::<Result<tonic::Response<()>, Status>>()
+                })
                 .await
                 .unwrap_err();
             assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
@@ -518,7 +520,9 @@ mod tests {
         for _ in 0..2 {
             let deadline = Deadline::after(Duration::from_millis(20));
             let _ = guard
-                .call(&deadline, |_| std::future::pending::<Result<tonic::Response<()>, Status>>())
+                .call(&deadline, |_| {
+                    std::future::pending::<Result<tonic::Response<()>, Status>>()
+                })
                 .await;
         }
         let error = guard
