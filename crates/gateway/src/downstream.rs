@@ -2,6 +2,7 @@
 //! budget, and the model catalog (what each model takes as input), cached from the model-service.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -113,8 +114,22 @@ impl Iterator for OpenFor {
 struct Guard {
     service: &'static str,
     breaker: Breaker,
+    /// Set while the breaker is half-open, and whether its one probe is in flight: failsafe lets every
+    /// call through when half-open, which against a dependency that hangs would send the whole load to
+    /// wait out its timeout; here one call probes and the rest keep failing fast until it answers.
+    half_open: Arc<AtomicBool>,
+    probing: Arc<AtomicBool>,
     retries: Arc<TpsBudget>,
     metrics: Metrics,
+}
+
+/// Clears the probe flag however the probing call ends, cancellation included.
+struct Probe(Arc<AtomicBool>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Guard {
@@ -128,9 +143,11 @@ impl Guard {
                 attempt: 0,
             },
         );
+        let half_open = Arc::new(AtomicBool::new(false));
         let report = BreakerReport {
             service,
             metrics: metrics.clone(),
+            half_open: half_open.clone(),
         };
         Self {
             service,
@@ -138,6 +155,8 @@ impl Guard {
                 .failure_policy(policy)
                 .instrument(report)
                 .build(),
+            half_open,
+            probing: Arc::new(AtomicBool::new(false)),
             retries: Arc::new(TpsBudget::new(
                 Duration::from_secs(10),
                 3,
@@ -161,6 +180,16 @@ impl Guard {
             if !self.breaker.is_call_permitted() {
                 return Err(Error::CircuitOpen(self.service));
             }
+            let _probe = if self.half_open.load(Ordering::Acquire) {
+                if self.probing.swap(true, Ordering::AcqRel) {
+                    self.metrics
+                        .incr(&CIRCUIT_BREAKER_REJECTED, &[Tag::dependency(self.service)]);
+                    return Err(Error::CircuitOpen(self.service));
+                }
+                Some(Probe(self.probing.clone()))
+            } else {
+                None
+            };
             let remaining = deadline.remaining();
             if remaining.is_zero() {
                 return Err(Error::DeadlineExceeded(self.service));
@@ -206,6 +235,7 @@ const MIN_RETRY_TIME: Duration = Duration::from_millis(5);
 struct BreakerReport {
     service: &'static str,
     metrics: Metrics,
+    half_open: Arc<AtomicBool>,
 }
 
 impl failsafe::Instrument for BreakerReport {
@@ -215,6 +245,7 @@ impl failsafe::Instrument for BreakerReport {
     }
 
     fn on_open(&self) {
+        self.half_open.store(false, Ordering::Release);
         tracing::warn!(
             service = self.service,
             "circuit breaker open: failing fast until a probe succeeds"
@@ -223,11 +254,13 @@ impl failsafe::Instrument for BreakerReport {
     }
 
     fn on_half_open(&self) {
+        self.half_open.store(true, Ordering::Release);
         tracing::info!(service = self.service, "circuit breaker half-open: probing");
         self.state(0.5);
     }
 
     fn on_closed(&self) {
+        self.half_open.store(false, Ordering::Release);
         self.state(0.0);
     }
 }
@@ -241,6 +274,7 @@ impl BreakerReport {
 
 /// A lazily connected channel: the gateway starts (and reports its own health) whatever the state of its
 /// dependencies, and reconnects by itself when they come back.
+///
 /// With `tls` configured the URL must be `https://` (and without it `http://`): a mismatch is refused
 /// rather than silently sent in plaintext.
 pub fn channel(
@@ -470,6 +504,38 @@ mod tests {
         attempt(&guard, &calls, Ok(())).await.expect("probe succeeds");
         attempt(&guard, &calls, Ok(())).await.expect("closed again");
         assert_eq!(calls.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn a_half_open_breaker_lets_one_probe_through_at_a_time() {
+        let guard = guard(1, 20, 0.0);
+        let calls = AtomicU32::new(0);
+        attempt(&guard, &calls, Err(Code::Internal)).await.unwrap_err();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The probe hangs (a dependency that stopped answering); meanwhile everyone else fails fast.
+        let hung = guard.clone();
+        let probe = tokio::spawn(async move {
+            hung.call(&Deadline::after(Duration::from_millis(300)), |_| {
+                std::future::pending::<Result<tonic::Response<()>, Status>>()
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..5 {
+            let error = attempt(&guard, &calls, Ok(())).await.unwrap_err();
+            assert!(matches!(error, Error::CircuitOpen(_)), "{error}");
+        }
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "only the probe reached the dependency"
+        );
+        let error = probe.await.expect("probe task").unwrap_err();
+        assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
+        // The failed probe reopened the breaker; once open time passes, a good probe closes it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        attempt(&guard, &calls, Ok(())).await.expect("probe succeeds");
+        attempt(&guard, &calls, Ok(())).await.expect("closed");
     }
 
     #[tokio::test]

@@ -174,9 +174,14 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and returns at once (the process drains and exits by itself; see [`Self::wait_exit`]).
     pub fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`STOP` freezes the process as a hung host would, `CONT` resumes it).
+    pub fn signal(&self, name: &str) {
         if let Some(child) = &self.child {
             let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
+                .args([&format!("-{name}"), &child.id().to_string()])
                 .status();
         }
     }

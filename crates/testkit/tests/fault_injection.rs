@@ -5,6 +5,10 @@
 //! - no call takes longer than the gateway's budget plus a scheduling margin;
 //! - during the fault, answers are degraded or clean errors exactly as docs/operations.md specifies;
 //! - after the fault, the system recovers by itself within a few seconds;
+//!
+//! The faults: Redis killed and restarted, Redis paused (`CLIENT PAUSE`) past the deadline, the
+//! model-service killed and restarted (failing fast, and with the neutral fallback), the model-service
+//! frozen (SIGSTOP: connections open, no answers).
 //! - no process panicked (each exits 0 on SIGTERM at the end, with no panic in its output).
 //!
 //! Each prints a report of the calls before, during and after the fault (error rate, degraded answers,
@@ -263,6 +267,55 @@ async fn model_service_stopped_and_restarted() {
 
     let (status, lines) = fallback_gateway.terminate().await;
     assert!(status.success(), "{status}: {lines:?}");
+    shut_down(stack).await;
+}
+
+#[tokio::test]
+async fn model_service_hung() {
+    let redis = RedisServer::start().expect("redis-server");
+    materialize_snapshot(&redis.url()).await;
+    let stack = stack(&redis, &[]).await;
+    let load = steady_load(&stack.gateway);
+    let before = warm_up(&load).await;
+
+    // Frozen, not gone: connections stay open and calls simply get no answer.
+    let fault = Instant::now();
+    stack.models.signal("STOP");
+    tokio::time::sleep(FAULT).await;
+    stack.models.signal("CONT");
+    let fault_ended = Instant::now();
+    let during_samples: Vec<Sample> = load
+        .samples()
+        .into_iter()
+        .filter(|s| s.started >= fault && s.started < fault_ended)
+        .collect();
+    let during = Window::of(&during_samples);
+    tokio::time::sleep(RECOVERY).await;
+    let samples = load.stop().await;
+    let recovered = recovery_of(&samples, fault_ended);
+    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
+    report(
+        "model-service frozen (SIGSTOP) for 2 s",
+        &before,
+        &during,
+        &after,
+        recovered,
+    );
+    let waited = during_samples.iter().filter(|s| s.latency > BUDGET / 2).count();
+    eprintln!("  calls that waited out the budget: {waited} of {}", during.total);
+
+    // The first calls time out; then the breaker fails the rest fast, one probe at a time waiting.
+    for code in during.error_codes() {
+        assert!(matches!(code, "Unavailable" | "DeadlineExceeded"), "{during}");
+    }
+    assert!(during.error_rate() > 0.9, "{during}");
+    assert!(
+        waited * 10 < during.total,
+        "{waited} of {} calls waited out the budget",
+        during.total
+    );
+    assert_within_budget("model-service frozen", &samples);
+    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
     shut_down(stack).await;
 }
 
