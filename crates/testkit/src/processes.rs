@@ -251,6 +251,10 @@ impl ProcessStack {
         let mut gateway_env = env.clone();
         if !env.iter().any(|(k, _)| *k == "REQUEST_TIMEOUT_MS") {
             gateway_env.push(("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()));
+            gateway_env.push((
+                "FEATURE_TIMEOUT_MS",
+                crate::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
+            ));
         }
         gateway_env.push(("FEATURE_SERVICE_URL", features.url()));
         gateway_env.push(("MODEL_SERVICE_URL", models.url()));
@@ -283,6 +287,10 @@ impl ProcessStack {
             ("FEATURE_SERVICE_URL", features.url()),
             ("MODEL_SERVICE_URL", models.url()),
             ("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()),
+            (
+                "FEATURE_TIMEOUT_MS",
+                crate::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
+            ),
         ]);
         let gateway = ServiceProcess::start_tls("gateway", &gateway_env, kit).await;
         Self {

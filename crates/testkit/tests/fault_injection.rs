@@ -25,6 +25,8 @@ use testkit::redis::RedisServer;
 /// The gateway's budget. Production's default is 100 ms; the services here are unoptimised builds sharing
 /// two cores with the load and with other tests, where a healthy call's p99 reaches 100 ms.
 const BUDGET: Duration = Duration::from_millis(250);
+/// The feature fetch's share of it, in the production proportion (40 of 100 ms).
+const FEATURE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Scheduling slack for unoptimised binaries on a loaded 2-core machine.
 const MARGIN: Duration = Duration::from_millis(150);
 /// How long each fault lasts.
@@ -57,7 +59,10 @@ fn no_agent() -> Vec<(&'static str, String)> {
 }
 
 async fn stack(redis: &RedisServer, gateway_env: &[(&str, String)]) -> ProcessStack {
-    let mut gateway = vec![("REQUEST_TIMEOUT_MS", BUDGET.as_millis().to_string())];
+    let mut gateway = vec![
+        ("REQUEST_TIMEOUT_MS", BUDGET.as_millis().to_string()),
+        ("FEATURE_TIMEOUT_MS", FEATURE_TIMEOUT.as_millis().to_string()),
+    ];
     gateway.extend_from_slice(gateway_env);
     ProcessStack::start_each(&no_agent(), &[], &[("REDIS_URL", redis.url())], &gateway).await
 }
@@ -210,6 +215,7 @@ async fn model_service_stopped_and_restarted() {
     let mut fallback_env = no_agent();
     fallback_env.extend([
         ("REQUEST_TIMEOUT_MS", BUDGET.as_millis().to_string()),
+        ("FEATURE_TIMEOUT_MS", FEATURE_TIMEOUT.as_millis().to_string()),
         ("FEATURE_SERVICE_URL", stack.features.url()),
         ("MODEL_SERVICE_URL", stack.models.url()),
         ("MODEL_FALLBACK", "neutral".to_owned()),
