@@ -130,8 +130,8 @@ pub async fn score(
     .await;
     match scored {
         Err(error) if error.is_dependency_failure() && policy.model_fallback == ModelFallback::Neutral => {
-            if let Some(suppressed) = FALLBACK_LOG.ready() {
-                tracing::warn!(model = %model.name, %error, suppressed, "model-service failed: answering the neutral fallback");
+            if let Some(held_back) = FALLBACK_LOG.ready() {
+                tracing::warn!(model = %model.name, %error, held_back, "model-service failed: answering the neutral fallback");
             }
             Ok(ids
                 .iter()
@@ -197,8 +197,8 @@ async fn score_on_model(
             Err(error)
                 if error.is_dependency_failure() && policy.feature_fallback == FeatureFallback::Defaults =>
             {
-                if let Some(suppressed) = FEATURE_FALLBACK_LOG.ready() {
-                    tracing::warn!(model = %spec.model, %error, suppressed, "features unavailable: scoring with the model's defaults");
+                if let Some(held_back) = FEATURE_FALLBACK_LOG.ready() {
+                    tracing::warn!(model = %spec.model, %error, held_back, "features unavailable: scoring with the model's defaults");
                 }
                 for row in &mut rows {
                     row.unavailable.clone_from(&spec.feature_refs);

@@ -257,8 +257,8 @@ fn finish<T>(call: &Call, result: Result<T, Error>) -> Result<Response<T>, Statu
         let outage = error.is_dependency_failure() || matches!(error, Error::QuoteStore(_));
         if !outage {
             tracing::warn!(error_type = error.kind(), error.message = %error, "request failed");
-        } else if let Some(suppressed) = OUTAGE_LOG.ready() {
-            tracing::warn!(error_type = error.kind(), error.message = %error, suppressed, "request failed");
+        } else if let Some(held_back) = OUTAGE_LOG.ready() {
+            tracing::warn!(error_type = error.kind(), error.message = %error, held_back, "request failed");
         }
         Status::from(error)
     })

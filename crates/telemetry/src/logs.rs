@@ -280,44 +280,52 @@ impl tracing::field::Visit for Fields {
 /// ```
 /// use std::time::Duration;
 /// static REDIS_DOWN: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
-/// if let Some(suppressed) = REDIS_DOWN.ready() {
-///     tracing::warn!(suppressed, "Redis unreachable");
+/// if let Some(held_back) = REDIS_DOWN.ready() {
+///     tracing::warn!(held_back, "Redis unreachable");
 /// }
 /// ```
+///
+/// Lock-free: it sits on the request path of every failing request.
 #[derive(Debug)]
 pub struct Throttle {
     interval_ms: u64,
-    /// When a line last went through, in ms since the process's first throttled line (+1; 0: never).
-    last: std::sync::atomic::AtomicU64,
-    suppressed: std::sync::atomic::AtomicU64,
+    /// Milliseconds since the process's first throttled line before which no line passes.
+    next_ms: std::sync::atomic::AtomicU64,
+    held_back: std::sync::atomic::AtomicU64,
 }
 
 impl Throttle {
     pub const fn new(interval: std::time::Duration) -> Self {
         Self {
             interval_ms: interval.as_millis() as u64,
-            last: std::sync::atomic::AtomicU64::new(0),
-            suppressed: std::sync::atomic::AtomicU64::new(0),
+            next_ms: std::sync::atomic::AtomicU64::new(0),
+            held_back: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// `Some(lines suppressed since the last one let through)` when a line may be logged now.
+    /// `Some(lines held back since the last one let through)` when a line may be logged now.
     pub fn ready(&self) -> Option<u64> {
-        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let now = u64::try_from(EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let last = self.last.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < self.interval_ms
-            || self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
+        // `Instant::now` is not const: statics share one origin, set by the first call.
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = u64::try_from(ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis())
+            .unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Ordering::Relaxed);
+        let due = now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now.saturating_add(self.interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if due {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
         }
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
     }
 }
 

@@ -7,7 +7,7 @@
 //! Meanwhile reads fail at once (see `RedisBackend::client`), and the store answers them without Redis.
 //!
 //! Connection errors (refused, reset, AUTH, TLS handshake) come from fred's error notifications and are
-//! logged through the backend's [`LogLimiter`]; the last one is kept so that "not connected" errors say
+//! logged through the backend's [`Throttle`]; the last one is kept so that "not connected" errors say
 //! why. [`ConnectionState::wait_connected`] resolves at the first successful connection (after AUTH).
 
 use std::path::Path;
@@ -28,7 +28,9 @@ use tokio::task::AbortHandle;
 
 use super::{RedisConfig, RedisTls};
 use crate::Error;
-use crate::events::{LogLimiter, REDIS_LOG_INTERVAL, RedisConnectionFailed};
+use telemetry::logs::Throttle;
+
+use crate::events::{REDIS_LOG_INTERVAL, RedisConnectionFailed};
 
 /// URL schemes fred understands (without its unix-socket feature).
 const SCHEMES: &[&str] = &[
@@ -54,7 +56,7 @@ pub(crate) struct ConnectionState {
     /// The URL with its password redacted: the only form logs may show.
     pub url: String,
     /// One limiter for every Redis failure line of this backend (commands and connections).
-    pub log: LogLimiter,
+    pub log: Throttle,
     last_error: Mutex<Option<String>>,
     connected_once: watch::Sender<bool>,
 }
@@ -136,7 +138,7 @@ impl Connection {
         let (connected_once, _) = watch::channel(false);
         let state = Arc::new(ConnectionState {
             url,
-            log: LogLimiter::new(REDIS_LOG_INTERVAL),
+            log: Throttle::new(REDIS_LOG_INTERVAL),
             last_error: Mutex::new(None),
             connected_once,
         });
