@@ -99,15 +99,57 @@ async fn shut_down(stack: ProcessStack) {
     }
 }
 
-fn report(name: &str, before: &Window, during: &Window, after: &Window, recovery: Duration) {
-    eprintln!("fault: {name}");
-    eprintln!("  before:   {before}");
-    eprintln!("  during:   {during}");
-    eprintln!("  after:    {after}");
-    eprintln!(
-        "  recovered {:.2} s after the fault ended",
-        recovery.as_secs_f64()
-    );
+/// Every call of one load around a fault that lasted from `fault` to `fault_ended`.
+struct Observed {
+    samples: Vec<Sample>,
+    fault: (Instant, Instant),
+    /// The calls started during the fault.
+    during: Window,
+    /// How long after the fault calls were fully served again (answered, every feature read, no
+    /// fallback).
+    recovered: Duration,
+    /// The calls started once recovered.
+    after: Window,
+}
+
+impl Observed {
+    fn of(samples: Vec<Sample>, fault: Instant, fault_ended: Instant) -> Self {
+        let recovered = load::recovery(&samples, fault_ended).unwrap_or_else(|| {
+            panic!(
+                "calls were never fully served again after the fault: {}",
+                Window::of(samples.iter().filter(|s| s.started >= fault_ended))
+            )
+        });
+        let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
+        let mut observed = Self {
+            samples,
+            fault: (fault, fault_ended),
+            during: Window::default(),
+            recovered,
+            after,
+        };
+        observed.during = Window::of(observed.in_fault());
+        observed
+    }
+
+    /// The calls started during the fault.
+    fn in_fault(&self) -> impl Iterator<Item = &Sample> {
+        let (fault, fault_ended) = self.fault;
+        self.samples
+            .iter()
+            .filter(move |s| s.started >= fault && s.started < fault_ended)
+    }
+
+    fn report(&self, name: &str, before: &Window) {
+        eprintln!("fault: {name}");
+        eprintln!("  before:   {before}");
+        eprintln!("  during:   {}", self.during);
+        eprintln!("  after:    {}", self.after);
+        eprintln!(
+            "  recovered {:.2} s after the fault ended",
+            self.recovered.as_secs_f64()
+        );
+    }
 }
 
 #[tokio::test]
@@ -126,34 +168,14 @@ async fn redis_killed_and_restarted() {
     tokio::time::sleep(FAULT).await;
     redis.restart().expect("redis-server restarts on its port");
     let fault_ended = Instant::now();
-    let during = load.window(fault, fault_ended);
     tokio::time::sleep(RECOVERY).await;
-    let samples = load.stop().await;
-    let recovered = recovery_of(&samples, fault_ended);
-    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report(
-        "Redis killed, restarted 2 s later",
-        &before,
-        &during,
-        &after,
-        recovered,
-    );
+    let observed = Observed::of(load.stop().await, fault, fault_ended);
+    observed.report("Redis killed, restarted 2 s later", &before);
 
     // Predictions: features come from the cache or the models' defaults, so every one is answered,
     // degraded. Quotes cannot be stored, so QuotePrice fails cleanly (the caller retries).
-    let in_fault = |s: &&Sample| s.started >= fault && s.started < fault_ended;
-    let predictions = Window::of(
-        samples
-            .iter()
-            .filter(in_fault)
-            .filter(|s| !s.key.starts_with("quote:")),
-    );
-    let quotes = Window::of(
-        samples
-            .iter()
-            .filter(in_fault)
-            .filter(|s| s.key.starts_with("quote:")),
-    );
+    let predictions = Window::of(observed.in_fault().filter(|s| !s.key.starts_with("quote:")));
+    let quotes = Window::of(observed.in_fault().filter(|s| s.key.starts_with("quote:")));
     eprintln!("  during, predictions: {predictions}");
     eprintln!("  during, quotes:      {quotes}");
     assert_eq!(predictions.error_rate(), 0.0, "{predictions}");
@@ -164,9 +186,13 @@ async fn redis_killed_and_restarted() {
     for code in quotes.error_codes() {
         assert!(matches!(code, "Unavailable" | "DeadlineExceeded"), "{quotes}");
     }
-    assert_within_budget("Redis killed", &samples);
-    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
-    assert_eq!(after.error_rate(), 0.0, "{after}");
+    assert_within_budget("Redis killed", &observed.samples);
+    assert!(
+        observed.recovered <= RECOVERY,
+        "recovered after {:?}",
+        observed.recovered
+    );
+    assert_eq!(observed.after.error_rate(), 0.0, "{}", observed.after);
     shut_down(stack).await;
 }
 
@@ -185,24 +211,20 @@ async fn redis_paused_past_the_deadline() {
         .expect("pause");
     tokio::time::sleep(FAULT).await;
     let fault_ended = Instant::now();
-    let during = load.window(fault, fault_ended);
     tokio::time::sleep(RECOVERY).await;
-    let samples = load.stop().await;
-    let recovered = recovery_of(&samples, fault_ended);
-    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report(
-        "Redis paused (CLIENT PAUSE 2 s)",
-        &before,
-        &during,
-        &after,
-        recovered,
-    );
+    let observed = Observed::of(load.stop().await, fault, fault_ended);
+    observed.report("Redis paused (CLIENT PAUSE 2 s)", &before);
 
     // Redis reads give up inside the budget and the features fall back: answered, degraded, on time.
+    let during = &observed.during;
     assert_eq!(during.error_rate(), 0.0, "{during}");
     assert!(during.degraded > 0, "{during}");
-    assert_within_budget("Redis paused", &samples);
-    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
+    assert_within_budget("Redis paused", &observed.samples);
+    assert!(
+        observed.recovered <= RECOVERY,
+        "recovered after {:?}",
+        observed.recovered
+    );
     shut_down(stack).await;
 }
 
@@ -230,45 +252,41 @@ async fn model_service_stopped_and_restarted() {
         ZONES,
     );
     let before = warm_up(&load).await;
-    warm_up(&fallback_load).await;
+    let fallback_before = warm_up(&fallback_load).await;
 
     let fault = Instant::now();
     stack.models.kill();
     tokio::time::sleep(FAULT).await;
     stack.models.restart().await;
     let fault_ended = Instant::now();
-    let during = load.window(fault, fault_ended);
-    let fallback_during = fallback_load.window(fault, fault_ended);
     tokio::time::sleep(RECOVERY).await;
-    let samples = load.stop().await;
-    let fallback_samples = fallback_load.stop().await;
-    let recovered = recovery_of(&samples, fault_ended);
-    let fallback_recovered = recovery_of(&fallback_samples, fault_ended);
-    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report(
-        "model-service killed, restarted 2 s later",
-        &before,
-        &during,
-        &after,
-        recovered,
+    let observed = Observed::of(load.stop().await, fault, fault_ended);
+    let fallback = Observed::of(fallback_load.stop().await, fault, fault_ended);
+    observed.report("model-service killed, restarted 2 s later", &before);
+    fallback.report(
+        "the same, on a gateway with MODEL_FALLBACK=neutral",
+        &fallback_before,
     );
-    eprintln!("  with MODEL_FALLBACK=neutral: during: {fallback_during}; recovered {fallback_recovered:?}");
 
     // Failing fast: only UNAVAILABLE (circuit open or connection refused), within the budget.
+    let during = &observed.during;
     assert!(during.error_rate() > 0.9, "{during}");
     assert_eq!(during.error_codes(), ["Unavailable"], "{during}");
-    assert_within_budget("model-service down", &samples);
-    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
-    // The fallback policy answers every call, marked degraded and fallback.
-    assert_eq!(fallback_during.error_rate(), 0.0, "{fallback_during}");
+    assert_within_budget("model-service down", &observed.samples);
     assert!(
-        fallback_during.fallback > fallback_during.total * 9 / 10,
-        "{fallback_during}"
+        observed.recovered <= RECOVERY,
+        "recovered after {:?}",
+        observed.recovered
     );
-    assert_within_budget("model-service down, fallback", &fallback_samples);
+    // The fallback policy answers every call, marked degraded and fallback.
+    let during = &fallback.during;
+    assert_eq!(during.error_rate(), 0.0, "{during}");
+    assert!(during.fallback > during.total * 9 / 10, "{during}");
+    assert_within_budget("model-service down, fallback", &fallback.samples);
     assert!(
-        fallback_recovered <= RECOVERY,
-        "recovered after {fallback_recovered:?}"
+        fallback.recovered <= RECOVERY,
+        "recovered after {:?}",
+        fallback.recovered
     );
 
     let (status, lines) = fallback_gateway.terminate().await;
@@ -290,24 +308,11 @@ async fn model_service_hung() {
     tokio::time::sleep(FAULT).await;
     stack.models.signal("CONT");
     let fault_ended = Instant::now();
-    let during_samples: Vec<Sample> = load
-        .samples()
-        .into_iter()
-        .filter(|s| s.started >= fault && s.started < fault_ended)
-        .collect();
-    let during = Window::of(&during_samples);
     tokio::time::sleep(RECOVERY).await;
-    let samples = load.stop().await;
-    let recovered = recovery_of(&samples, fault_ended);
-    let after = Window::of(samples.iter().filter(|s| s.started >= fault_ended + recovered));
-    report(
-        "model-service frozen (SIGSTOP) for 2 s",
-        &before,
-        &during,
-        &after,
-        recovered,
-    );
-    let waited = during_samples.iter().filter(|s| s.latency > BUDGET / 2).count();
+    let observed = Observed::of(load.stop().await, fault, fault_ended);
+    observed.report("model-service frozen (SIGSTOP) for 2 s", &before);
+    let during = &observed.during;
+    let waited = observed.in_fault().filter(|s| s.latency > BUDGET / 2).count();
     eprintln!("  calls that waited out the budget: {waited} of {}", during.total);
 
     // The first calls time out; then the breaker fails the rest fast, one probe at a time waiting.
@@ -320,17 +325,11 @@ async fn model_service_hung() {
         "{waited} of {} calls waited out the budget",
         during.total
     );
-    assert_within_budget("model-service frozen", &samples);
-    assert!(recovered <= RECOVERY, "recovered after {recovered:?}");
+    assert_within_budget("model-service frozen", &observed.samples);
+    assert!(
+        observed.recovered <= RECOVERY,
+        "recovered after {:?}",
+        observed.recovered
+    );
     shut_down(stack).await;
-}
-
-/// How long after `fault_ended` calls were fully served again (answered, every feature read, no fallback).
-fn recovery_of(samples: &[Sample], fault_ended: Instant) -> Duration {
-    load::recovery(samples, fault_ended).unwrap_or_else(|| {
-        panic!(
-            "calls were never fully served again after the fault: {}",
-            Window::of(samples.iter().filter(|s| s.started >= fault_ended))
-        )
-    })
 }
