@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(%error, listen_addr = %config.listen_addr, "cannot bind");
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, listen_addr = %config.listen_addr, "cannot bind");
             eprintln!("feature-service: cannot bind {}: {error}", config.listen_addr);
             return ExitCode::FAILURE;
         }
@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     match feature_service::run(config, listener, server_kit::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "feature-service stopped");
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "feature-service stopped");
             eprintln!("feature-service: {error}");
             ExitCode::FAILURE
         }

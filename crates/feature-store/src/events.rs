@@ -72,6 +72,7 @@ impl RedisConnectionFailed<'_> {
             return;
         };
         tracing::error!(
+            alert = telemetry::logs::CRITICAL,
             error_type = self.error_type,
             redis.url = self.url,
             redis.server = self.server,

@@ -215,7 +215,7 @@ impl Guard {
                     retried = true;
                     self.metrics
                         .incr(&DOWNSTREAM_RETRIES, &[Tag::dependency(self.service)]);
-                    tracing::debug!(service = self.service, %error, "retrying once");
+                    tracing::debug!(dependency = self.service, %error, "retrying once");
                 }
                 outcome => return outcome,
             }
@@ -246,8 +246,9 @@ impl failsafe::Instrument for BreakerReport {
 
     fn on_open(&self) {
         self.half_open.store(false, Ordering::Release);
-        tracing::warn!(
-            service = self.service,
+        tracing::error!(
+            alert = telemetry::logs::CRITICAL,
+            dependency = self.service,
             "circuit breaker open: failing fast until a probe succeeds"
         );
         self.state(1.0);
@@ -255,7 +256,7 @@ impl failsafe::Instrument for BreakerReport {
 
     fn on_half_open(&self) {
         self.half_open.store(true, Ordering::Release);
-        tracing::info!(service = self.service, "circuit breaker half-open: probing");
+        tracing::info!(dependency = self.service, "circuit breaker half-open: probing");
         self.state(0.5);
     }
 

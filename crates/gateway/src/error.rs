@@ -105,7 +105,7 @@ impl From<Error> for Status {
                 | Code::Unimplemented
                 | Code::PermissionDenied
                 | Code::Unauthenticated => {
-                    tracing::error!(service, code = ?status.code(), "downstream rejected the gateway's call");
+                    tracing::error!(dependency = service, code = ?status.code(), "downstream rejected the gateway's call");
                     Status::internal(message)
                 }
                 _ => Status::unavailable(message),

@@ -7,6 +7,7 @@ async fn main() -> std::process::ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, listen_addr = %config.listen_addr, "cannot bind");
             eprintln!("gateway: cannot listen on {}: {error}", config.listen_addr);
             return std::process::ExitCode::FAILURE;
         }
@@ -14,6 +15,7 @@ async fn main() -> std::process::ExitCode {
     match gateway::run(config, listener, server_kit::shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "gateway stopped");
             eprintln!("gateway: {error}");
             std::process::ExitCode::FAILURE
         }

@@ -1,7 +1,7 @@
 //! The `inference.v1.InferenceService` handlers: validate, score, shape the response. Cross-cutting work
 //! (deadlines, health, reflection) sits in the server stack in `lib.rs`, not here.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::inference::v1::inference_service_server::InferenceService;
 use proto::inference::v1::{
@@ -12,7 +12,8 @@ use proto::inference::v1::{
 };
 use telemetry::catalog::{
     API_PREDICT_DEGRADED, BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING,
-    MODEL_CRAI_RISK_MULTIPLIER, MODEL_CRAI_RISK_SCORE, MODEL_DEMAND_SURGE_FACTOR, MODEL_PREDICTIONS_COUNT,
+    MODEL_CRAI_CONFIDENCE, MODEL_CRAI_RISK_MULTIPLIER, MODEL_CRAI_RISK_SCORE, MODEL_DEMAND_SURGE_FACTOR,
+    MODEL_PREDICTIONS_COUNT,
 };
 use telemetry::events::ConversionWindow;
 use telemetry::{Metrics, Tag};
@@ -55,6 +56,7 @@ struct Call {
     rpc: &'static str,
     request_id: String,
     deadline: Deadline,
+    started: Instant,
     /// The request's log span: every line logged while handling it, its failure included, carries `rpc`,
     /// `request_id` and, once validated, the `customer_id` / `zone_id` it is about.
     span: tracing::Span,
@@ -63,6 +65,11 @@ struct Call {
 impl Call {
     fn about(&self, key: &'static str, id: &str) {
         self.span.record(key, id);
+    }
+
+    /// Time since the call began, for the `duration_ms` of its log lines (the latency facet).
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1e3
     }
 }
 
@@ -89,6 +96,7 @@ impl Gateway {
             rpc,
             request_id,
             deadline: Deadline::answering_within(self.budget).or_sooner(caller),
+            started: Instant::now(),
             span,
         }
     }
@@ -119,6 +127,10 @@ impl Gateway {
                         .distribution(&MODEL_CRAI_RISK_SCORE, outputs.0, &tags);
                     self.metrics
                         .distribution(&MODEL_CRAI_RISK_MULTIPLIER, outputs.1, &tags);
+                    // The probability of the class predicted: how sure the classifier is.
+                    let confidence = outputs.0.max(1.0 - outputs.0);
+                    self.metrics
+                        .distribution(&MODEL_CRAI_CONFIDENCE, confidence, &tags);
                     outputs
                 };
                 Ok(PredictCustomerRiskResponse {
@@ -255,10 +267,11 @@ fn finish<T>(call: &Call, result: Result<T, Error>) -> Result<Response<T>, Statu
     result.map(Response::new).map_err(|error| {
         let _span = call.span.enter();
         let outage = error.is_dependency_failure() || matches!(error, Error::QuoteStore(_));
+        let duration_ms = call.elapsed_ms();
         if !outage {
-            tracing::warn!(error_type = error.kind(), error.message = %error, "request failed");
+            tracing::warn!(error_type = error.kind(), error.message = %error, duration_ms, "request failed");
         } else if let Some(held_back) = OUTAGE_LOG.ready() {
-            tracing::warn!(error_type = error.kind(), error.message = %error, held_back, "request failed");
+            tracing::warn!(error_type = error.kind(), error.message = %error, duration_ms, held_back, "request failed");
         }
         Status::from(error)
     })
@@ -283,6 +296,7 @@ impl InferenceService for Gateway {
                 model_version = meta.map(|m| m.model_version.as_str()),
                 risk_score = response.risk_score,
                 degraded = meta.is_some_and(|m| m.degraded),
+                duration_ms = call.elapsed_ms(),
                 "risk predicted"
             );
             Ok(response)
@@ -312,6 +326,7 @@ impl InferenceService for Gateway {
                 model_version = meta.map(|m| m.model_version.as_str()),
                 surge_factor = response.surge_factor,
                 degraded = meta.is_some_and(|m| m.degraded),
+                duration_ms = call.elapsed_ms(),
                 "surge predicted"
             );
             Ok(response)
@@ -371,8 +386,12 @@ impl InferenceService for Gateway {
             self.quotes.put(&quote, &call.deadline).await?;
             self.metrics
                 .incr(&BUSINESS_QUOTES_COUNT, &[Tag::variant(&quote.experiment_variant)]);
+            let degraded = [&risk.metadata, &surge.metadata]
+                .into_iter()
+                .any(|m| m.as_ref().is_some_and(|m| m.degraded));
             tracing::info!(quote_id = %quote.quote_id, price, risk_model_version = %quote.risk_model_version,
-                surge_model_version = %quote.surge_model_version, "price quoted");
+                surge_model_version = %quote.surge_model_version, degraded,
+                duration_ms = call.elapsed_ms(), "price quoted");
             let expires = SystemTime::now() + self.quotes.ttl();
             Ok(QuotePriceResponse {
                 quote_id: quote.quote_id,
@@ -424,7 +443,7 @@ impl InferenceService for Gateway {
                     .record(&self.metrics, &quote.experiment_variant, req.booked);
             }
             tracing::info!(quote_id = %req.quote_id, booked = req.booked,
-                revenue = req.revenue, duplicate, "outcome recorded");
+                revenue = req.revenue, duplicate, duration_ms = call.elapsed_ms(), "outcome recorded");
             Ok(RecordOutcomeResponse {
                 quote_id: req.quote_id,
                 duplicate,

@@ -12,6 +12,7 @@
 
 pub mod drift;
 pub mod error;
+pub mod events;
 pub mod service;
 
 use std::future::Future;
@@ -113,7 +114,7 @@ pub async fn run_with_metrics(
     // First: bad TLS files stop start-up before the models load.
     let server = server_kit::Server::new(&config.server, metrics.clone())?;
     let (health, health_server) = Health::new(SERVICE_NAME).await;
-    let repository = Arc::new(load(config.model_repository.clone()).await?);
+    let repository = Arc::new(load(config.model_repository.clone(), &metrics).await?);
     let drift = Arc::new(DriftMonitor::new(&repository, config.drift_min_rows));
     // Stops the drift reporter however serving ends.
     let _reporter = drift::spawn_reporter(
@@ -160,16 +161,20 @@ pub async fn run_with_metrics(
 }
 
 /// Loads and optimizes every model on the blocking pool (file I/O and graph optimization).
-async fn load(root: PathBuf) -> Result<ModelRepository, Error> {
+async fn load(root: PathBuf, metrics: &Metrics) -> Result<ModelRepository, Error> {
     let started = Instant::now();
     let repository = tokio::task::spawn_blocking(move || ModelRepository::load(root)).await??;
     for model in repository.models() {
-        tracing::info!(
-            model = model.name(),
-            default_version = model.default_version().version(),
-            versions = %model.version_names().collect::<Vec<_>>().join(","),
-            "model ready"
-        );
+        let default = model.default_version().version();
+        for version in model.versions() {
+            events::ModelVersionLoaded {
+                model: model.name(),
+                version: version.version(),
+                default: version.version() == default,
+                dir: version.dir(),
+            }
+            .emit(metrics);
+        }
     }
     for skipped in repository.skipped() {
         tracing::warn!(model = %skipped.model, version = %skipped.version, error = %skipped.error, "version not served");

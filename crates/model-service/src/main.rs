@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(addr = %config.listen_addr, %error, "cannot bind");
+            tracing::error!(alert = telemetry::logs::CRITICAL, addr = %config.listen_addr, %error, "cannot bind");
             eprintln!("model-service: cannot bind {}: {error}", config.listen_addr);
             return ExitCode::FAILURE;
         }
@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     match run(config, listener, server_kit::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "model-service failed");
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "model-service failed");
             eprintln!("model-service: {error}");
             ExitCode::FAILURE
         }

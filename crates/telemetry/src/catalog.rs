@@ -51,11 +51,13 @@ pub enum TagKey {
     Signal,
     Reason,
     Dependency,
+    Fault,
+    Event,
 }
 
 impl TagKey {
     /// Every key, for catalog checks.
-    pub const ALL: [TagKey; 15] = [
+    pub const ALL: [TagKey; 17] = [
         TagKey::Rpc,
         TagKey::Status,
         TagKey::ErrorType,
@@ -71,6 +73,8 @@ impl TagKey {
         TagKey::Signal,
         TagKey::Reason,
         TagKey::Dependency,
+        TagKey::Fault,
+        TagKey::Event,
     ];
 
     /// The tag key as sent.
@@ -91,6 +95,8 @@ impl TagKey {
             TagKey::Signal => "signal",
             TagKey::Reason => "reason",
             TagKey::Dependency => "dependency",
+            TagKey::Fault => "fault",
+            TagKey::Event => "event",
         }
     }
 }
@@ -152,10 +158,12 @@ macro_rules! metrics {
 metrics! {
     API_PREDICT_REQUESTS = "api.predict.requests", Count, "request", [Rpc, Status],
         "Public API calls by RPC and gRPC status.";
-    API_PREDICT_ERRORS = "api.predict.errors", Count, "error", [Rpc, ErrorType],
-        "Public API calls that failed, by RPC and error type.";
+    API_PREDICT_ERRORS = "api.predict.errors", Count, "error", [Rpc, ErrorType, Fault],
+        "Public API calls that failed, by RPC, error type and whose fault (server: the platform failed; client: the request was refused).";
     API_PREDICT_LATENCY_MS = "api.predict.latency_ms", Distribution, "millisecond", [Rpc, Status],
         "Public API call latency as seen by the gateway.";
+    API_PREDICT_WITHIN_SLA = "api.predict.within_sla", Count, "request", [Rpc],
+        "Public API calls answered OK within the 120 ms latency SLA (the latency SLO's good events).";
     API_PREDICT_DEGRADED = "api.predict.degraded", Count, "prediction", [Rpc, Reason],
         "Predictions answered degraded, by RPC and reason (missing_features, stale_features, features_unavailable, model_fallback).";
     API_PREDICT_FEATURE_FETCH_MS = "api.predict.feature_fetch_ms", Distribution, "millisecond", [Model],
@@ -166,12 +174,16 @@ metrics! {
         "Customer-risk model score in [0, 1].";
     MODEL_CRAI_RISK_MULTIPLIER = "model.crai.risk_multiplier", Distribution, "", [Model, ModelVersion, Variant],
         "Price multiplier derived from the customer-risk score.";
+    MODEL_CRAI_CONFIDENCE = "model.crai.confidence", Distribution, "", [Model, ModelVersion, Variant],
+        "Customer-risk prediction confidence: the probability of the class predicted, max(score, 1 - score), in [0.5, 1].";
     MODEL_DEMAND_SURGE_FACTOR = "model.demand.surge_factor", Distribution, "", [Model, ModelVersion, Variant],
         "Demand-surge factor after clamping.";
     MODEL_PREDICTIONS_COUNT = "model.predictions.count", Count, "prediction", [Model, ModelVersion, Variant],
         "Predictions served per model, version and experiment variant.";
     MODEL_FEATURE_DRIFT_PSI = "model.feature_drift.psi", Gauge, "", [Model, ModelVersion, Feature],
         "Population Stability Index of a feature against the manifest baseline (alert above 0.25).";
+    MODEL_VERSIONS_LOADED = "model.versions.loaded", Gauge, "", [Model, ModelVersion],
+        "1 for each model version the model-service has loaded and serves.";
     MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model],
         "Rows per inference batch on the model-service.";
     CACHE_FEAST_HIT = "cache.feast.hit", Count, "hit", [FeatureView],
@@ -220,6 +232,80 @@ metrics! {
         "Telemetry this process dropped instead of blocking (metric, span or log; and why).";
 }
 
+/// The latency SLA of the design record: a public API call answered OK within it counts in
+/// `api.predict.within_sla`, the good events of the latency SLO.
+pub const LATENCY_SLA_MS: f64 = 120.0;
+
+/// A metric the dashboards and monitors already query but no code emits yet, with the work that will
+/// emit it. It moves into [`CATALOG`] (with its call site) when that work lands; until then its panels
+/// show no data rather than a wrong number.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PlannedMetric {
+    pub metric: MetricDef,
+    /// The work that emits it.
+    pub emitted_by: &'static str,
+}
+
+macro_rules! planned {
+    ($($name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], $desc:literal, by $by:literal;)*) => {
+        /// Metrics queried before they are emitted (see [`PlannedMetric`]).
+        pub static PLANNED: &[PlannedMetric] = &[$(PlannedMetric {
+            metric: MetricDef {
+                name: $name,
+                kind: MetricKind::$kind,
+                unit: $unit,
+                tags: &[$(TagKey::$tag),*],
+                description: $desc,
+            },
+            emitted_by: $by,
+        }),*];
+    };
+}
+
+planned! {
+    "cache.crai.hit", Count, "hit", [Model],
+        "Customer-risk predictions answered from the gateway's CRAI prediction cache.",
+        by "performance work (the CRAI cache)";
+    "cache.crai.miss", Count, "miss", [Model],
+        "Customer-risk predictions the CRAI cache did not hold (scored on the model-service).",
+        by "performance work (the CRAI cache)";
+    "model.accuracy", Gauge, "fraction", [Model, ModelVersion, Variant],
+        "Rolling online quality of a model version from delayed labels, on the scale of the offline metric its manifest records (AUC for customer risk, R² for demand surge).",
+        by "model operations (online accuracy from delayed labels)";
+    "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion],
+        "The offline quality the model version's manifest records (its `metrics`), which online quality is held to.",
+        by "model operations (online accuracy from delayed labels)";
+    "business.complaints.count", Count, "complaint", [Variant],
+        "Customer complaints about a price, by the experiment variant that priced the quote.",
+        by "model operations (business results per variant)";
+}
+
+/// A DogStatsD event the platform sends (rare lifecycle moments, for dashboards' event timelines).
+/// Each is tagged `event:<name>` plus its tag keys and the unified service tags.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventDef {
+    /// The `event:` tag value and aggregation key, as event queries filter on it.
+    pub name: &'static str,
+    /// Tag keys the event carries besides `event`, `env`, `service` and `version`.
+    pub tags: &'static [TagKey],
+    pub description: &'static str,
+}
+
+/// A model version was loaded and is servable.
+pub static MODEL_VERSION_LOADED: EventDef = EventDef {
+    name: "model_version_loaded",
+    tags: &[TagKey::Model, TagKey::ModelVersion],
+    description: "The model-service loaded a model version and serves it.",
+};
+
+/// Every event the platform sends.
+pub static EVENTS: &[&EventDef] = &[&MODEL_VERSION_LOADED];
+
+/// Looks a planned metric up by name.
+pub fn planned(name: &str) -> Option<&'static PlannedMetric> {
+    PLANNED.iter().find(|p| p.metric.name == name)
+}
+
 /// Looks a metric up by name (for tools that check dashboards and monitors against the catalog).
 pub fn by_name(name: &str) -> Option<&'static MetricDef> {
     CATALOG.iter().copied().find(|m| m.name == name)
@@ -241,12 +327,7 @@ pub fn markdown_table() -> String {
     let mut table =
         String::from("| metric | type | unit | tags | what it measures |\n| --- | --- | --- | --- | --- |\n");
     for metric in CATALOG {
-        let tags: Vec<&str> = metric.tags.iter().map(|k| k.as_str()).collect();
-        let tags = if tags.is_empty() {
-            "-".to_owned()
-        } else {
-            tags.join(", ")
-        };
+        let tags = tag_list(metric.tags);
         let unit = if metric.unit.is_empty() { "-" } else { metric.unit };
         table.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
@@ -258,4 +339,45 @@ pub fn markdown_table() -> String {
         ));
     }
     table
+}
+
+/// The planned metrics as the Markdown table `docs/observability.md` carries.
+pub fn planned_markdown_table() -> String {
+    let mut table = String::from(
+        "| metric | type | unit | tags | what it will measure | emitted by |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for planned in PLANNED {
+        let metric = &planned.metric;
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            metric.name,
+            metric.kind.as_str(),
+            if metric.unit.is_empty() { "-" } else { metric.unit },
+            tag_list(metric.tags),
+            metric.description,
+            planned.emitted_by
+        ));
+    }
+    table
+}
+
+/// The events as the Markdown table `docs/observability.md` carries.
+pub fn events_markdown_table() -> String {
+    let mut table = String::from("| event (`event:` tag) | tags | when |\n| --- | --- | --- |\n");
+    for event in EVENTS {
+        table.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            event.name,
+            tag_list(event.tags),
+            event.description
+        ));
+    }
+    table
+}
+
+fn tag_list(tags: &[TagKey]) -> String {
+    match tags.is_empty() {
+        true => "-".to_owned(),
+        false => tags.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+    }
 }

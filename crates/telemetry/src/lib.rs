@@ -36,8 +36,10 @@ use std::{
 pub use config::{DogStatsdUrl, LogFormat, SamplerKind, TelemetryConfig};
 pub use dropped::spans_dropped;
 pub use error::TelemetryError;
-pub use metrics::{Metrics, MetricsOptions, MetricsStats};
-pub use tags::{DegradedReason, DropReason, JobStatus, LookupStatus, Signal, Tag, grpc_code_name};
+pub use metrics::{EventAlert, Metrics, MetricsOptions, MetricsStats};
+pub use tags::{
+    DegradedReason, DropReason, JobStatus, LookupStatus, Signal, Tag, grpc_code_name, grpc_fault,
+};
 use tracing_appender::non_blocking::WorkerGuard;
 
 /// How long shutdown waits for each of metrics and traces before giving up (SIGTERM must exit fast

@@ -39,6 +39,11 @@ use crate::{
     trace::propagation::{span_id_u64, trace_id_halves},
 };
 
+/// Value of the `alert` field on the log lines that mean someone must act now (a dependency down, a
+/// service that cannot start): `tracing::error!(alert = telemetry::logs::CRITICAL, ...)`. Datadog
+/// keeps them 90 days in the `critical-alerts` index (`@alert:critical`); other errors 30 days.
+pub const CRITICAL: &str = "critical";
+
 /// The SDK's and exporter's own log targets (`opentelemetry-otlp` has a hyphen).
 const QUIET_OTEL: &str = ",opentelemetry=warn,opentelemetry_sdk=off,opentelemetry-otlp=off";
 

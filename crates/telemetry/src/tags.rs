@@ -106,6 +106,14 @@ impl Tag<'static> {
             value: grpc_code_name(code),
         }
     }
+    /// Whose fault a failed call is: `server` (the platform failed: unavailable, internal, deadline
+    /// exceeded, overloaded...) or `client` (the request was refused: invalid argument, not found...).
+    pub fn fault(code: tonic::Code) -> Self {
+        Self {
+            key: TagKey::Fault,
+            value: grpc_fault(code),
+        }
+    }
     /// Availability of a looked-up feature value.
     pub const fn lookup_status(status: LookupStatus) -> Self {
         Self {
@@ -165,6 +173,48 @@ impl Tag<'static> {
     }
 }
 
+impl TagKey {
+    /// The values the code can send under this key when they form a closed set (enums), so checkers
+    /// can refuse a query that filters on a value that never occurs; `None` where the values come from
+    /// the deployment (models, features) or from code-defined names.
+    pub const fn closed_values(self) -> Option<&'static [&'static str]> {
+        match self {
+            TagKey::Status => Some(STATUS_VALUES),
+            TagKey::Fault => Some(&["server", "client"]),
+            TagKey::Booked => Some(&["true", "false"]),
+            TagKey::Signal => Some(&["metric", "span", "log"]),
+            _ => None,
+        }
+    }
+}
+
+/// `status`: a gRPC code name, a feature lookup status or a batch job outcome.
+const STATUS_VALUES: &[&str] = &[
+    "ok",
+    "cancelled",
+    "unknown",
+    "invalid_argument",
+    "deadline_exceeded",
+    "not_found",
+    "already_exists",
+    "permission_denied",
+    "resource_exhausted",
+    "failed_precondition",
+    "aborted",
+    "out_of_range",
+    "unimplemented",
+    "internal",
+    "unavailable",
+    "data_loss",
+    "unauthenticated",
+    "present",
+    "outside_max_age",
+    "null",
+    "invalid",
+    "success",
+    "failed",
+];
+
 /// Availability of a feature value, in the spirit of Feast's serving statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupStatus {
@@ -178,6 +228,15 @@ pub enum LookupStatus {
 }
 
 impl LookupStatus {
+    pub const ALL: [LookupStatus; 6] = [
+        LookupStatus::Present,
+        LookupStatus::NotFound,
+        LookupStatus::OutsideMaxAge,
+        LookupStatus::Null,
+        LookupStatus::Invalid,
+        LookupStatus::Unavailable,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             LookupStatus::Present => "present",
@@ -316,5 +375,54 @@ pub fn grpc_code_name(code: tonic::Code) -> &'static str {
         Code::Unavailable => "unavailable",
         Code::DataLoss => "data_loss",
         Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// Whose fault a non-OK gRPC status is, for the `fault` tag: `server` for the codes that say the
+/// platform failed the caller (what error-rate alerts and the availability SLO count), `client` for
+/// those that say the request itself was wrong or gave up.
+pub fn grpc_fault(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => "server",
+        Code::Ok
+        | Code::Cancelled
+        | Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unauthenticated => "client",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_status_values_cover_every_status_the_code_sends() {
+        let values = TagKey::Status.closed_values().unwrap_or_default();
+        for code in (0..=16).map(tonic::Code::from) {
+            assert!(values.contains(&grpc_code_name(code)), "{code:?}");
+        }
+        for status in LookupStatus::ALL {
+            assert!(values.contains(&status.as_str()), "{status:?}");
+        }
+        for status in [JobStatus::Success, JobStatus::Failed] {
+            assert!(values.contains(&status.as_str()), "{status:?}");
+        }
+        let faults = TagKey::Fault.closed_values().unwrap_or_default();
+        for code in (1..=16).map(tonic::Code::from) {
+            assert!(faults.contains(&grpc_fault(code)), "{code:?}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use telemetry::catalog::{self, CATALOG, FORBIDDEN_TAG_KEYS, MAX_TAGS, MetricKind, TagKey};
+use telemetry::catalog::{self, CATALOG, EVENTS, FORBIDDEN_TAG_KEYS, MAX_TAGS, MetricKind, PLANNED, TagKey};
 
 #[test]
 fn names_are_unique_and_well_formed() {
@@ -59,15 +59,18 @@ fn the_design_records_metrics_are_all_there_with_their_kinds() {
     let required = [
         ("api.predict.requests", Count),
         ("api.predict.errors", Count),
+        ("api.predict.within_sla", Count),
         ("api.predict.latency_ms", Distribution),
         ("api.predict.degraded", Count),
         ("api.predict.feature_fetch_ms", Distribution),
         ("api.predict.inference_ms", Distribution),
         ("model.crai.risk_score", Distribution),
         ("model.crai.risk_multiplier", Distribution),
+        ("model.crai.confidence", Distribution),
         ("model.demand.surge_factor", Distribution),
         ("model.predictions.count", Count),
         ("model.feature_drift.psi", Gauge),
+        ("model.versions.loaded", Gauge),
         ("model.inference.batch_rows", Distribution),
         ("cache.feast.hit", Count),
         ("cache.feast.miss", Count),
@@ -132,4 +135,52 @@ fn a_tag_key_not_allowed_for_the_metric_is_rejected() {
     };
     let metrics = Metrics::start(MetricsOptions::new(target, tags)).expect("start");
     metrics.incr(&catalog::API_PREDICT_REQUESTS, &[Tag::model("risk")]);
+}
+
+#[test]
+fn planned_metrics_and_events_are_well_formed_and_apart_from_the_catalog() {
+    let mut seen: HashSet<&str> = CATALOG.iter().map(|m| m.name).collect();
+    for planned in PLANNED {
+        let metric = &planned.metric;
+        assert!(
+            seen.insert(metric.name),
+            "{} is both emitted and planned, or planned twice",
+            metric.name
+        );
+        assert!(
+            !planned.emitted_by.is_empty(),
+            "{} does not say what will emit it",
+            metric.name
+        );
+        assert!(metric.tags.len() <= MAX_TAGS, "{}", metric.name);
+        assert!(catalog::by_name(metric.name).is_none() && catalog::planned(metric.name).is_some());
+    }
+    let mut names = HashSet::new();
+    for event in EVENTS {
+        assert!(names.insert(event.name), "duplicate event {}", event.name);
+        assert!(
+            event.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "event names are snake_case tag values: {}",
+            event.name
+        );
+        assert!(
+            !event.tags.contains(&TagKey::Event),
+            "{} repeats the event tag",
+            event.name
+        );
+    }
+}
+
+/// Every tag key that closes its set of values lists exactly what the code sends (checked for `status`
+/// and `fault` in the crate's unit tests); the checker of dashboards and monitors relies on it.
+#[test]
+fn closed_tag_values_are_snake_case() {
+    for key in TagKey::ALL {
+        for value in key.closed_values().unwrap_or_default() {
+            assert!(
+                value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{key:?}: {value}"
+            );
+        }
+    }
 }

@@ -4,10 +4,10 @@
 use std::{net::UdpSocket, time::Duration};
 
 use telemetry::{
-    DogStatsdUrl, JobStatus, LookupStatus, Metrics, MetricsOptions, ServiceTags, Tag,
+    DogStatsdUrl, EventAlert, JobStatus, LookupStatus, Metrics, MetricsOptions, ServiceTags, Tag,
     catalog::{
         API_PREDICT_LATENCY_MS, API_PREDICT_REQUESTS, BATCH_JOB_STATUS, CACHE_MODEL_METADATA_HIT,
-        FEATURES_LOOKUPS, MODEL_CRAI_RISK_SCORE,
+        FEATURES_LOOKUPS, MODEL_CRAI_RISK_SCORE, MODEL_VERSION_LOADED,
     },
     events::BatchJobFinished,
 };
@@ -198,5 +198,35 @@ fn flushes_on_its_own_every_interval() {
         .recv(&mut buf)
         .expect("a datagram without an explicit flush");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("cache.model_metadata.hit:1|c"));
+    metrics.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn sends_events_with_their_tags_and_the_service_tags() {
+    let (socket, target) = agent();
+    let metrics = start(target);
+    metrics.event(
+        &MODEL_VERSION_LOADED,
+        EventAlert::Info,
+        "Model version loaded: customer_risk 2",
+        "customer_risk version 2 (default)\nloaded",
+        &[Tag::model("customer_risk"), Tag::model_version("2")],
+    );
+    assert!(metrics.flush(Duration::from_secs(2)));
+    let datagrams = receive_all(&socket);
+    let event = datagrams
+        .iter()
+        .find(|d| d.starts_with("_e{"))
+        .unwrap_or_else(|| panic!("no event among {datagrams:?}"));
+    let title = "Model version loaded: customer_risk 2";
+    let text = "customer_risk version 2 (default) loaded";
+    assert_eq!(
+        event,
+        &format!(
+            "_e{{{},{}}}:{title}|{text}|k:model_version_loaded|t:info|#event:model_version_loaded,model:customer_risk,model_version:2,env:test,service:gateway,version:1.2.3",
+            title.len(),
+            text.len()
+        )
+    );
     metrics.shutdown(Duration::from_secs(2));
 }

@@ -165,15 +165,25 @@ async fn client_and_server_spans_join_one_trace_and_carry_the_grpc_status() {
 
     assert!(metrics.flush(Duration::from_secs(2)));
     let mut lines = receive_all(&agent);
-    lines.retain(|l| l.starts_with("api.predict.requests") || l.starts_with("api.predict.errors"));
+    lines.retain(|l| {
+        [
+            "api.predict.requests",
+            "api.predict.errors",
+            "api.predict.within_sla",
+        ]
+        .iter()
+        .any(|name| l.starts_with(name))
+    });
     lines.sort();
     let service = "env:test,service:health,version:1";
     assert_eq!(
         lines,
         [
-            format!("api.predict.errors:1|c|#rpc:Check,error_type:not_found,{service}"),
+            // A refused request is the caller's fault; the OK answer, fast on loopback, is within the SLA.
+            format!("api.predict.errors:1|c|#rpc:Check,error_type:not_found,fault:client,{service}"),
             format!("api.predict.requests:1|c|#rpc:Check,status:not_found,{service}"),
             format!("api.predict.requests:1|c|#rpc:Check,status:ok,{service}"),
+            format!("api.predict.within_sla:1|c|#rpc:Check,{service}"),
         ]
     );
     server.abort();

@@ -26,6 +26,9 @@ struct Seen {
 fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     for line in datagrams.iter().flat_map(|d| d.lines()) {
+        if line.starts_with("_e{") {
+            continue; // events are checked on their own
+        }
         let mut parts = line.split('|');
         let name_values = parts.next().unwrap_or_default();
         let name = name_values.split(':').next().unwrap_or_default().to_owned();
@@ -133,11 +136,14 @@ async fn each_rpc_emits_the_catalog_metrics() {
         "api.predict.requests",
         "api.predict.errors",
         "api.predict.latency_ms",
+        "api.predict.within_sla",
         "api.predict.feature_fetch_ms",
         "api.predict.inference_ms",
         "model.crai.risk_score",
         "model.crai.risk_multiplier",
+        "model.crai.confidence",
         "model.demand.surge_factor",
+        "model.versions.loaded",
         "model.predictions.count",
         "model.inference.batch_rows",
         "cache.model_metadata.miss",
@@ -189,6 +195,25 @@ async fn each_rpc_emits_the_catalog_metrics() {
                 );
             }
         }
+    }
+    assert!(
+        seen["api.predict.errors"].tag_values.contains("client"),
+        "the refused request is the caller's fault: {:?}",
+        seen["api.predict.errors"].tag_values
+    );
+    // The model-service announces each version it serves (the dashboards' deployment timeline).
+    let events: Vec<&str> = datagrams
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter(|l| l.starts_with("_e{"))
+        .collect();
+    for model in ["customer_risk", "demand_surge"] {
+        assert!(
+            events.iter().any(|e| e.contains("#event:model_version_loaded,")
+                && e.contains(&format!("model:{model},model_version:1"))
+                && e.contains("service:model-service")),
+            "no model_version_loaded event for {model} in {events:?}"
+        );
     }
     let rpcs: BTreeSet<&String> = seen["api.predict.requests"].tag_values.iter().collect();
     for rpc in [

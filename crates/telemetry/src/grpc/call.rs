@@ -14,7 +14,10 @@ use pin_project_lite::pin_project;
 
 use crate::{
     Metrics,
-    catalog::{API_PREDICT_ERRORS, API_PREDICT_LATENCY_MS, API_PREDICT_REQUESTS},
+    catalog::{
+        API_PREDICT_ERRORS, API_PREDICT_LATENCY_MS, API_PREDICT_REQUESTS, API_PREDICT_WITHIN_SLA,
+        LATENCY_SLA_MS,
+    },
     tags::{Tag, grpc_code_name},
     trace::spans::{self, RpcSide},
 };
@@ -71,15 +74,18 @@ impl RpcCall {
         if let Some(api) = &self.api {
             let status = Tag::grpc_status(code);
             let rpc = Tag::rpc(api.rpc);
+            let millis = spans::millis(self.start.elapsed());
             api.metrics.incr(&API_PREDICT_REQUESTS, &[rpc, status]);
-            api.metrics.distribution(
-                &API_PREDICT_LATENCY_MS,
-                spans::millis(self.start.elapsed()),
-                &[rpc, status],
-            );
-            if code != tonic::Code::Ok {
+            api.metrics
+                .distribution(&API_PREDICT_LATENCY_MS, millis, &[rpc, status]);
+            if code == tonic::Code::Ok {
+                if millis <= LATENCY_SLA_MS {
+                    api.metrics.incr(&API_PREDICT_WITHIN_SLA, &[rpc]);
+                }
+            } else {
+                let error_type = Tag::error_type(grpc_code_name(code));
                 api.metrics
-                    .incr(&API_PREDICT_ERRORS, &[rpc, Tag::error_type(grpc_code_name(code))]);
+                    .incr(&API_PREDICT_ERRORS, &[rpc, error_type, Tag::fault(code)]);
             }
         }
     }

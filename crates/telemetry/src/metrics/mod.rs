@@ -14,6 +14,7 @@
 //! `telemetry.dropped{signal:metric}`.
 
 mod aggregator;
+mod events;
 mod format;
 mod sink;
 mod transport;
@@ -28,14 +29,16 @@ use std::{
     time::Duration,
 };
 
+pub use self::events::EventAlert;
 use self::{
     aggregator::{Aggregator, Value},
+    events::{EventQueue, PendingEvent},
     sink::{Command, SinkCounters, Worker},
     transport::Transport,
 };
 use crate::{
     ServiceTags, TelemetryError,
-    catalog::MetricDef,
+    catalog::{EventDef, MetricDef},
     config::DogStatsdUrl,
     dropped::DropCounters,
     tags::{Signal, Tag},
@@ -91,6 +94,7 @@ pub struct Metrics {
 
 struct Inner {
     aggregator: Arc<Aggregator>,
+    events: Arc<EventQueue>,
     drops: Arc<DropCounters>,
     counters: Arc<SinkCounters>,
     commands: mpsc::Sender<Command>,
@@ -132,8 +136,10 @@ impl Metrics {
                 tag
             })
             .collect();
+        let events = Arc::new(EventQueue::default());
         let worker = Worker {
             aggregator: aggregator.clone(),
+            events: events.clone(),
             transport: Transport::new(options.target, service_tags),
             max_datagram: options.max_datagram,
             interval: options.flush_interval,
@@ -148,6 +154,7 @@ impl Metrics {
             .map_err(TelemetryError::Worker)?;
         let inner = Inner {
             aggregator,
+            events,
             drops,
             counters,
             commands,
@@ -209,6 +216,27 @@ impl Metrics {
             return;
         }
         if let Err(reason) = inner.aggregator.record(metric, value, tags) {
+            inner.drops.add(Signal::Metric, reason, 1);
+        }
+    }
+
+    /// Sends a DogStatsD event (`_e{..}`) at the next flush, tagged `event:<name>`, `tags` and the
+    /// service tags. For rare lifecycle moments (a model version loaded), never per request: a few
+    /// dozen may wait at once, past that they are dropped and counted.
+    pub fn event(
+        &self,
+        event: &'static EventDef,
+        alert: EventAlert,
+        title: &str,
+        text: &str,
+        tags: &[Tag<'_>],
+    ) {
+        let Some(inner) = &self.inner else { return };
+        if inner.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let queued = PendingEvent::new(event, alert, title, text, tags).and_then(|e| inner.events.push(e));
+        if let Err(reason) = queued {
             inner.drops.add(Signal::Metric, reason, 1);
         }
     }

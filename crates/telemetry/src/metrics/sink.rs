@@ -13,6 +13,7 @@ use std::{
 
 use super::{
     aggregator::{Aggregator, Snapshot, SnapshotValue},
+    events::EventQueue,
     format::{line_overhead, pack_samples, push_value},
     transport::{Line, Transport},
 };
@@ -37,6 +38,7 @@ pub(crate) struct SinkCounters {
 
 pub(crate) struct Worker {
     pub aggregator: Arc<Aggregator>,
+    pub events: Arc<EventQueue>,
     pub transport: Transport,
     pub max_datagram: usize,
     pub interval: Duration,
@@ -89,6 +91,14 @@ impl Worker {
                 continue;
             }
             self.send_snapshot(&snapshot, service_tags);
+        }
+        for event in self.events.take() {
+            match connected.and_then(|()| self.transport.send_event(&event)) {
+                Ok(()) => {
+                    self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(reason) => self.drops.add(Signal::Metric, reason, 1),
+            }
         }
         self.report_drops(service_tags);
     }

@@ -17,8 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dogstatsd::{Client, DogstatsdError, OptionsBuilder};
+use dogstatsd::{Client, DogstatsdError, EventOptions, OptionsBuilder};
 
+use super::events::PendingEvent;
 use crate::{config::DogStatsdUrl, tags::DropReason};
 
 /// A line to send: name, DogStatsD kind and the value text (`5`, `0.25`, `1:2:3`).
@@ -126,6 +127,25 @@ impl Transport {
                 Err(DropReason::SendFailed)
             }
         }
+    }
+
+    /// Sends one event as one datagram (events are rare: no waiting for a full socket).
+    pub(crate) fn send_event(&mut self, event: &PendingEvent) -> Result<(), DropReason> {
+        self.connect()?;
+        let Some(client) = &self.client else {
+            return Err(DropReason::AgentUnavailable);
+        };
+        let options = EventOptions::new()
+            .with_aggregation_key(event.name)
+            .with_alert_type(event.alert.into());
+        client
+            .event_with_options(
+                event.title.as_str(),
+                event.text.as_str(),
+                [&event.tags],
+                Some(options),
+            )
+            .map_err(|_| DropReason::SendFailed)
     }
 
     /// The service tags as the crate appends them (`env:..,service:..,version:..`).

@@ -1,0 +1,67 @@
+//! The log lines that mean someone must act now carry `alert: critical` (Datadog keeps them 90 days in the
+//! `pricing-critical` index) and name the dependency at fault in a field Datadog does not read as the
+//! line's own service: a model-service that goes away opens the gateway's breaker, logged so.
+
+use proto::inference::v1::PredictCustomerRiskRequest;
+use testkit::processes::ProcessStack;
+
+#[tokio::test]
+async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
+    let stack = ProcessStack::start(&[]).await;
+    let mut client = stack.client();
+    let risk = |id: &str| PredictCustomerRiskRequest {
+        customer_id: id.into(),
+        ..Default::default()
+    };
+    client
+        .predict_customer_risk(risk("C000001"))
+        .await
+        .expect("healthy first");
+    let ProcessStack {
+        mut models,
+        features,
+        gateway,
+    } = stack;
+    models.kill();
+    for i in 0..20 {
+        let answer = client
+            .predict_customer_risk(risk(&format!("C{:06}", 2 + i)))
+            .await;
+        assert!(answer.is_err(), "the model-service is gone");
+    }
+    let (status, lines) = gateway.terminate().await;
+    assert!(status.success(), "gateway exited with {status}");
+    features.terminate().await;
+
+    let lines: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let opened = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("circuit breaker open"))
+        })
+        .unwrap_or_else(|| panic!("no breaker line in {lines:#?}"));
+    assert_eq!(opened["alert"], "critical", "{opened}");
+    assert_eq!(opened["level"], "ERROR", "{opened}");
+    assert_eq!(opened["dependency"], "model-service", "{opened}");
+    assert_eq!(opened["dd.service"], "gateway", "{opened}");
+    for reserved in ["service", "host", "source", "status"] {
+        assert!(
+            opened.get(reserved).is_none(),
+            "`{reserved}` is Datadog's: {opened}"
+        );
+    }
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "request failed")
+        .unwrap_or_else(|| panic!("no failed request line in {lines:#?}"));
+    assert!(
+        failed["duration_ms"].as_f64().is_some(),
+        "the latency facet: {failed}"
+    );
+    assert!(failed["error_type"].is_string(), "{failed}");
+}
