@@ -33,6 +33,11 @@ bench *ARGS:
 proto:
     cargo build -p proto
 
+# Check the Datadog dashboards, monitors, SLOs and logs indexes (`just datadog check`), or apply them
+# (`just datadog apply --dry-run`; needs DD_API_KEY, DD_APP_KEY, DD_SITE and RUNBOOKS_URL).
+datadog *ARGS:
+    cargo run -p datadog-resources -- {{ARGS}}
+
 # Write features from CSV files into Redis in Feast's layout, e.g. `just materialize --redis-url redis://127.0.0.1:6379 --snapshot`.
 materialize *ARGS:
     cargo xtask materialize {{ARGS}}

@@ -126,6 +126,8 @@ pub struct MetricDef {
     pub unit: &'static str,
     /// Allowed tag keys, in the order they are sent.
     pub tags: &'static [TagKey],
+    /// The binaries that send it (their `service` tag by default).
+    pub sent_by: &'static [&'static str],
     pub description: &'static str,
 }
 
@@ -138,7 +140,7 @@ impl MetricDef {
 }
 
 macro_rules! metrics {
-    ($($(#[$doc:meta])* $ident:ident = $name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], $desc:literal;)*) => {
+    ($($(#[$doc:meta])* $ident:ident = $name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], from [$($sender:literal),*], $desc:literal;)*) => {
         $(
             $(#[$doc])*
             #[doc = concat!("`", $name, "`: ", $desc)]
@@ -147,6 +149,7 @@ macro_rules! metrics {
                 kind: MetricKind::$kind,
                 unit: $unit,
                 tags: &[$(TagKey::$tag),*],
+                sent_by: &[$($sender),*],
                 description: $desc,
             };
         )*
@@ -156,79 +159,79 @@ macro_rules! metrics {
 }
 
 metrics! {
-    API_PREDICT_REQUESTS = "api.predict.requests", Count, "request", [Rpc, Status],
+    API_PREDICT_REQUESTS = "api.predict.requests", Count, "request", [Rpc, Status], from ["gateway"],
         "Public API calls by RPC and gRPC status.";
-    API_PREDICT_ERRORS = "api.predict.errors", Count, "error", [Rpc, ErrorType, Fault],
+    API_PREDICT_ERRORS = "api.predict.errors", Count, "error", [Rpc, ErrorType, Fault], from ["gateway"],
         "Public API calls that failed, by RPC, error type and whose fault (server: the platform failed; client: the request was refused).";
-    API_PREDICT_LATENCY_MS = "api.predict.latency_ms", Distribution, "millisecond", [Rpc, Status],
+    API_PREDICT_LATENCY_MS = "api.predict.latency_ms", Distribution, "millisecond", [Rpc, Status], from ["gateway"],
         "Public API call latency as seen by the gateway.";
-    API_PREDICT_WITHIN_SLA = "api.predict.within_sla", Count, "request", [Rpc],
+    API_PREDICT_WITHIN_SLA = "api.predict.within_sla", Count, "request", [Rpc], from ["gateway"],
         "Public API calls answered OK within the 120 ms latency SLA (the latency SLO's good events).";
-    API_PREDICT_DEGRADED = "api.predict.degraded", Count, "prediction", [Rpc, Reason],
+    API_PREDICT_DEGRADED = "api.predict.degraded", Count, "prediction", [Rpc, Reason], from ["gateway"],
         "Predictions answered degraded, by RPC and reason (missing_features, stale_features, features_unavailable, model_fallback).";
-    API_PREDICT_FEATURE_FETCH_MS = "api.predict.feature_fetch_ms", Distribution, "millisecond", [Model],
+    API_PREDICT_FEATURE_FETCH_MS = "api.predict.feature_fetch_ms", Distribution, "millisecond", [Model], from ["gateway"],
         "Time the gateway spent fetching online features for one prediction.";
-    API_PREDICT_INFERENCE_MS = "api.predict.inference_ms", Distribution, "millisecond", [Model, ModelVersion],
+    API_PREDICT_INFERENCE_MS = "api.predict.inference_ms", Distribution, "millisecond", [Model, ModelVersion], from ["gateway"],
         "Time spent scoring one prediction on the model-service.";
-    MODEL_CRAI_RISK_SCORE = "model.crai.risk_score", Distribution, "", [Model, ModelVersion, Variant],
+    MODEL_CRAI_RISK_SCORE = "model.crai.risk_score", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
         "Customer-risk model score in [0, 1].";
-    MODEL_CRAI_RISK_MULTIPLIER = "model.crai.risk_multiplier", Distribution, "", [Model, ModelVersion, Variant],
+    MODEL_CRAI_RISK_MULTIPLIER = "model.crai.risk_multiplier", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
         "Price multiplier derived from the customer-risk score.";
-    MODEL_CRAI_CONFIDENCE = "model.crai.confidence", Distribution, "", [Model, ModelVersion, Variant],
+    MODEL_CRAI_CONFIDENCE = "model.crai.confidence", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
         "Customer-risk prediction confidence: the probability of the class predicted, max(score, 1 - score), in [0.5, 1].";
-    MODEL_DEMAND_SURGE_FACTOR = "model.demand.surge_factor", Distribution, "", [Model, ModelVersion, Variant],
+    MODEL_DEMAND_SURGE_FACTOR = "model.demand.surge_factor", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
         "Demand-surge factor after clamping.";
-    MODEL_PREDICTIONS_COUNT = "model.predictions.count", Count, "prediction", [Model, ModelVersion, Variant],
+    MODEL_PREDICTIONS_COUNT = "model.predictions.count", Count, "prediction", [Model, ModelVersion, Variant], from ["gateway"],
         "Predictions served per model, version and experiment variant.";
-    MODEL_FEATURE_DRIFT_PSI = "model.feature_drift.psi", Gauge, "", [Model, ModelVersion, Feature],
+    MODEL_FEATURE_DRIFT_PSI = "model.feature_drift.psi", Gauge, "", [Model, ModelVersion, Feature], from ["model-service"],
         "Population Stability Index of a feature against the manifest baseline (alert above 0.25).";
-    MODEL_VERSIONS_LOADED = "model.versions.loaded", Gauge, "", [Model, ModelVersion],
+    MODEL_VERSIONS_LOADED = "model.versions.loaded", Gauge, "", [Model, ModelVersion], from ["model-service"],
         "1 for each model version the model-service has loaded and serves.";
-    MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model],
+    MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model], from ["model-service"],
         "Rows per inference batch on the model-service.";
-    CACHE_FEAST_HIT = "cache.feast.hit", Count, "hit", [FeatureView],
+    CACHE_FEAST_HIT = "cache.feast.hit", Count, "hit", [FeatureView], from ["feature-service"],
         "Feature-service cache hits in front of Redis.";
-    CACHE_FEAST_MISS = "cache.feast.miss", Count, "miss", [FeatureView],
+    CACHE_FEAST_MISS = "cache.feast.miss", Count, "miss", [FeatureView], from ["feature-service"],
         "Feature-service cache misses (read through to Redis).";
-    CACHE_FEAST_STALE_SERVED = "cache.feast.stale_served", Count, "row", [FeatureView],
+    CACHE_FEAST_STALE_SERVED = "cache.feast.stale_served", Count, "row", [FeatureView], from ["feature-service"],
         "Rows served from the cache past their TTL because Redis could not be read.";
-    CACHE_MODEL_METADATA_HIT = "cache.model_metadata.hit", Count, "hit", [],
+    CACHE_MODEL_METADATA_HIT = "cache.model_metadata.hit", Count, "hit", [], from ["gateway"],
         "Gateway model-metadata cache hits.";
-    CACHE_MODEL_METADATA_MISS = "cache.model_metadata.miss", Count, "miss", [],
+    CACHE_MODEL_METADATA_MISS = "cache.model_metadata.miss", Count, "miss", [], from ["gateway"],
         "Gateway model-metadata cache misses.";
-    FEATURES_LOOKUPS = "features.lookups", Count, "lookup", [FeatureView, Status],
+    FEATURES_LOOKUPS = "features.lookups", Count, "lookup", [FeatureView, Status], from ["feature-service"],
         "Feature values looked up, by view and availability (present, not_found, outside_max_age, null, invalid).";
-    FEATURES_STALENESS_S = "features.staleness_s", Distribution, "second", [FeatureView],
+    FEATURES_STALENESS_S = "features.staleness_s", Distribution, "second", [FeatureView], from ["feature-service"],
         "Age of the feature row served (now - event timestamp).";
-    REDIS_COMMAND_LATENCY_MS = "redis.command.latency_ms", Distribution, "millisecond", [Command],
+    REDIS_COMMAND_LATENCY_MS = "redis.command.latency_ms", Distribution, "millisecond", [Command], from ["feature-service", "materialize"],
         "Redis command round trip as seen by the client.";
-    REDIS_COMMAND_ERRORS = "redis.command.errors", Count, "error", [Command, ErrorType],
+    REDIS_COMMAND_ERRORS = "redis.command.errors", Count, "error", [Command, ErrorType], from ["feature-service", "materialize"],
         "Redis commands that failed, by error type.";
-    GRPC_SERVER_SHED = "grpc.server.shed", Count, "request", [],
+    GRPC_SERVER_SHED = "grpc.server.shed", Count, "request", [], from ["gateway", "feature-service", "model-service"],
         "Requests a service refused at once with RESOURCE_EXHAUSTED because its concurrency limit was reached.";
-    DOWNSTREAM_RETRIES = "downstream.retries", Count, "request", [Dependency],
+    DOWNSTREAM_RETRIES = "downstream.retries", Count, "request", [Dependency], from ["gateway"],
         "Idempotent downstream calls the gateway retried (within its retry budget).";
-    CIRCUIT_BREAKER_STATE = "circuit_breaker.state", Gauge, "", [Dependency],
+    CIRCUIT_BREAKER_STATE = "circuit_breaker.state", Gauge, "", [Dependency], from ["gateway"],
         "The gateway's breaker for a dependency: 0 closed, 0.5 half-open, 1 open (failing fast).";
-    CIRCUIT_BREAKER_REJECTED = "circuit_breaker.rejected", Count, "request", [Dependency],
+    CIRCUIT_BREAKER_REJECTED = "circuit_breaker.rejected", Count, "request", [Dependency], from ["gateway"],
         "Downstream calls the gateway refused at once because the dependency's breaker was open.";
-    BUSINESS_QUOTES_COUNT = "business.quotes.count", Count, "quote", [Variant],
+    BUSINESS_QUOTES_COUNT = "business.quotes.count", Count, "quote", [Variant], from ["gateway"],
         "Price quotes issued, by experiment variant.";
-    BUSINESS_OUTCOMES_COUNT = "business.outcomes.count", Count, "outcome", [Variant, Booked],
+    BUSINESS_OUTCOMES_COUNT = "business.outcomes.count", Count, "outcome", [Variant, Booked], from ["gateway"],
         "Quote outcomes recorded, by variant and whether the quote was booked.";
-    BUSINESS_REVENUE_DYNAMIC_PRICING = "business.revenue.dynamic_pricing", Distribution, "", [Variant, Currency],
+    BUSINESS_REVENUE_DYNAMIC_PRICING = "business.revenue.dynamic_pricing", Distribution, "", [Variant, Currency], from ["gateway"],
         "Revenue of each booked outcome priced dynamically (sum it for revenue, in the currency tagged).";
-    BUSINESS_BOOKING_CONVERSION_RATE = "business.booking.conversion_rate", Gauge, "fraction", [Variant],
+    BUSINESS_BOOKING_CONVERSION_RATE = "business.booking.conversion_rate", Gauge, "fraction", [Variant], from ["gateway"],
         "Bookings / outcomes over the process's rolling window, per variant.";
-    BATCH_JOB_RUNS = "batch_job.runs", Count, "run", [Job, Status],
+    BATCH_JOB_RUNS = "batch_job.runs", Count, "run", [Job, Status], from ["materialize"],
         "Batch job runs by job and outcome (success, failed).";
-    BATCH_JOB_STATUS = "batch_job.status", Gauge, "", [Job],
+    BATCH_JOB_STATUS = "batch_job.status", Gauge, "", [Job], from ["materialize"],
         "Last batch job outcome: 1 ok, 0 failed (monitor: batch job failed).";
-    BATCH_JOB_DURATION_S = "batch_job.duration_s", Distribution, "second", [Job],
+    BATCH_JOB_DURATION_S = "batch_job.duration_s", Distribution, "second", [Job], from ["materialize"],
         "Batch job wall time.";
-    BATCH_JOB_ROWS = "batch_job.rows", Count, "row", [Job, FeatureView],
+    BATCH_JOB_ROWS = "batch_job.rows", Count, "row", [Job, FeatureView], from ["materialize"],
         "Rows a batch job wrote, per feature view.";
-    TELEMETRY_DROPPED = "telemetry.dropped", Count, "", [Signal, Reason],
+    TELEMETRY_DROPPED = "telemetry.dropped", Count, "", [Signal, Reason], from ["gateway", "feature-service", "model-service", "materialize"],
         "Telemetry this process dropped instead of blocking (metric, span or log; and why).";
 }
 
@@ -247,7 +250,7 @@ pub struct PlannedMetric {
 }
 
 macro_rules! planned {
-    ($($name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], $desc:literal, by $by:literal;)*) => {
+    ($($name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], from [$($sender:literal),*], $desc:literal, by $by:literal;)*) => {
         /// Metrics queried before they are emitted (see [`PlannedMetric`]).
         pub static PLANNED: &[PlannedMetric] = &[$(PlannedMetric {
             metric: MetricDef {
@@ -255,6 +258,7 @@ macro_rules! planned {
                 kind: MetricKind::$kind,
                 unit: $unit,
                 tags: &[$(TagKey::$tag),*],
+                sent_by: &[$($sender),*],
                 description: $desc,
             },
             emitted_by: $by,
@@ -263,19 +267,19 @@ macro_rules! planned {
 }
 
 planned! {
-    "cache.crai.hit", Count, "hit", [Model],
+    "cache.crai.hit", Count, "hit", [Model], from ["gateway"],
         "Customer-risk predictions answered from the gateway's CRAI prediction cache.",
         by "performance work (the CRAI cache)";
-    "cache.crai.miss", Count, "miss", [Model],
+    "cache.crai.miss", Count, "miss", [Model], from ["gateway"],
         "Customer-risk predictions the CRAI cache did not hold (scored on the model-service).",
         by "performance work (the CRAI cache)";
-    "model.accuracy", Gauge, "fraction", [Model, ModelVersion, Variant],
+    "model.accuracy", Gauge, "fraction", [Model, ModelVersion, Variant], from ["gateway"],
         "Rolling online quality of a model version from delayed labels, on the scale of the offline metric its manifest records (AUC for customer risk, R² for demand surge).",
         by "model operations (online accuracy from delayed labels)";
-    "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion],
+    "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion], from ["gateway"],
         "The offline quality the model version's manifest records (its `metrics`), which online quality is held to.",
         by "model operations (online accuracy from delayed labels)";
-    "business.complaints.count", Count, "complaint", [Variant],
+    "business.complaints.count", Count, "complaint", [Variant], from ["gateway"],
         "Customer complaints about a price, by the experiment variant that priced the quote.",
         by "model operations (business results per variant)";
 }
@@ -324,19 +328,11 @@ impl MetricKind {
 
 /// The catalog as the Markdown table `docs/observability.md` carries (a test keeps the two equal).
 pub fn markdown_table() -> String {
-    let mut table =
-        String::from("| metric | type | unit | tags | what it measures |\n| --- | --- | --- | --- | --- |\n");
+    let mut table = String::from(
+        "| metric | type | unit | tags | sent by | what it measures |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
     for metric in CATALOG {
-        let tags = tag_list(metric.tags);
-        let unit = if metric.unit.is_empty() { "-" } else { metric.unit };
-        table.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
-            metric.name,
-            metric.kind.as_str(),
-            unit,
-            tags,
-            metric.description
-        ));
+        table.push_str(&row(metric, &metric.sent_by.join(", "), metric.description));
     }
     table
 }
@@ -347,18 +343,24 @@ pub fn planned_markdown_table() -> String {
         "| metric | type | unit | tags | what it will measure | emitted by |\n| --- | --- | --- | --- | --- | --- |\n",
     );
     for planned in PLANNED {
-        let metric = &planned.metric;
-        table.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} |\n",
-            metric.name,
-            metric.kind.as_str(),
-            if metric.unit.is_empty() { "-" } else { metric.unit },
-            tag_list(metric.tags),
-            metric.description,
-            planned.emitted_by
+        table.push_str(&row(
+            &planned.metric,
+            planned.metric.description,
+            planned.emitted_by,
         ));
     }
     table
+}
+
+/// `| name | kind | unit | tags | fifth | sixth |`.
+fn row(metric: &MetricDef, fifth: &str, sixth: &str) -> String {
+    let unit = if metric.unit.is_empty() { "-" } else { metric.unit };
+    format!(
+        "| `{}` | {} | {unit} | {} | {fifth} | {sixth} |\n",
+        metric.name,
+        metric.kind.as_str(),
+        tag_list(metric.tags),
+    )
 }
 
 /// The events as the Markdown table `docs/observability.md` carries.

@@ -21,6 +21,7 @@ struct Seen {
     types: BTreeSet<String>,
     tag_keys: BTreeSet<String>,
     tag_values: BTreeSet<String>,
+    services: BTreeSet<String>,
 }
 
 fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
@@ -39,6 +40,9 @@ fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
                     let (key, value) = tag.split_once(':').unwrap_or((tag, ""));
                     entry.tag_keys.insert(key.to_owned());
                     entry.tag_values.insert(value.to_owned());
+                    if key == "service" {
+                        entry.services.insert(value.to_owned());
+                    }
                 }
             } else if !part.starts_with('@') {
                 entry.types.insert(part.to_owned());
@@ -186,6 +190,14 @@ async fn each_rpc_emits_the_catalog_metrics() {
         }
         for unified in ["env", "service", "version"] {
             assert!(got.tag_keys.contains(unified), "{name} lacks {unified}");
+        }
+        // The catalog says who sends each metric (the cost model counts their pods).
+        for service in &got.services {
+            assert!(
+                def.sent_by.contains(&service.as_str()),
+                "{name} was sent by {service}, not one of {:?}",
+                def.sent_by
+            );
         }
         for value in &got.tag_values {
             for id in [customer, zone, request_id, quote.quote_id.as_str()] {
