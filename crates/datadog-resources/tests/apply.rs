@@ -677,3 +677,30 @@ fn the_repository_applies_and_a_second_run_changes_nothing() {
     assert_eq!(second.changes(), 0, "{out}");
     assert_eq!(stand_in.writes(), Vec::<String>::new(), "{out}");
 }
+
+/// Before the services first send a distribution, Datadog has no metric to configure: the run goes on
+/// and says so, and a later run turns the percentiles on.
+#[test]
+fn a_metric_never_submitted_waits_for_a_later_run() {
+    let stand_in = StandIn::start();
+    stand_in.org().unknown_metrics.push(LATENCY.to_owned());
+    let root = repo();
+    let set = load(root.path());
+    let (summary, out) = run(&stand_in, &set, false);
+    assert_eq!(
+        (summary.percentiles_changed, summary.percentiles_pending),
+        (0, 1),
+        "{out}"
+    );
+    assert!(out.contains("does not know"), "{out}");
+    assert_eq!(summary.monitors.created, 2, "the rest was applied: {out}");
+
+    stand_in.org().unknown_metrics.clear();
+    let (summary, out) = run(&stand_in, &set, false);
+    assert_eq!(
+        (summary.percentiles_changed, summary.percentiles_pending),
+        (1, 0),
+        "{out}"
+    );
+    assert!(stand_in.tag_config(LATENCY).is_some());
+}

@@ -96,13 +96,23 @@ fn apply_one(session: &mut Session<'_>, metric: &str) -> Result<(), ApplyError> 
         }
         Action::Create | Action::Update => {
             session.summary.percentiles_changed += 1;
-            if !session.dry_run {
-                session
-                    .api
-                    .send(&context, method, &path, &body)?
-                    .into_ok(&context)?;
+            if session.dry_run {
+                return Ok(());
             }
-            Ok(())
+            let reply = session.api.send(&context, method, &path, &body)?;
+            match (action, reply.status) {
+                // Datadog creates a tag configuration only for a metric it has received: before the
+                // services' first submission this is expected, not a failure of the run.
+                (Action::Create, 400 | 404 | 422) => {
+                    session.summary.percentiles_changed -= 1;
+                    session.summary.percentiles_pending += 1;
+                    session.say(&format!(
+                        "    ! Datadog does not know {metric} yet ({}): percentiles are turned on by a run after the services have sent it\n",
+                        reply.errors()
+                    ))
+                }
+                _ => reply.into_ok(&context).map(drop),
+            }
         }
     }
 }

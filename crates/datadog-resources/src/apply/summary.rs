@@ -42,6 +42,9 @@ pub struct Summary {
     pub percentiles_changed: usize,
     /// Metrics whose percentiles were already on.
     pub percentiles_unchanged: usize,
+    /// Metrics Datadog does not know yet (never submitted): their percentiles are turned on by a run
+    /// after the services have sent them.
+    pub percentiles_pending: usize,
 }
 
 impl Summary {
@@ -107,8 +110,8 @@ impl fmt::Display for Summary {
         };
         write!(
             f,
-            "); index order {order}; percentiles: {} {on}, {} already on.",
-            self.percentiles_changed, self.percentiles_unchanged
+            "); index order {order}; percentiles: {} {on}, {} already on, {} waiting for their metric.",
+            self.percentiles_changed, self.percentiles_unchanged, self.percentiles_pending
         )
     }
 }

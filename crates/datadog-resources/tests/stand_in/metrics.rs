@@ -70,6 +70,9 @@ pub(super) fn create(org: &mut Org, metric: &str, body: &Value) -> Reply {
     if org.tag_configs.iter().any(|(m, _)| m == metric) {
         return errors(StatusCode::CONFLICT, "Conflict");
     }
+    if org.unknown_metrics.iter().any(|m| m == metric) {
+        return errors(StatusCode::NOT_FOUND, "Metric not found");
+    }
     let now = org.now();
     let mut stored = json!({
         "tags": tags,

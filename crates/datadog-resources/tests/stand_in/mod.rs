@@ -68,6 +68,8 @@ pub struct Org {
     pub index_order: Vec<String>,
     /// Tag configurations by metric name (the `data` object of the v2 response).
     pub tag_configs: Vec<(String, Value)>,
+    /// Metrics the organisation has never received: a tag configuration cannot be created for them.
+    pub unknown_metrics: Vec<String>,
     /// Paths answered once with 429 before being served.
     pub rate_limit_once: Vec<String>,
     /// Ticks for ids and timestamps.
