@@ -60,6 +60,21 @@ const RESERVED: &[&str] = &[
     "dd.version",
 ];
 
+/// Attributes Datadog's log intake reads as its own (the line's service, host, source, status, trace):
+/// an event or span field of that name would silently re-file the line, so it is written as
+/// `field.<name>` instead.
+const DATADOG_ATTRIBUTES: &[&str] = &[
+    "service", "host", "source", "ddsource", "ddtags", "status", "trace_id",
+];
+
+/// The key a field is written under.
+fn field_key(key: &str) -> std::borrow::Cow<'_, str> {
+    match DATADOG_ATTRIBUTES.contains(&key) {
+        true => format!("field.{key}").into(),
+        false => key.into(),
+    }
+}
+
 /// The Datadog JSON line format.
 #[derive(Debug, Clone)]
 pub struct DatadogJsonFormat {
@@ -208,13 +223,13 @@ where
             map.serialize_entry("target", target)?;
             for (key, value) in &fields.values {
                 if !RESERVED.contains(&key.as_str()) {
-                    map.serialize_entry(key, value)?;
+                    map.serialize_entry(&field_key(key), value)?;
                 }
             }
             for (key, value) in &span_fields {
                 let shadowed = fields.values.iter().any(|(k, _)| k == key);
                 if !shadowed && !RESERVED.contains(&key.as_str()) {
-                    map.serialize_entry(key, value)?;
+                    map.serialize_entry(&field_key(key), value)?;
                 }
             }
             let otel = opentelemetry::Context::current();

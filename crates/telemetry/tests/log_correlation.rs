@@ -136,3 +136,30 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
         u64::from_be_bytes(sc.span_id().to_bytes()).to_string()
     );
 }
+
+#[test]
+fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
+    let tags = ServiceTags {
+        env: "prod".into(),
+        service: "gateway".into(),
+        version: "1.4.0".into(),
+    };
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("call", host = "redis-0");
+        let _entered = span.enter();
+        tracing::error!(service = "model-service", status = "down", "dependency failed");
+    });
+    let line = &lines(&buffer)[0];
+    for key in ["service", "status", "host"] {
+        assert!(
+            line.get(key).is_none(),
+            "`{key}` would re-file the line in Datadog: {line}"
+        );
+    }
+    assert_eq!(line["field.service"], "model-service", "{line}");
+    assert_eq!(line["field.status"], "down", "{line}");
+    assert_eq!(line["field.host"], "redis-0", "{line}");
+    assert_eq!(line["dd.service"], "gateway", "{line}");
+}
