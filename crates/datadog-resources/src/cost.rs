@@ -14,17 +14,12 @@ use serde::Deserialize;
 use telemetry::catalog::{CATALOG, MetricDef, MetricKind, PLANNED};
 
 use crate::{
-    check::Ctx,
-    model::LogsIndex,
-    resources::{DIR, Kind, Problem},
+    check::{Ctx, Parsed},
+    docs,
+    resources::{DIR, Problem},
 };
 
 pub const MODEL_FILE: &str = "cost-model.json";
-pub const DOC: &str = "docs/observability.md";
-const BOUNDS_START: &str = "<!-- tag-bounds:start -->";
-const BOUNDS_END: &str = "<!-- tag-bounds:end -->";
-const COST_START: &str = "<!-- cost:start -->\n";
-const COST_END: &str = "<!-- cost:end -->";
 /// The logs index whose exclusion filter samples routine request lines.
 const ALL_LOGS_INDEX: &str = "pricing-all";
 
@@ -99,7 +94,7 @@ pub struct CostReport {
 }
 
 /// Computes the cost, reports missing bounds and a stale docs section as problems.
-pub(crate) fn check(ctx: &mut Ctx<'_>) -> Option<CostReport> {
+pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport> {
     let model_path = format!("{DIR}/{MODEL_FILE}");
     let model: CostModel = match std::fs::read_to_string(ctx.root.join(&model_path))
         .map_err(|e| e.to_string())
@@ -113,35 +108,15 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) -> Option<CostReport> {
             return None;
         }
     };
-    let doc = match std::fs::read_to_string(ctx.root.join(DOC)) {
-        Ok(doc) => doc,
-        Err(error) => {
-            ctx.report
-                .problems
-                .push(Problem::new(DOC, "", format!("cannot read: {error}")));
-            return None;
-        }
-    };
-    let bounds = match tag_bounds(&doc) {
-        Ok(bounds) => bounds,
-        Err(message) => {
-            ctx.report.problems.push(Problem::new(DOC, "tag bounds", message));
-            return None;
-        }
-    };
-    let exclusion = ctx
-        .set
-        .of_kind(Kind::LogsIndex)
-        .filter(|r| r.name == ALL_LOGS_INDEX)
-        .find_map(|r| crate::model::parse::<LogsIndex>(&r.body).ok())
-        .map_or(0.0, |index| {
-            index
-                .exclusion_filters
-                .iter()
-                .filter(|e| e.is_enabled != Some(false))
-                .filter_map(|e| e.filter.as_ref().map(|f| f.sample_rate))
-                .fold(0.0, f64::max)
-        });
+    let bounds = tag_bounds(&ctx.doc_section("tag-bounds", "tag bounds")?);
+    let exclusion = parsed
+        .indexes
+        .iter()
+        .filter(|(_, index)| index.name == ALL_LOGS_INDEX)
+        .flat_map(|(_, index)| &index.exclusion_filters)
+        .filter(|e| e.is_enabled != Some(false))
+        .filter_map(|e| e.filter.as_ref().map(|f| f.sample_rate))
+        .fold(0.0, f64::max);
     let mut metrics = Vec::new();
     let catalog = CATALOG
         .iter()
@@ -175,7 +150,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) -> Option<CostReport> {
                 });
             }
             Err(key) => ctx.report.problems.push(Problem::new(
-                DOC,
+                docs::PATH,
                 format!("metric {}", metric.name),
                 format!("tag `{key}` has no documented bound of values in the tag table: add one so its cost is known"),
             )),
@@ -191,32 +166,24 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) -> Option<CostReport> {
             ));
         }
     }
-    let expected = report.markdown.as_str();
-    match section(&doc) {
-        Some(current) if current == expected => {}
-        _ => ctx.report.problems.push(Problem::new(
-            DOC,
+    let current = ctx.doc_section("cost", "cost section");
+    if current.is_some_and(|current| current != report.markdown) {
+        ctx.report.problems.push(Problem::new(
+            docs::PATH,
             "cost section",
-            format!("is out of step with the catalog and {model_path}; replace what lies between `{}` and `{COST_END}` with:\n{expected}", COST_START.trim()),
-        )),
+            format!(
+                "is out of step with the catalog and {model_path}; replace what lies between its markers with:\n{}",
+                report.markdown
+            ),
+        ));
     }
     Some(report)
 }
 
 /// Tag key to bound, from the rows of the tag table (`| \`rpc\` | ... | 6 | ... |`).
-pub fn tag_bounds(doc: &str) -> Result<BTreeMap<String, u64>, String> {
-    let start = doc
-        .find(BOUNDS_START)
-        .ok_or_else(|| format!("has no `{BOUNDS_START}` marker"))?;
-    let end = doc[start..]
-        .find(BOUNDS_END)
-        .ok_or_else(|| format!("has no `{BOUNDS_END}` marker"))?
-        + start;
+pub fn tag_bounds(table: &str) -> BTreeMap<String, u64> {
     let mut bounds = BTreeMap::new();
-    for line in doc[start..end]
-        .lines()
-        .filter(|l| l.trim_start().starts_with('|'))
-    {
+    for line in table.lines().filter(|l| l.trim_start().starts_with('|')) {
         let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
         let Some(bound) = cells
             .get(2)
@@ -229,7 +196,7 @@ pub fn tag_bounds(doc: &str) -> Result<BTreeMap<String, u64>, String> {
             bounds.insert(key.to_owned(), bound);
         }
     }
-    Ok(bounds)
+    bounds
 }
 
 /// The product of the metric's tag bounds, or the first tag without one.
@@ -240,12 +207,6 @@ fn combinations(metric: &MetricDef, bounds: &BTreeMap<String, u64>) -> Result<u6
             .map(|bound| product * bound)
             .ok_or(key.as_str())
     })
-}
-
-fn section(doc: &str) -> Option<&str> {
-    let start = doc.find(COST_START)? + COST_START.len();
-    let end = doc[start..].find(COST_END)? + start;
-    Some(&doc[start..end])
 }
 
 fn compute(model: &CostModel, metrics: Vec<MetricCost>, exclusion: f64) -> CostReport {

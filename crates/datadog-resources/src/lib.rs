@@ -19,6 +19,7 @@ pub mod apply;
 pub mod check;
 pub mod cost;
 pub mod design_record;
+pub mod docs;
 pub mod integrations;
 pub mod known_metrics;
 pub mod model;

@@ -24,7 +24,7 @@ use std::{
 pub use self::{monitors::Severity, schema::Parsed};
 use crate::{
     cost::{self, CostReport},
-    design_record,
+    design_record, docs,
     resources::{Problem, Resource, ResourceSet},
 };
 
@@ -50,7 +50,22 @@ impl Report {
 pub(crate) struct Ctx<'a> {
     pub root: &'a Path,
     pub set: &'a ResourceSet,
+    /// `docs/observability.md` (empty when it cannot be read: that is reported once).
+    pub doc: String,
     pub report: Report,
+}
+
+impl Ctx<'_> {
+    /// A section of `docs/observability.md`, or `None` after reporting what is missing.
+    pub fn doc_section(&mut self, name: &str, what: &str) -> Option<String> {
+        match docs::section(&self.doc, name) {
+            Ok(text) => Some(text.to_owned()),
+            Err(message) => {
+                self.report.problems.push(Problem::new(docs::PATH, what, message));
+                None
+            }
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -68,11 +83,17 @@ pub fn check_repository(root: &Path) -> (ResourceSet, Report) {
 
 /// Checks `set` (read from `root`, where the runbooks and docs are).
 pub fn check(root: &Path, set: &ResourceSet, load_problems: Vec<Problem>) -> Report {
+    let mut problems = load_problems;
+    let doc = std::fs::read_to_string(root.join(docs::PATH)).unwrap_or_else(|error| {
+        problems.push(Problem::new(docs::PATH, "", format!("cannot read: {error}")));
+        String::new()
+    });
     let mut ctx = Ctx {
         root,
         set,
+        doc,
         report: Report {
-            problems: load_problems,
+            problems,
             ..Report::default()
         },
     };
@@ -90,29 +111,23 @@ pub fn check(root: &Path, set: &ResourceSet, load_problems: Vec<Problem>) -> Rep
     logs::check(&mut ctx, &parsed);
     integrations_table(&mut ctx);
     design_record::check(&mut ctx, &parsed);
-    let cost = cost::check(&mut ctx);
+    let cost = cost::check(&mut ctx, &parsed);
     ctx.report.cost = cost;
     ctx.report
 }
 
-const INTEGRATIONS_START: &str = "<!-- integrations:start -->\n";
-const INTEGRATIONS_END: &str = "<!-- integrations:end -->";
-
 /// `docs/observability.md` lists the agent-integration names the checker accepts, exactly.
 fn integrations_table(ctx: &mut Ctx<'_>) {
-    let doc = std::fs::read_to_string(ctx.root.join(cost::DOC)).unwrap_or_default();
     let expected = crate::integrations::markdown_table();
-    let current = doc.find(INTEGRATIONS_START).and_then(|start| {
-        let start = start + INTEGRATIONS_START.len();
-        doc[start..]
-            .find(INTEGRATIONS_END)
-            .map(|end| &doc[start..start + end])
-    });
-    if current != Some(expected.as_str()) {
+    let what = "agent-integration metrics";
+    if ctx
+        .doc_section("integrations", what)
+        .is_some_and(|table| table != expected)
+    {
         ctx.report.problems.push(Problem::new(
-            cost::DOC,
-            "agent-integration metrics",
-            format!("the table between `{}` and `{INTEGRATIONS_END}` must list crates/datadog-resources/src/integrations.rs exactly:\n{expected}", INTEGRATIONS_START.trim()),
+            docs::PATH,
+            what,
+            format!("the table must list crates/datadog-resources/src/integrations.rs exactly:\n{expected}"),
         ));
     }
 }

@@ -13,11 +13,6 @@ use crate::{
     model::dashboard::{DisplayType, WidgetDefinition},
 };
 
-/// The mapping table's place in the docs.
-pub const DOC: &str = "docs/observability.md";
-pub const START: &str = "<!-- design-record:start -->";
-pub const END: &str = "<!-- design-record:end -->";
-
 /// How the record draws a panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visual {

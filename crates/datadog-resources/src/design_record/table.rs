@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use super::{DOC, END, ITEMS, Item, Requirement, Route, START};
+use super::{ITEMS, Item, Requirement, Route};
 use crate::{
     check::{Ctx, Parsed, Severity},
+    docs,
     model::dashboard::all_widgets,
     query,
     resources::{Problem, Resource},
@@ -20,22 +21,10 @@ pub struct Row {
     pub widget: Option<String>,
 }
 
-/// The rows between the markers of `doc`, or why there are none.
-pub fn rows(doc: &str) -> Result<Vec<Row>, String> {
-    let start = doc
-        .find(START)
-        .ok_or_else(|| format!("has no `{START}` marker"))?
-        + START.len();
-    let end = doc[start..]
-        .find(END)
-        .ok_or_else(|| format!("has no `{END}` marker"))?
-        + start;
+/// The rows of the mapping table.
+pub fn rows(table: &str) -> Vec<Row> {
     let mut rows = Vec::new();
-    for line in doc[start..end]
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with('|'))
-    {
+    for line in table.lines().map(str::trim).filter(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
         if cells.len() < 4 || cells[0] == "design record" || cells[0].starts_with("---") {
             continue;
@@ -53,36 +42,21 @@ pub fn rows(doc: &str) -> Result<Vec<Row>, String> {
             widget,
         });
     }
-    Ok(rows)
+    rows
 }
 
 pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
-    let doc = match std::fs::read_to_string(ctx.root.join(DOC)) {
-        Ok(doc) => doc,
-        Err(error) => {
-            return ctx.report.problems.push(Problem::new(
-                DOC,
-                "design record table",
-                format!("cannot read: {error}"),
-            ));
-        }
+    let Some(table) = ctx.doc_section("design-record", "design record table") else {
+        return;
     };
-    let rows = match rows(&doc) {
-        Ok(rows) => rows,
-        Err(message) => {
-            return ctx
-                .report
-                .problems
-                .push(Problem::new(DOC, "design record table", message));
-        }
-    };
+    let rows = rows(&table);
     for item in ITEMS {
         if !rows
             .iter()
             .any(|r| r.section == item.section && r.item == item.item)
         {
             ctx.report.problems.push(Problem::new(
-                DOC,
+                docs::PATH,
                 "design record table",
                 format!(
                     "{}: \"{}\" has no row mapping it to a file",
@@ -97,7 +71,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
             .find(|i| i.section == row.section && i.item == row.item)
         else {
             ctx.report.problems.push(Problem::new(
-                DOC,
+                docs::PATH,
                 "design record table",
                 format!(
                     "{}: \"{}\" is not an item of the design record",
@@ -108,7 +82,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
         };
         let Some(resource) = ctx.set.resources.iter().find(|r| r.path == Path::new(&row.file)) else {
             ctx.report.problems.push(Problem::new(
-                DOC,
+                docs::PATH,
                 "design record table",
                 format!(
                     "\"{}\" maps to {:?}, which is not a resource file",
@@ -140,7 +114,8 @@ fn implements(parsed: &Parsed<'_>, resource: &Resource, item: &Item, row: &Row) 
                 .map(|(_, d)| d)?;
             let Some(title) = &row.widget else {
                 return Some(format!(
-                    "the table names no widget for it (write the widget title in quotes in {DOC})"
+                    "the table names no widget for it (write the widget title in quotes in {})",
+                    docs::PATH
                 ));
             };
             let widget = all_widgets(&dashboard.widgets)
