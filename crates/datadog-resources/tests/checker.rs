@@ -50,6 +50,20 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A copy whose docs/observability.md lacks the lines `drop` picks.
+fn without_doc_lines(drop: impl Fn(&str) -> bool) -> TempDir {
+    let dir = copy();
+    let path = dir.path().join("docs/observability.md");
+    let doc = std::fs::read_to_string(&path).expect("doc");
+    let kept: String = doc
+        .lines()
+        .filter(|l| !drop(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).expect("write");
+    dir
+}
+
 fn edit(root: &Path, file: &str, change: impl FnOnce(&mut Value)) {
     let path = root.join("deploy/datadog").join(file);
     let mut body: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
@@ -274,17 +288,8 @@ fn a_monitor_that_is_not_a_multi_alert_by_env() {
 
 #[test]
 fn a_design_record_item_without_its_row_or_its_widget() {
-    let dir = copy();
-    let doc_path = dir.path().join("docs/observability.md");
-    let doc = std::fs::read_to_string(&doc_path).expect("doc");
-    let doc: String = doc
-        .lines()
-        .filter(|l| !l.contains("| Top 5 slowest endpoints |"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&doc_path, doc).expect("write");
     assert_refused(
-        &check(dir.path()),
+        &check(without_doc_lines(|l| l.contains("| Top 5 slowest endpoints |")).path()),
         &[
             "docs/observability.md",
             "Top 5 slowest endpoints",
@@ -307,17 +312,8 @@ fn a_design_record_item_without_its_row_or_its_widget() {
 
 #[test]
 fn a_tag_without_a_documented_bound() {
-    let dir = copy();
-    let doc_path = dir.path().join("docs/observability.md");
-    let doc = std::fs::read_to_string(&doc_path).expect("doc");
-    let doc: String = doc
-        .lines()
-        .filter(|l| !l.starts_with("| `variant` |"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&doc_path, doc).expect("write");
     assert_refused(
-        &check(dir.path()),
+        &check(without_doc_lines(|l| l.starts_with("| `variant` |")).path()),
         &[
             "docs/observability.md",
             "metric model.crai.risk_score",
