@@ -139,19 +139,27 @@ impl MetricDef {
     }
 }
 
+/// One [`MetricDef`], as both the emitted and the planned tables write it.
+macro_rules! metric_def {
+    ($name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], [$($sender:literal),*], $desc:literal) => {
+        MetricDef {
+            name: $name,
+            kind: MetricKind::$kind,
+            unit: $unit,
+            tags: &[$(TagKey::$tag),*],
+            sent_by: &[$($sender),*],
+            description: $desc,
+        }
+    };
+}
+
 macro_rules! metrics {
     ($($(#[$doc:meta])* $ident:ident = $name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], from [$($sender:literal),*], $desc:literal;)*) => {
         $(
             $(#[$doc])*
             #[doc = concat!("`", $name, "`: ", $desc)]
-            pub static $ident: MetricDef = MetricDef {
-                name: $name,
-                kind: MetricKind::$kind,
-                unit: $unit,
-                tags: &[$(TagKey::$tag),*],
-                sent_by: &[$($sender),*],
-                description: $desc,
-            };
+            pub static $ident: MetricDef =
+                metric_def!($name, $kind, $unit, [$($tag),*], [$($sender),*], $desc);
         )*
         /// Every metric the platform sends.
         pub static CATALOG: &[&MetricDef] = &[$(&$ident),*];
@@ -253,14 +261,7 @@ macro_rules! planned {
     ($($name:literal, $kind:ident, $unit:literal, [$($tag:ident),*], from [$($sender:literal),*], $desc:literal, by $by:literal;)*) => {
         /// Metrics queried before they are emitted (see [`PlannedMetric`]).
         pub static PLANNED: &[PlannedMetric] = &[$(PlannedMetric {
-            metric: MetricDef {
-                name: $name,
-                kind: MetricKind::$kind,
-                unit: $unit,
-                tags: &[$(TagKey::$tag),*],
-                sent_by: &[$($sender),*],
-                description: $desc,
-            },
+            metric: metric_def!($name, $kind, $unit, [$($tag),*], [$($sender),*], $desc),
             emitted_by: $by,
         }),*];
     };

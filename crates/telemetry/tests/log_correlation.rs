@@ -47,13 +47,18 @@ fn lines(buffer: &Buffer) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
-    let tags = ServiceTags {
+/// The gateway's service tags, in prod.
+fn gateway_tags() -> ServiceTags {
+    ServiceTags {
         env: "prod".into(),
         service: "gateway".into(),
         version: "1.4.0".into(),
-    };
+    }
+}
+
+#[test]
+fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
+    let tags = gateway_tags();
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
     let provider = SdkTracerProvider::builder().build();
@@ -139,11 +144,7 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
 
 #[test]
 fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
-    let tags = ServiceTags {
-        env: "prod".into(),
-        service: "gateway".into(),
-        version: "1.4.0".into(),
-    };
+    let tags = gateway_tags();
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
     tracing::subscriber::with_default(subscriber, || {
