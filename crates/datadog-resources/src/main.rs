@@ -134,17 +134,28 @@ fn find_root() -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Writes the summary; a closed stdout (`check | head`) ends it quietly.
 fn print_summary(set: &datadog_resources::resources::ResourceSet, report: &Report) {
+    let _ = write_summary(&mut std::io::stdout().lock(), set, report);
+}
+
+fn write_summary(
+    out: &mut dyn Write,
+    set: &datadog_resources::resources::ResourceSet,
+    report: &Report,
+) -> std::io::Result<()> {
     use datadog_resources::resources::Kind;
     let count = |kind| set.of_kind(kind).count();
-    println!(
+    writeln!(
+        out,
         "deploy/datadog: {} dashboards, {} monitors, {} SLOs, {} logs indexes: all valid",
         count(Kind::Dashboard),
         count(Kind::Monitor),
         count(Kind::Slo),
         count(Kind::LogsIndex)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "percentiles needed on: {}",
         report
             .percentile_metrics
@@ -152,13 +163,14 @@ fn print_summary(set: &datadog_resources::resources::ResourceSet, report: &Repor
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )?;
     for (metric, files) in &report.planned_in_use {
         let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        println!(
+        writeln!(
+            out,
             "planned metric {metric} (not emitted yet) queried by {}",
             files.join(", ")
-        );
+        )?;
     }
     if let Some(cost) = &report.cost {
         let per_env: Vec<String> = cost
@@ -166,18 +178,21 @@ fn print_summary(set: &datadog_resources::resources::ResourceSet, report: &Repor
             .iter()
             .map(|(env, n)| format!("{n} in {env}"))
             .collect();
-        println!(
+        writeln!(
+            out,
             "custom metrics: {}, {} in all, {} included: ${:.0} a month",
             per_env.join(", "),
             cost.total,
             cost.included,
             cost.monthly_metrics
-        );
+        )?;
         for (multiple, gigabytes, indexed, monthly) in &cost.logs {
-            println!(
+            writeln!(
+                out,
                 "logs at {multiple}x traffic: {gigabytes:.2} GB ingested, {:.2} million events indexed: ${monthly:.2} a month",
                 indexed / 1e6
-            );
+            )?;
         }
     }
+    Ok(())
 }
