@@ -4,8 +4,9 @@
 //!   separate processes on free loopback ports (embedded feature snapshot and bundled models), sends sample
 //!   traffic, prints predictions and a latency summary, then stops them.
 //! - `up`: the same three services in the foreground on their default ports, until Ctrl-C.
-//! - `test`: installs what the tests need (redis-server, Datadog's APM test agent) when it is missing,
-//!   then runs every test.
+//! - `test`: installs what the tests need (redis-server, Datadog's APM test agent, helm, kubectl and
+//!   the deployment checkers) when it is missing, then runs every test.
+//! - `setup`: only the installing part of `test`.
 //! - `lint`: `cargo fmt --check` and clippy with warnings denied.
 //! - `bench`: the benchmarks and the load generator's report.
 //! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
@@ -30,10 +31,11 @@ fn main() -> ExitCode {
         "up" => up(),
         "test" => test(rest),
         "lint" => lint(),
+        "setup" => setup::all(),
         "bench" => bench(rest),
         "materialize" => materialize(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <demo|up|test|lint|bench|materialize> [args]");
+            println!("usage: cargo xtask <demo|up|test|setup|lint|bench|materialize> [args]");
             Ok(())
         }
         other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
@@ -86,8 +88,7 @@ fn up() -> Result<(), String> {
 }
 
 fn test(args: &[String]) -> Result<(), String> {
-    setup::redis()?;
-    setup::test_agent()?;
+    setup::all()?;
     // The end-to-end tests run the services' real binaries; cargo builds a package's binaries only for
     // that package's own integration tests, so build them all first.
     cargo(&["build", "--workspace", "--bins"])?;

