@@ -2,6 +2,7 @@
 //! ([`ClientTlsArgs`]). Both are `clap::Args`: a service flattens them into its `Config`, so each flag
 //! falls back to the environment variable named in `--help`, like the service's own.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +60,11 @@ pub struct ServerArgs {
     /// others are refused during the TLS handshake, before any request is read.
     #[arg(long, env = "TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Address of a second, plaintext listener that serves only `grpc.health.v1`, for probes that
+    /// cannot speak TLS or present a client certificate (Kubernetes' gRPC probes). Unset: health is
+    /// served on the main listener only.
+    #[arg(long, env = "HEALTH_LISTEN_ADDR")]
+    pub health_listen_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerArgs {
@@ -72,6 +78,7 @@ impl Default for ServerArgs {
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
+            health_listen_addr: None,
         }
     }
 }

@@ -36,6 +36,13 @@ pub enum Error {
     /// Downstream TLS is configured but a downstream URL would not use it, or the reverse.
     #[error("{url}: {problem}")]
     Scheme { url: String, problem: &'static str },
+    #[error("cannot listen on {setting} {addr}: {source}")]
+    Bind {
+        setting: &'static str,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("gRPC server: {}", chain(.0))]
     Transport(#[from] tonic::transport::Error),
 }

@@ -7,7 +7,13 @@ use tonic_health::server::HealthReporter;
 
 pub use tonic_health::pb::health_server::{Health as HealthService, HealthServer};
 
-/// The service's `grpc.health.v1` status: both the overall status ("") and the named service.
+/// The health "service" name that reports SERVING for as long as the process answers, whether or not it
+/// is ready or draining: what a liveness probe asks (the overall status "" is a readiness signal, and
+/// failing liveness while starting or draining would get the container restarted).
+pub const LIVENESS: &str = "liveness";
+
+/// The service's `grpc.health.v1` status: both the overall status ("") and the named service, plus
+/// [`LIVENESS`].
 #[derive(Clone)]
 pub struct Health {
     reporter: HealthReporter,
@@ -32,6 +38,10 @@ impl Health {
             service_name,
         };
         health.set(ServingStatus::NotServing).await;
+        health
+            .reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         (health, server)
     }
 
@@ -41,6 +51,14 @@ impl Health {
 
     pub async fn not_serving(&self) {
         self.set(ServingStatus::NotServing).await;
+    }
+
+    /// Another `grpc.health.v1` server answering from the same statuses (for the plaintext health
+    /// listener, `HEALTH_LISTEN_ADDR`).
+    pub fn server(&self) -> HealthServer<tonic_health::server::HealthService> {
+        HealthServer::new(tonic_health::server::HealthService::from_health_reporter(
+            self.reporter.clone(),
+        ))
     }
 
     async fn set(&self, status: ServingStatus) {

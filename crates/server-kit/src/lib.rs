@@ -35,7 +35,7 @@ use tonic::transport::server::TcpIncoming;
 pub use args::{ClientTlsArgs, ServerArgs};
 pub use deadline::{answer_by, grpc_deadline};
 pub use error::Error;
-pub use health::{Health, HealthServer, HealthService};
+pub use health::{Health, HealthServer, HealthService, LIVENESS};
 pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
 pub use serve::{Builder, Server};
 

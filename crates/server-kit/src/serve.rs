@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use telemetry::Metrics;
@@ -59,6 +60,7 @@ pub struct Server {
     grace: Duration,
     max_request_bytes: usize,
     security: &'static str,
+    health_addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Server {
@@ -69,6 +71,7 @@ impl fmt::Debug for Server {
             .field("grace", &self.grace)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("security", &self.security)
+            .field("health_addr", &self.health_addr)
             .finish()
     }
 }
@@ -105,6 +108,7 @@ impl Server {
             grace: args.grace(),
             max_request_bytes: args.max_request_bytes(),
             security,
+            health_addr: args.health_listen_addr,
         })
     }
 
@@ -154,6 +158,11 @@ impl Server {
         ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
+        // Stops with this function, however it returns.
+        let _health_listener = match self.health_addr {
+            Some(addr) => Some(serve_health(addr, health).await?),
+            None => None,
+        };
         let (drain, grace) = (self.drain, self.grace);
         let overload = self.overload.clone();
         let health = health.clone();
@@ -205,6 +214,28 @@ impl Server {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves `grpc.health.v1` alone, in plaintext, on `addr` until the returned sender is dropped.
+async fn serve_health(addr: SocketAddr, health: &Health) -> Result<oneshot::Sender<()>, Error> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        setting: "HEALTH_LISTEN_ADDR",
+        addr,
+        source,
+    })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health.server())
+        .serve_with_incoming_shutdown(crate::incoming(listener), async {
+            let _ = stopped.await;
+        });
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(error = %crate::error::chain(&error), "health listener failed");
+        }
+    });
+    tracing::info!(%addr, "health listener (plaintext, grpc.health.v1 only)");
+    Ok(stop)
+}
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
