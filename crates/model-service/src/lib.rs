@@ -47,9 +47,9 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50053")]
     pub listen_addr: SocketAddr,
-    /// Model repository folder, laid out as `<model>/<version>/{model.onnx, manifest.json}`. The default
-    /// is the repository bundled with the source checkout; containers set the variable.
-    #[arg(long, env = "MODEL_REPOSITORY", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/models"))]
+    /// Model repository folder, laid out as `<model>/<version>/{model.onnx, manifest.json}` (required:
+    /// `crates/model-service/models` in a checkout, `/models` in the container image).
+    #[arg(long, env = "MODEL_REPOSITORY")]
     pub model_repository: PathBuf,
     /// Most rows one Predict call may carry.
     #[arg(
@@ -193,32 +193,42 @@ mod tests {
 
     use super::*;
 
+    /// The bundled repository, as a checkout passes it.
+    const REPO: [&str; 3] = ["model-service", "--model-repository", "models"];
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(REPO.iter().chain(args))
+    }
+
     #[test]
-    fn defaults_work_from_a_checkout() {
-        let config = Config::try_parse_from(["model-service"]).expect("defaults parse");
+    fn the_model_repository_is_required() {
+        // No default: a path of the machine that built the binary means nothing where it runs.
+        let error = Config::try_parse_from(["model-service"]).expect_err("no repository given");
+        assert_eq!(error.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(error.to_string().contains("--model-repository"), "{error}");
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&[]).expect("defaults parse");
         assert_eq!(config.max_batch_rows, 1000);
         assert_eq!((config.drift_interval_secs, config.drift_min_rows), (60, 500));
         assert_eq!(config.inference_timeout_ms, 50);
         assert_eq!(config.server, ServerArgs::default());
-        assert!(
-            config.model_repository.join("customer_risk").is_dir(),
-            "{:?}",
-            config.model_repository
-        );
+        assert_eq!(config.model_repository, PathBuf::from("models"));
     }
 
     #[test]
     fn a_zero_row_cap_is_rejected() {
-        assert!(Config::try_parse_from(["model-service", "--max-batch-rows", "0"]).is_err());
-        let config = Config::try_parse_from(["model-service", "--max-batch-rows", "7"]).expect("parses");
+        assert!(parse(&["--max-batch-rows", "0"]).is_err());
+        let config = parse(&["--max-batch-rows", "7"]).expect("parses");
         assert_eq!(config.max_batch_rows, 7);
     }
 
     #[test]
     fn server_settings_are_flattened_in() {
-        assert!(Config::try_parse_from(["model-service", "--inference-timeout-ms", "0"]).is_err());
-        let config = Config::try_parse_from([
-            "model-service",
+        assert!(parse(&["--inference-timeout-ms", "0"]).is_err());
+        let config = parse(&[
             "--max-concurrent-requests",
             "64",
             "--shutdown-drain-delay-ms",
@@ -235,19 +245,9 @@ mod tests {
     #[test]
     fn drift_settings_must_be_positive() {
         for flag in ["--drift-interval-secs", "--drift-min-rows"] {
-            assert!(
-                Config::try_parse_from(["model-service", flag, "0"]).is_err(),
-                "{flag}"
-            );
+            assert!(parse(&[flag, "0"]).is_err(), "{flag}");
         }
-        let config = Config::try_parse_from([
-            "model-service",
-            "--drift-interval-secs",
-            "5",
-            "--drift-min-rows",
-            "100",
-        ])
-        .expect("parses");
+        let config = parse(&["--drift-interval-secs", "5", "--drift-min-rows", "100"]).expect("parses");
         assert_eq!((config.drift_interval_secs, config.drift_min_rows), (5, 100));
     }
 }

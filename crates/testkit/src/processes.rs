@@ -94,7 +94,11 @@ impl ServiceProcess {
         env: Vec<(String, String)>,
         tls: Option<server_kit::ClientTlsArgs>,
     ) -> Self {
-        let mut child = Command::new(binary(name))
+        let mut command = Command::new(binary(name));
+        if name == "model-service" {
+            command.env("MODEL_REPOSITORY", bundled_models());
+        }
+        let mut child = command
             .env("LISTEN_ADDR", addr.to_string())
             .env("LOG_FORMAT", "json")
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -315,4 +319,10 @@ impl ProcessStack {
         }
         out
     }
+}
+
+/// The model repository of the checkout (`crates/model-service/models`), which the model-service is
+/// started with unless a test's environment names another.
+pub fn bundled_models() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-service/models")
 }

@@ -74,6 +74,9 @@ impl Services {
             let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
             let err = log.try_clone().map_err(|e| e.to_string())?;
             let mut cmd = Command::new(bin.join(name));
+            if *name == "model-service" {
+                cmd.env("MODEL_REPOSITORY", root().join("crates/model-service/models"));
+            }
             cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
                 .env("FEATURE_SERVICE_URL", url(ports[1]))
                 .env("MODEL_SERVICE_URL", url(ports[0]))
