@@ -35,6 +35,19 @@ pub struct TelemetryConfig {
     #[arg(long = "dd-dogstatsd-disable", env = "DD_DOGSTATSD_DISABLE", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub dogstatsd_disable: bool,
+    /// Origin detection: send this container's id (`|c:`) and `DD_EXTERNAL_ENV` (`|e:`) on every
+    /// DogStatsD line, so the agent adds the pod's tags even over UDP; `false` sends neither.
+    #[arg(long = "dd-origin-detection-enabled", env = "DD_ORIGIN_DETECTION_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub origin_detection_enabled: bool,
+    /// Origin data the Datadog Admission Controller injects into each pod
+    /// (`it-false,cn-<container>,pu-<pod uid>`), sent as the DogStatsD `|e:` field.
+    #[arg(long = "dd-external-env", env = "DD_EXTERNAL_ENV")]
+    pub external_env: Option<String>,
+    /// The pod UID (downward API `metadata.uid`), sent as the tag `dd.internal.entity_id` on every
+    /// line: the older origin detection, which every agent version reads.
+    #[arg(long = "dd-entity-id", env = "DD_ENTITY_ID")]
+    pub entity_id: Option<String>,
     /// How often aggregated metrics are sent to the agent, in milliseconds.
     #[arg(
         long = "metrics-flush-interval-ms",
@@ -210,6 +223,9 @@ impl TelemetryConfig {
             dogstatsd_port: 8125,
             dogstatsd_url: None,
             dogstatsd_disable: false,
+            origin_detection_enabled: true,
+            external_env: None,
+            entity_id: None,
             metrics_flush_interval_ms: 1000,
             metrics_max_series: 4096,
             metrics_max_samples: 262_144,
@@ -323,5 +339,53 @@ mod tests {
         assert!(Cli::try_parse_from(["bin", "--otel-traces-sampler", "jaeger_remote"]).is_err());
         assert!(Cli::try_parse_from(["bin", "--otel-traces-sampler-arg", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["bin", "--dd-dogstatsd-url", "tcp://agent"]).is_err());
+    }
+
+    #[test]
+    fn origin_detection_flags_parse_and_read_the_datadog_variables() {
+        let external = "it-false,cn-gateway,pu-75a2b6d5-3949-4afb-ad0d-92ff0674e759";
+        let cli = Cli::parse_from([
+            "bin",
+            "--dd-origin-detection-enabled",
+            "false",
+            "--dd-external-env",
+            external,
+            "--dd-entity-id",
+            "75a2b6d5-3949-4afb-ad0d-92ff0674e759",
+        ]);
+        let config = cli.telemetry;
+        assert!(!config.origin_detection_enabled);
+        assert_eq!(config.external_env.as_deref(), Some(external), "commas are kept");
+        assert_eq!(
+            config.entity_id.as_deref(),
+            Some("75a2b6d5-3949-4afb-ad0d-92ff0674e759")
+        );
+        assert!(Cli::try_parse_from(["bin", "--dd-origin-detection-enabled", "maybe"]).is_err());
+        assert!(
+            TelemetryConfig::for_service("x").origin_detection_enabled,
+            "on by default"
+        );
+
+        // The variables the Datadog agent's Admission Controller and clients use.
+        let command = <Cli as clap::CommandFactory>::command();
+        let env_of = |id: &str| {
+            command
+                .get_arguments()
+                .find(|arg| arg.get_id() == id)
+                .and_then(|arg| arg.get_env())
+                .and_then(|env| env.to_str())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            env_of("origin_detection_enabled").as_deref(),
+            Some("DD_ORIGIN_DETECTION_ENABLED")
+        );
+        assert_eq!(env_of("external_env").as_deref(), Some("DD_EXTERNAL_ENV"));
+        assert_eq!(env_of("entity_id").as_deref(), Some("DD_ENTITY_ID"));
+        let default = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "origin_detection_enabled")
+            .map(|arg| arg.get_default_values().to_vec());
+        assert_eq!(default, Some(vec!["true".into()]));
     }
 }

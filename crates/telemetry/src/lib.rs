@@ -3,7 +3,8 @@
 //!
 //! - **Metrics** ([`Metrics`], [`catalog`], [`Tag`]): DogStatsD to the agent (UDP or its Unix socket),
 //!   aggregated in process and flushed every second by a background thread; every metric's name,
-//!   kind, unit and tag keys live in [`catalog`].
+//!   kind, unit and tag keys live in [`catalog`]. On Kubernetes each line carries the origin fields
+//!   ([`MetricsOrigin`]: container id, `DD_EXTERNAL_ENV`) so the agent adds the pod's tags.
 //! - **Traces** ([`trace`], [`grpc`]): OpenTelemetry spans exported over OTLP/gRPC to the agent;
 //!   context propagated in W3C trace context and Datadog headers; tower layers for tonic servers and
 //!   channels.
@@ -36,7 +37,7 @@ use std::{
 pub use config::{DogStatsdUrl, LogFormat, SamplerKind, TelemetryConfig};
 pub use dropped::spans_dropped;
 pub use error::TelemetryError;
-pub use metrics::{EventAlert, Metrics, MetricsOptions, MetricsStats};
+pub use metrics::{EventAlert, Metrics, MetricsOptions, MetricsOrigin, MetricsStats};
 pub use tags::{
     DegradedReason, DropReason, JobStatus, LookupStatus, Signal, Tag, grpc_code_name, grpc_fault,
 };
@@ -156,6 +157,11 @@ pub fn init(config: &TelemetryConfig, default_service: &str, default_version: &s
             .inspect_err(|error| report_start_failure("traces", error))
             .ok(),
     };
+    // Read once, here: procfs never again, and never on a request.
+    let origin = match config.dogstatsd_disable {
+        true => MetricsOrigin::default(),
+        false => MetricsOrigin::detect(config),
+    };
     let metrics = match config.dogstatsd_disable {
         true => None,
         false => {
@@ -163,6 +169,7 @@ pub fn init(config: &TelemetryConfig, default_service: &str, default_version: &s
                 flush_interval: config.metrics_flush_interval(),
                 max_series: config.metrics_max_series,
                 max_samples: config.metrics_max_samples,
+                origin: origin.clone(),
                 ..MetricsOptions::new(config.dogstatsd_target(), tags.clone())
             };
             Metrics::start_inner(options, true)
@@ -179,6 +186,8 @@ pub fn init(config: &TelemetryConfig, default_service: &str, default_version: &s
         version = %tags.version,
         dogstatsd = %metrics.as_ref().map_or("disabled".to_owned(), |_| config.dogstatsd_target().to_string()),
         otlp = %tracing.as_ref().map_or("disabled".to_owned(), |_| config.otlp_endpoint()),
+        origin_container = origin.container.as_deref().unwrap_or("none"),
+        origin_external_data = origin.external_data.is_some(),
         "telemetry started"
     );
     Guard {

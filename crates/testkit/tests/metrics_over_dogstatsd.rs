@@ -44,12 +44,18 @@ fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
                         entry.services.insert(value.to_owned());
                     }
                 }
-            } else if !part.starts_with('@') {
+            } else if !part.starts_with('@') && !is_origin_field(part) {
                 entry.types.insert(part.to_owned());
             }
         }
     }
     seen
+}
+
+/// DogStatsD 1.2+ origin fields (`c:` container, `e:` external data, `card:` cardinality), which a
+/// service sends where it detects its container; they are not the metric type.
+fn is_origin_field(part: &str) -> bool {
+    ["c:", "e:", "card:"].iter().any(|prefix| part.starts_with(prefix))
 }
 
 #[tokio::test]

@@ -60,14 +60,15 @@ pub(crate) fn pack_samples(samples: &[f64], budget: usize, mut emit: impl FnMut(
     }
 }
 
-/// Bytes a line takes besides its value: `name:` + `|d` + `|#tags,service_tags`, as the dogstatsd
-/// crate writes it.
-pub(crate) fn line_overhead(name: &str, suffix: &str, tags: &str, service_tags: &str) -> usize {
-    let tag_section = match (tags.is_empty(), service_tags.is_empty()) {
+/// Bytes a line takes besides its value: `name:` + `|d` + `|#tags,default_tags`, as the dogstatsd
+/// crate writes it. `default_tags` is everything the crate appends after the line's own tags: the
+/// service tags and, riding on the last of them, the origin fields (`env:..,version:..|c:..|e:..`).
+pub(crate) fn line_overhead(name: &str, suffix: &str, tags: &str, default_tags: &str) -> usize {
+    let tag_section = match (tags.is_empty(), default_tags.is_empty()) {
         (true, true) => 0,
         (false, true) => 2 + tags.len(),
-        (true, false) => 2 + service_tags.len(),
-        (false, false) => 3 + tags.len() + service_tags.len(),
+        (true, false) => 2 + default_tags.len(),
+        (false, false) => 3 + tags.len() + default_tags.len(),
     };
     name.len() + 1 + 1 + suffix.len() + tag_section
 }
@@ -110,5 +111,11 @@ mod tests {
         assert_eq!(line_overhead("m", "d", "a:b", "env:x"), "m:|d|#a:b,env:x".len());
         assert_eq!(line_overhead("m", "c", "", "env:x"), "m:|c|#env:x".len());
         assert_eq!(line_overhead("m", "g", "", ""), "m:|g".len());
+        // The origin fields after the tags count too.
+        let with_origin = "env:x|c:in-42|e:it-false,cn-app,pu-1";
+        assert_eq!(
+            line_overhead("m", "d", "a:b", with_origin),
+            "m:|d|#a:b,env:x|c:in-42|e:it-false,cn-app,pu-1".len()
+        );
     }
 }

@@ -12,10 +12,15 @@
 //! Nothing here blocks, allocates without bound or fails because the agent is away: values past the
 //! series/sample caps, and everything the agent could not take, are dropped and counted in
 //! `telemetry.dropped{signal:metric}`.
+//!
+//! On Kubernetes every line also carries the DogStatsD origin fields (`|c:<container>|e:<external
+//! data>`, see [`MetricsOrigin`]), found once at start-up, so the agent adds the pod's tags to metrics
+//! received over UDP.
 
 mod aggregator;
 mod events;
 mod format;
+mod origin;
 mod sink;
 mod transport;
 
@@ -30,6 +35,7 @@ use std::{
 };
 
 pub use self::events::EventAlert;
+pub use self::origin::MetricsOrigin;
 use self::{
     aggregator::{Aggregator, Value},
     events::{EventQueue, PendingEvent},
@@ -55,6 +61,8 @@ pub struct MetricsOptions {
     pub max_samples: usize,
     /// Largest datagram; defaults to the transport's limit (1432 UDP, 8192 UDS).
     pub max_datagram: usize,
+    /// Origin detection fields sent on every line; none by default ([`crate::init`] detects them).
+    pub origin: MetricsOrigin,
 }
 
 impl MetricsOptions {
@@ -68,6 +76,7 @@ impl MetricsOptions {
             max_series: 4096,
             max_samples: 262_144,
             max_datagram,
+            origin: MetricsOrigin::default(),
         }
     }
 }
@@ -127,7 +136,7 @@ impl Metrics {
         let drops = Arc::new(DropCounters::new());
         let counters = Arc::new(SinkCounters::default());
         let tags = &options.service_tags;
-        let service_tags = ["env", "service", "version"]
+        let default_tags = ["env", "service", "version"]
             .into_iter()
             .zip([&tags.env, &tags.service, &tags.version])
             .map(|(key, value)| {
@@ -135,12 +144,13 @@ impl Metrics {
                 aggregator::push_sanitized(&mut tag, value);
                 tag
             })
+            .chain(options.origin.entity_tag())
             .collect();
         let events = Arc::new(EventQueue::default());
         let worker = Worker {
             aggregator: aggregator.clone(),
             events: events.clone(),
-            transport: Transport::new(options.target, service_tags),
+            transport: Transport::new(options.target, default_tags, &options.origin.fields()),
             max_datagram: options.max_datagram,
             interval: options.flush_interval,
             drops: drops.clone(),

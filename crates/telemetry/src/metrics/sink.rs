@@ -50,33 +50,33 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
-        let service_tags = self.transport.service_tags_joined();
+        let default_tags = self.transport.default_tags_joined();
         let mut snapshots = Vec::new();
         let mut next = Instant::now() + self.interval;
         loop {
             match commands.recv_timeout(next.saturating_duration_since(Instant::now())) {
                 Ok(Command::Flush(ack)) => {
-                    self.flush(&mut snapshots, &service_tags);
+                    self.flush(&mut snapshots, &default_tags);
                     let _ = ack.send(());
                 }
                 Ok(Command::Shutdown(ack)) => {
-                    self.flush(&mut snapshots, &service_tags);
+                    self.flush(&mut snapshots, &default_tags);
                     let _ = ack.send(());
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    self.flush(&mut snapshots, &service_tags);
+                    self.flush(&mut snapshots, &default_tags);
                     next = Instant::now() + self.interval;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush(&mut snapshots, &service_tags);
+                    self.flush(&mut snapshots, &default_tags);
                     return;
                 }
             }
         }
     }
 
-    fn flush(&mut self, snapshots: &mut Vec<Snapshot>, service_tags: &str) {
+    fn flush(&mut self, snapshots: &mut Vec<Snapshot>, default_tags: &str) {
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         self.aggregator.drain(snapshots);
         self.transport.begin_flush();
@@ -90,7 +90,7 @@ impl Worker {
                 self.drops.add(Signal::Metric, DropReason::AgentUnavailable, lost);
                 continue;
             }
-            self.send_snapshot(&snapshot, service_tags);
+            self.send_snapshot(&snapshot, default_tags);
         }
         for event in self.events.take() {
             match connected.and_then(|()| self.transport.send_event(&event)) {
@@ -100,34 +100,34 @@ impl Worker {
                 Err(reason) => self.drops.add(Signal::Metric, reason, 1),
             }
         }
-        self.report_drops(service_tags);
+        self.report_drops(default_tags);
     }
 
-    fn send_snapshot(&mut self, snapshot: &Snapshot, service_tags: &str) {
+    fn send_snapshot(&mut self, snapshot: &Snapshot, default_tags: &str) {
         let name = snapshot.metric.name;
         let tags = &*snapshot.tags;
         match &snapshot.value {
             SnapshotValue::Count(n) => {
                 let len = n.to_string().len();
-                self.send(Line::Count(name, *n), len, tags, service_tags, 1);
+                self.send(Line::Count(name, *n), len, tags, default_tags, 1);
             }
             SnapshotValue::Gauge(value) => {
                 let mut text = String::with_capacity(24);
                 push_value(&mut text, *value);
-                self.send(Line::Gauge(name, &text), text.len(), tags, service_tags, 1);
+                self.send(Line::Gauge(name, &text), text.len(), tags, default_tags, 1);
             }
             SnapshotValue::Samples(samples) => {
                 let suffix = MetricKind::Distribution.suffix();
                 let budget =
                     self.max_datagram
-                        .saturating_sub(line_overhead(name, suffix, tags, service_tags));
+                        .saturating_sub(line_overhead(name, suffix, tags, default_tags));
                 pack_samples(samples, budget, |packed| {
                     let values = packed.split(':').count() as u64;
                     self.send(
                         Line::Distribution(name, packed),
                         packed.len(),
                         tags,
-                        service_tags,
+                        default_tags,
                         values,
                     );
                 });
@@ -135,7 +135,7 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, line: Line<'_>, value_len: usize, tags: &str, service_tags: &str, values: u64) {
+    fn send(&mut self, line: Line<'_>, value_len: usize, tags: &str, default_tags: &str, values: u64) {
         let (name, suffix) = match line {
             Line::Count(name, _) => (name, "c"),
             Line::Gauge(name, _) => (name, "g"),
@@ -143,7 +143,7 @@ impl Worker {
         };
         match self.transport.send(line, tags) {
             Ok(()) => {
-                let bytes = line_overhead(name, suffix, tags, service_tags) + value_len;
+                let bytes = line_overhead(name, suffix, tags, default_tags) + value_len;
                 self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             }
@@ -152,7 +152,7 @@ impl Worker {
     }
 
     /// Sends `telemetry.dropped`; counts that cannot be sent are kept for the next flush.
-    fn report_drops(&mut self, service_tags: &str) {
+    fn report_drops(&mut self, default_tags: &str) {
         let mut pending = Vec::new();
         self.drops.take(&mut pending);
         let own = pending.len();
@@ -169,7 +169,7 @@ impl Worker {
             let counters: &DropCounters = if i < own { &self.drops } else { &dropped::PROCESS };
             if sent {
                 let bytes =
-                    line_overhead(TELEMETRY_DROPPED.name, "c", &tags, service_tags) + n.to_string().len();
+                    line_overhead(TELEMETRY_DROPPED.name, "c", &tags, default_tags) + n.to_string().len();
                 self.counters.datagrams.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             } else {

@@ -9,6 +9,16 @@
 //! which would squat the agent's path. So the client is only built after the path is checked to be an
 //! existing socket that accepts a connection; otherwise the flush is dropped and counted, and the
 //! connection is retried at the next flush.
+//!
+//! Origin fields: the crate writes `name:value|type|#own_tags,default_tags` (events:
+//! `_e{..}:title|text|k:..|t:..|#own_tags,default_tags`) and has no hook for the fields DogStatsD
+//! protocol 1.2+ puts after the tags (`|c:<container>|e:<external data>`). The default tags always
+//! close the line, and the crate copies them verbatim, so the fields are appended to the last default
+//! tag: every line then ends `...,version:3|c:<id>|e:<data>`, and `format::line_overhead` counts them
+//! through [`Transport::default_tags_joined`]. This holds while `env:`, `service:` and `version:` are
+//! all among the default tags (they always are): otherwise the crate appends `DD_ENV`/`DD_SERVICE`/
+//! `DD_VERSION` tags after ours. The test `origin_fields_end_every_line_the_crate_writes` pins this
+//! layout against the crate version in use.
 
 use std::{
     net::{SocketAddr, ToSocketAddrs},
@@ -38,17 +48,23 @@ const FULL_SOCKET_PAUSE: Duration = Duration::from_micros(200);
 
 pub(crate) struct Transport {
     target: DogStatsdUrl,
-    service_tags: Vec<String>,
+    /// The service tags (and the entity id tag), the last one followed by the origin fields.
+    default_tags: Vec<String>,
     client: Option<Client>,
     /// When the current flush's waiting budget runs out.
     wait_until: Instant,
 }
 
 impl Transport {
-    pub(crate) fn new(target: DogStatsdUrl, service_tags: Vec<String>) -> Self {
+    /// `origin_fields` (`|c:..|e:..`, possibly empty) end every line; they ride on the last of
+    /// `default_tags`, which always holds the service tags.
+    pub(crate) fn new(target: DogStatsdUrl, mut default_tags: Vec<String>, origin_fields: &str) -> Self {
+        if let Some(last) = default_tags.last_mut() {
+            last.push_str(origin_fields);
+        }
         Self {
             target,
-            service_tags,
+            default_tags,
             client: None,
             wait_until: Instant::now(),
         }
@@ -65,7 +81,7 @@ impl Transport {
             return Ok(());
         }
         let mut options = OptionsBuilder::new();
-        for tag in &self.service_tags {
+        for tag in &self.default_tags {
             options.default_tag(tag.clone());
         }
         match &self.target {
@@ -148,9 +164,10 @@ impl Transport {
             .map_err(|_| DropReason::SendFailed)
     }
 
-    /// The service tags as the crate appends them (`env:..,service:..,version:..`).
-    pub(crate) fn service_tags_joined(&self) -> String {
-        self.service_tags.join(",")
+    /// What the crate appends after a line's own tags: the service tags and the origin fields
+    /// (`env:..,service:..,version:..|c:..|e:..`).
+    pub(crate) fn default_tags_joined(&self) -> String {
+        self.default_tags.join(",")
     }
 }
 
@@ -165,4 +182,61 @@ fn agent_socket_is_listening(path: &Path) -> bool {
         && UnixDatagram::unbound()
             .and_then(|probe| probe.connect(path))
             .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use super::*;
+    use crate::{EventAlert, catalog::MODEL_VERSION_LOADED, metrics::format::line_overhead};
+
+    /// The crate's line layout that the origin fields and `line_overhead` rely on.
+    #[test]
+    fn origin_fields_end_every_line_the_crate_writes() {
+        let agent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        agent
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let target = DogStatsdUrl::Udp {
+            host: "127.0.0.1".into(),
+            port: agent.local_addr().expect("addr").port(),
+        };
+        let tags = ["env:e", "service:s", "version:1", "dd.internal.entity_id:uid"].map(String::from);
+        let fields = "|c:in-4026532|e:it-false,cn-app,pu-uid";
+        let mut transport = Transport::new(target, tags.to_vec(), fields);
+        transport.begin_flush();
+        let receive = || {
+            let mut buf = [0u8; 2048];
+            let n = agent.recv(&mut buf).expect("a datagram");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        let default_tags = transport.default_tags_joined();
+        assert_eq!(
+            default_tags,
+            "env:e,service:s,version:1,dd.internal.entity_id:uid|c:in-4026532|e:it-false,cn-app,pu-uid"
+        );
+
+        transport.send(Line::Count("m", 5), "a:b").expect("sent");
+        let line = receive();
+        assert_eq!(line, format!("m:5|c|#a:b,{default_tags}"));
+        assert_eq!(line.len(), line_overhead("m", "c", "a:b", &default_tags) + 1);
+
+        transport
+            .send(Line::Distribution("d", "1:2.5"), "")
+            .expect("sent");
+        let line = receive();
+        assert_eq!(line, format!("d:1:2.5|d|#{default_tags}"));
+        assert_eq!(
+            line.len(),
+            line_overhead("d", "d", "", &default_tags) + "1:2.5".len()
+        );
+
+        let event = PendingEvent::new(&MODEL_VERSION_LOADED, EventAlert::Info, "t", "x", &[]).expect("event");
+        transport.send_event(&event).expect("sent");
+        assert_eq!(
+            receive(),
+            format!("_e{{1,1}}:t|x|k:model_version_loaded|t:info|#event:model_version_loaded,{default_tags}")
+        );
+    }
 }
