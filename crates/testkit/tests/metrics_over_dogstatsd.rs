@@ -55,7 +55,9 @@ fn parse(datagrams: &[String]) -> BTreeMap<String, Seen> {
 /// DogStatsD 1.2+ origin fields (`c:` container, `e:` external data, `card:` cardinality), which a
 /// service sends where it detects its container; they are not the metric type.
 fn is_origin_field(part: &str) -> bool {
-    ["c:", "e:", "card:"].iter().any(|prefix| part.starts_with(prefix))
+    ["c:", "e:", "card:"]
+        .iter()
+        .any(|prefix| part.starts_with(prefix))
 }
 
 #[tokio::test]
