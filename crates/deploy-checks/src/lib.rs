@@ -116,3 +116,69 @@ pub fn yaml_file(path: &Path) -> Value {
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The Kubernetes versions the rendered manifests are validated against: the oldest the chart supports
+/// (`kubeVersion` in Chart.yaml; gRPC probes are GA from 1.27) and the newest the validator knows.
+pub const KUBERNETES_VERSIONS: [&str; 2] = ["1.27.0", "1.37.0"];
+
+/// Where the workspace's binaries are: the profile directory above this test executable's `deps/`
+/// (`cargo xtask test` builds them first).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// The environment variables a binary reads, from its `--help` (`[env: NAME=]`).
+pub fn env_vars_read_by(binary: &str) -> std::collections::BTreeSet<String> {
+    let path = bin_dir().join(binary);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test`, which builds it",
+        path.display()
+    );
+    let help = run_ok(&path, &["--help"]);
+    let names: std::collections::BTreeSet<String> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_owned()))
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "{binary} --help lists no environment variables"
+    );
+    names
+}
+
+/// The objects of `kind` among `objects`.
+pub fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// The object of `kind` whose `app.kubernetes.io/component` label is `component`.
+pub fn component<'a>(objects: &'a [Value], kind: &str, component: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+        .unwrap_or_else(|| panic!("no {kind} for {component}"))
+}
+
+/// The first container of a Deployment or Job.
+pub fn container(workload: &Value) -> &Value {
+    &workload["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// A container's environment entry called `name`.
+pub fn env_entry<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["name"] == name)
+}
+
+/// A container's literal environment value called `name`.
+pub fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    env_entry(container, name)?["value"].as_str()
+}
