@@ -157,6 +157,14 @@ pub fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
 }
 
+/// The Deployments and Jobs among `objects`: every pod the chart runs.
+pub fn workloads(objects: &[Value]) -> Vec<&Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job")
+        .collect()
+}
+
 /// The object of `kind` whose `app.kubernetes.io/component` label is `component`.
 pub fn component<'a>(objects: &'a [Value], kind: &str, component: &str) -> &'a Value {
     objects

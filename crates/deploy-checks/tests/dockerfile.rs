@@ -3,7 +3,7 @@
 //! repository is where the image puts the models, the chart's user is the image's, its ports the image's.
 //! (No Docker engine is needed for these; building the image needs one.)
 
-use deploy_checks::{ci_values_files, component, container, env_value, render, root, run, tool};
+use deploy_checks::{ci_values_files, component, container, env_value, render, root, run, tool, workloads};
 
 fn dockerfile() -> String {
     std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("deploy/Dockerfile")
@@ -113,10 +113,7 @@ fn the_image_holds_what_the_chart_runs() {
 
     for values in ci_values_files() {
         let objects = render(&values, &[]);
-        let workloads = objects
-            .iter()
-            .filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job");
-        for workload in workloads {
+        for workload in workloads(&objects) {
             let pod = &workload["spec"]["template"]["spec"];
             let c = container(workload);
             let command = c["command"][0].as_str().expect("command");

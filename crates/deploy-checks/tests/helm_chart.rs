@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use deploy_checks::{
     KUBERNETES_VERSIONS, ci_values_files, component, container, env_entry, env_value, env_vars_read_by,
-    of_kind, render, render_text, root, run, run_ok, tool,
+    of_kind, render, render_text, root, run, run_ok, tool, workloads,
 };
 use serde_json::Value;
 
@@ -81,42 +81,40 @@ fn every_rendered_object_validates_against_kubernetes_schemas() {
     }
 }
 
-#[test]
-fn the_validator_rejects_an_object_kubernetes_would_reject() {
-    // Proves the check above can fail: a misspelt field and a probe port of the wrong type.
+/// The default example's first object of `kind`, spoiled by `spoil`, as kubernetes-validate judges
+/// it: whether it passed, and what it said.
+fn validate_spoiled(kind: &str, spoil: impl FnOnce(&mut Value)) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut objects = render(&ci_file("default-values.yaml"), &[]);
-    let deployment = objects
+    let object = objects
         .iter_mut()
-        .find(|o| o["kind"] == "Deployment")
-        .expect("a Deployment");
-    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] =
-        Value::from("health");
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind}"));
+    spoil(object);
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, serde_json::to_string(deployment).expect("json")).expect("write");
+    std::fs::write(&bad, serde_json::to_string(object).expect("json")).expect("write");
     let output = run(
         &tool("kubernetes-validate"),
         &["--strict", "-k", KUBERNETES_VERSIONS[1], &bad.to_string_lossy()],
     );
     let text =
         String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "accepted a bad Deployment:\n{text}");
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_validator_rejects_an_object_kubernetes_would_reject() {
+    // Proves the check above can fail: a probe port of the wrong type, and (strict) an unknown field.
+    let (passed, text) = validate_spoiled("Deployment", |deployment| {
+        deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] =
+            Value::from("health");
+    });
+    assert!(!passed, "accepted a bad Deployment:\n{text}");
     assert!(text.contains("readinessProbe.grpc.port"), "{text}");
-    // And in strict mode a field Kubernetes does not know.
-    let mut objects = render(&ci_file("default-values.yaml"), &[]);
-    let service = objects
-        .iter_mut()
-        .find(|o| o["kind"] == "Service")
-        .expect("a Service");
-    service["spec"]["selectr"] = Value::from("x");
-    std::fs::write(&bad, serde_json::to_string(service).expect("json")).expect("write");
-    let output = run(
-        &tool("kubernetes-validate"),
-        &["--strict", "-k", KUBERNETES_VERSIONS[1], &bad.to_string_lossy()],
-    );
-    let text =
-        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "accepted an unknown field:\n{text}");
+    let (passed, text) = validate_spoiled("Service", |service| {
+        service["spec"]["selectr"] = Value::from("x");
+    });
+    assert!(!passed, "accepted an unknown field:\n{text}");
     assert!(text.contains("selectr"), "{text}");
 }
 
@@ -306,10 +304,7 @@ fn unified_service_tagging_and_the_agent_on_the_node() {
 fn pods_run_locked_down() {
     for values in ci_values_files() {
         let objects = render(&values, &[]);
-        let workloads = of_kind(&objects, "Deployment")
-            .into_iter()
-            .chain(of_kind(&objects, "Job"));
-        for workload in workloads {
+        for workload in workloads(&objects) {
             let name = workload["metadata"]["name"].as_str().unwrap_or_default();
             let pod = &workload["spec"]["template"]["spec"];
             assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
@@ -375,10 +370,7 @@ fn only_the_gateway_may_call_the_feature_and_model_services() {
 fn every_environment_variable_is_one_the_binary_reads() {
     for values in ci_values_files() {
         let objects = render(&values, &[]);
-        let workloads = of_kind(&objects, "Deployment")
-            .into_iter()
-            .chain(of_kind(&objects, "Job"));
-        for workload in workloads {
+        for workload in workloads(&objects) {
             let c = container(workload);
             let binary = c["command"][0]
                 .as_str()

@@ -1,7 +1,7 @@
 //! DogStatsD output read from a real UDP socket: names, types, tags (with env/service/version),
 //! multi-value distribution packets within the 1432-byte UDP limit, and `telemetry.dropped`.
 
-use std::{net::UdpSocket, time::Duration};
+use std::time::Duration;
 
 use telemetry::{
     DogStatsdUrl, EventAlert, JobStatus, LookupStatus, Metrics, MetricsOptions, ServiceTags, Tag,
@@ -12,20 +12,9 @@ use telemetry::{
     events::BatchJobFinished,
 };
 
-fn agent() -> (UdpSocket, DogStatsdUrl) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind test agent");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    let port = socket.local_addr().expect("addr").port();
-    (
-        socket,
-        DogStatsdUrl::Udp {
-            host: "127.0.0.1".into(),
-            port,
-        },
-    )
-}
+mod common;
+
+use common::{receive_all, udp_agent as agent};
 
 fn tags() -> ServiceTags {
     ServiceTags {
@@ -36,21 +25,7 @@ fn tags() -> ServiceTags {
 }
 
 fn start(target: DogStatsdUrl) -> Metrics {
-    let options = MetricsOptions {
-        flush_interval: Duration::from_secs(3600),
-        ..MetricsOptions::new(target, tags())
-    };
-    Metrics::start(options).expect("start sink")
-}
-
-/// Every datagram until the socket stays quiet.
-fn receive_all(socket: &UdpSocket) -> Vec<String> {
-    let mut datagrams = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = socket.recv(&mut buf) {
-        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    datagrams
+    common::start_with(target, tags(), |options| options)
 }
 
 #[test]

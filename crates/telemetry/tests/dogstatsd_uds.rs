@@ -1,9 +1,13 @@
 //! DogStatsD over the agent's Unix datagram socket (`DD_DOGSTATSD_URL=unix://...`): 8192-byte
 //! packets, and an absent socket never gets a file created at its path.
 
-use std::{os::unix::net::UnixDatagram, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
-use telemetry::{DogStatsdUrl, Metrics, MetricsOptions, ServiceTags, Tag, catalog::REDIS_COMMAND_LATENCY_MS};
+use telemetry::{DogStatsdUrl, Metrics, ServiceTags, Tag, catalog::REDIS_COMMAND_LATENCY_MS};
+
+mod common;
+
+use common::{receive_all, unix_agent};
 
 fn tags() -> ServiceTags {
     ServiceTags {
@@ -14,31 +18,14 @@ fn tags() -> ServiceTags {
 }
 
 fn start(path: &Path) -> Metrics {
-    let target = DogStatsdUrl::Unix(path.to_owned());
-    let options = MetricsOptions {
-        flush_interval: Duration::from_secs(3600),
-        ..MetricsOptions::new(target, tags())
-    };
-    Metrics::start(options).expect("start sink")
-}
-
-fn receive_all(socket: &UnixDatagram) -> Vec<String> {
-    let mut datagrams = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    while let Ok(n) = socket.recv(&mut buf) {
-        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    datagrams
+    common::start_with(DogStatsdUrl::Unix(path.to_owned()), tags(), |options| options)
 }
 
 #[test]
 fn packs_up_to_8192_bytes_over_the_unix_socket() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dsd.socket");
-    let agent = UnixDatagram::bind(&path).expect("bind agent socket");
-    agent
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
+    let agent = unix_agent(&path);
     let metrics = start(&path);
     for i in 0..20_000 {
         metrics.distribution(
@@ -86,10 +73,7 @@ fn absent_agent_socket_is_never_created_and_drops_are_counted() {
     assert_eq!(metrics.stats().datagrams_sent, 0);
 
     // The agent comes up: the next flush connects, and the drop count goes out.
-    let agent = UnixDatagram::bind(&path).expect("bind agent socket");
-    agent
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
+    let agent = unix_agent(&path);
     metrics.distribution(&REDIS_COMMAND_LATENCY_MS, 2.0, &[Tag::command("GET")]);
     assert!(metrics.flush(Duration::from_secs(2)));
     let mut lines = receive_all(&agent);

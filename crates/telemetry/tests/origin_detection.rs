@@ -3,7 +3,7 @@
 //! fields, and packed distribution lines still fit the 1432-byte UDP and 8192-byte Unix socket limits
 //! with the fields included.
 
-use std::{net::UdpSocket, os::unix::net::UnixDatagram, time::Duration};
+use std::time::Duration;
 
 use telemetry::{
     DogStatsdUrl, EventAlert, Metrics, MetricsOptions, MetricsOrigin, ServiceTags, Tag, TelemetryConfig,
@@ -40,18 +40,9 @@ fn ending(container: Option<&str>) -> String {
     format!("{SERVICE},dd.internal.entity_id:{POD_UID}{container}|e:{EXTERNAL}")
 }
 
-fn agent() -> (UdpSocket, DogStatsdUrl) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind test agent");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    let port = socket.local_addr().expect("addr").port();
-    let target = DogStatsdUrl::Udp {
-        host: "127.0.0.1".into(),
-        port,
-    };
-    (socket, target)
-}
+mod common;
+
+use common::{receive_all, udp_agent as agent, unix_agent};
 
 fn start(target: DogStatsdUrl, origin: MetricsOrigin) -> Metrics {
     let tags = ServiceTags {
@@ -59,21 +50,7 @@ fn start(target: DogStatsdUrl, origin: MetricsOrigin) -> Metrics {
         service: "gateway".into(),
         version: "1.2.3".into(),
     };
-    let options = MetricsOptions {
-        flush_interval: Duration::from_secs(3600),
-        origin,
-        ..MetricsOptions::new(target, tags)
-    };
-    Metrics::start(options).expect("start sink")
-}
-
-fn receive_all(socket: &UdpSocket) -> Vec<String> {
-    let mut datagrams = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = socket.recv(&mut buf) {
-        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    datagrams
+    common::start_with(target, tags, |options| MetricsOptions { origin, ..options })
 }
 
 #[test]
@@ -212,23 +189,13 @@ fn packed_distributions_fit_the_udp_limit_with_the_fields() {
 fn packed_distributions_fit_the_unix_socket_limit_with_the_fields() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dsd.socket");
-    let agent = UnixDatagram::bind(&path).expect("bind agent socket");
-    agent
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
+    let agent = unix_agent(&path);
     let metrics = start(DogStatsdUrl::Unix(path), origin());
     for i in 0..20_000 {
         metrics.distribution(&MODEL_CRAI_RISK_SCORE, f64::from(i) / 19_999.0, &MODEL_TAGS);
     }
     // Read while the flush writes (Linux queues only ~10 datagrams per Unix socket).
-    let reader = std::thread::spawn(move || {
-        let mut datagrams = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = agent.recv(&mut buf) {
-            datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        datagrams
-    });
+    let reader = std::thread::spawn(move || receive_all(&agent));
     assert!(metrics.flush(Duration::from_secs(2)));
     let datagrams = reader.join().expect("reader");
     check_packed(&datagrams, 8192, 20_000);
