@@ -42,6 +42,10 @@ datadog *ARGS:
 materialize *ARGS:
     cargo xtask materialize {{ARGS}}
 
+# Generate the feature-service's registry from a Feast repository with Feast's SDK, e.g. `just feast-registry --repo feature_repo --out registry.json` (paths from this directory).
+feast-registry *ARGS:
+    cargo xtask feast-registry {{ARGS}}
+
 # Retrain the bundled models and regenerate the feature snapshot (needs Python 3 and pip).
 train:
     python3 -m venv target/venv-train

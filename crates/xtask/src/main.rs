@@ -10,9 +10,12 @@
 //! - `lint`: `cargo fmt --check` and clippy with warnings denied.
 //! - `bench`: the benchmarks and the load generator's report.
 //! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
+//! - `feast-registry ARGS`: the feature-service's registry JSON generated from a Feast repository with
+//!   Feast's SDK (installed into `target/venvs/feast` when missing; `feast-registry --help`).
 #![forbid(unsafe_code)]
 
 mod bench;
+mod feast;
 mod process;
 mod setup;
 
@@ -34,8 +37,9 @@ fn main() -> ExitCode {
         "setup" => setup::all(),
         "bench" => bench(rest),
         "materialize" => materialize(rest),
+        "feast-registry" => feast::registry(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <demo|up|test|setup|lint|bench|materialize> [args]");
+            println!("usage: cargo xtask <demo|up|test|setup|lint|bench|materialize|feast-registry> [args]");
             Ok(())
         }
         other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),

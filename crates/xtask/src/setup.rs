@@ -15,7 +15,8 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 pub fn all() -> Result<(), String> {
     redis()?;
     test_agent()?;
-    deploy_tools()
+    deploy_tools()?;
+    feast()
 }
 
 pub fn has_nextest() -> bool {
@@ -44,6 +45,16 @@ const TEST_AGENT: &str = "ddapm-test-agent==1.69.1";
 /// packages can make pip resolve an old agent without OTLP support.
 pub fn test_agent() -> Result<(), String> {
     python_venv("ddapm", &[TEST_AGENT], "ddapm-test-agent")
+}
+
+/// Feast's SDK and CLI with its Redis extra, the version the layout fixtures were written with
+/// (`crates/feature-store/tests/fixtures/feast/requirements.txt`).
+const FEAST: &str = "feast[redis]==0.67.0";
+
+/// Feast in its own virtualenv (`target/venvs/feast`): `cargo xtask feast-registry` and the Feast
+/// repository test run it.
+pub fn feast() -> Result<(), String> {
+    python_venv("feast", &[FEAST], "feast")
 }
 
 /// The checkers the deployment tests run on the chart and the image build, pinned: checkov (Kubernetes
