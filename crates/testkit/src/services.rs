@@ -100,7 +100,14 @@ impl Drop for Service {
 
 /// The model-service on the bundled model repository, with extra flags.
 pub async fn model_service(extra: &[&str]) -> Service {
-    let mut args = vec!["model-service", "--listen-addr", "127.0.0.1:0"];
+    let repository = crate::processes::bundled_models();
+    let mut args = vec![
+        "model-service",
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--model-repository",
+        repository.to_str().expect("a UTF-8 checkout path"),
+    ];
     args.extend(extra);
     let config = model_service::Config::try_parse_from(args).expect("model-service flags");
     Service::spawn("model-service", |listener, shutdown| {
