@@ -29,7 +29,7 @@ pub fn chart_dir() -> PathBuf {
 }
 
 /// A tool installed by `cargo xtask setup`: `helm`, `kubectl` (in `target/tools`) or a command of the
-/// `deploy-tools` virtualenv (`checkov`, `kubernetes-validate`, `hadolint`).
+/// `deploy-tools` virtualenv (`checkov`, `kubernetes-validate`, `hadolint`, `grpcurl`).
 pub fn tool(name: &str) -> PathBuf {
     let target = target_dir();
     let path = match name {

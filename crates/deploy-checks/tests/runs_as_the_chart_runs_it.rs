@@ -172,6 +172,24 @@ async fn wait_ready(port: u16, service: &str) {
     }
 }
 
+/// The grpcurl command of docs/deploy.md's "A first call": its request JSON, address and method.
+fn first_call_in_the_docs() -> (String, String, String) {
+    let docs = std::fs::read_to_string(root().join("docs/deploy.md")).expect("docs/deploy.md");
+    let command = docs
+        .replace("\\\n", " ")
+        .lines()
+        .find(|line| line.trim_start().starts_with("grpcurl -plaintext"))
+        .expect("a grpcurl -plaintext command in docs/deploy.md")
+        .to_owned();
+    let (_, after) = command.split_once("-d '").expect("a -d '<json>' request");
+    let (request, rest) = after.split_once('\'').expect("the request's closing quote");
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match words[..] {
+        [address, method] => (request.to_owned(), address.to_owned(), method.to_owned()),
+        _ => panic!("expected `<address> <method>` after the request: {rest}"),
+    }
+}
+
 struct Running(Vec<(String, Child)>);
 
 impl Drop for Running {
@@ -297,6 +315,27 @@ async fn the_binaries_serve_a_prediction_with_the_charts_environment() {
         })
         .await
         .expect("the outcome joins the quote kept in Redis");
+
+    // The first call docs/deploy.md shows, made with grpcurl as written (through reflection), with the
+    // port-forwarded address replaced by the gateway's.
+    let (request, address, method) = first_call_in_the_docs();
+    assert_eq!(
+        address, "localhost:50051",
+        "the docs port-forward the gateway's port"
+    );
+    let answer = deploy_checks::run_ok(
+        &deploy_checks::tool("grpcurl"),
+        &[
+            "-plaintext",
+            "-d",
+            &request,
+            &format!("127.0.0.1:{gateway_port}"),
+            &method,
+        ],
+    );
+    let answer: Value = serde_json::from_str(&answer).expect("grpcurl prints the answer as JSON");
+    assert!(answer["price"].as_f64().is_some_and(|p| p > 0.0), "{answer}");
+    assert!(answer["quoteId"].is_string(), "{answer}");
 
     // Metrics reach the node's agent address, tagged for the pod.
     let mut lines = String::new();

