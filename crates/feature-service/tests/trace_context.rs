@@ -5,53 +5,18 @@
 
 mod common;
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 use common::*;
+use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
-use opentelemetry::{Value, global};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use telemetry::trace::capture::{self, SpanData, attribute};
 use testkit::redis::RedisServer;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const SERVER_SPAN: &str = "features.v1.FeatureService/GetOnlineFeatures";
 
-fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        global::set_tracer_provider(provider);
-        telemetry::trace::spans::use_global_provider();
-        exporter
-    })
-}
-
 /// Waits (bounded) until `n` spans of the trace are exported.
 async fn spans_of(trace_id: TraceId, n: usize) -> Vec<SpanData> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spans: Vec<SpanData> = exporter()
-            .get_finished_spans()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| s.span_context.trace_id() == trace_id)
-            .collect();
-        if spans.len() >= n || Instant::now() > deadline {
-            return spans;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| &kv.value)
+    capture::wait_for(trace_id, |spans| spans.len() >= n).await
 }
 
 fn one<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
@@ -78,7 +43,7 @@ fn traced_request(
 
 #[tokio::test]
 async fn the_redis_span_is_a_child_of_the_server_span_in_the_callers_trace() {
-    exporter();
+    capture::install();
     let redis = RedisServer::start().expect("redis-server");
     fill_redis(&redis.url()).await;
     let server = Server::start(config(Some(&redis.url()), &["--cache-ttl-ms", "0"])).await;
@@ -159,14 +124,14 @@ async fn the_redis_span_is_a_child_of_the_server_span_in_the_callers_trace() {
     );
 
     // Health checks (probes) are not traced.
-    let before = exporter().get_finished_spans().unwrap_or_default().len();
+    let before = capture::install().get_finished_spans().unwrap_or_default().len();
     HealthClient::new(server.channel.clone())
         .check(HealthCheckRequest {
             service: feature_service::SERVICE_NAME.into(),
         })
         .await
         .expect("health");
-    let after = exporter().get_finished_spans().unwrap_or_default();
+    let after = capture::install().get_finished_spans().unwrap_or_default();
     assert!(
         !after[before.min(after.len())..]
             .iter()
@@ -178,7 +143,7 @@ async fn the_redis_span_is_a_child_of_the_server_span_in_the_callers_trace() {
 
 #[tokio::test]
 async fn a_redis_timeout_fails_the_redis_span_and_marks_the_server_span_degraded() {
-    exporter();
+    capture::install();
     let redis = RedisServer::start().expect("redis-server");
     fill_redis(&redis.url()).await;
     let server = Server::start(config(

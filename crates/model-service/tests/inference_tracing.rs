@@ -4,35 +4,12 @@
 
 mod common;
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 use common::{TestServer, request, row};
 use model_service::service::INLINE_MAX_ROWS;
+use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
-use opentelemetry::{Value, global};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use proto::models::v1::PredictRequest;
-
-fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        global::set_tracer_provider(provider);
-        telemetry::trace::spans::use_global_provider();
-        exporter
-    })
-}
-
-fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| &kv.value)
-}
+use telemetry::trace::capture::{self, SpanData, attribute};
 
 /// Sends `message` as a call of trace `trace_id` (W3C `traceparent`, parent span `caller`) and returns
 /// the trace's server and inference spans once both are exported.
@@ -48,26 +25,17 @@ async fn traced_predict(
         .metadata_mut()
         .insert("traceparent", traceparent.parse().expect("ascii"));
     let _ = server.client.predict(request).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spans: Vec<SpanData> = exporter()
-            .get_finished_spans()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|span| span.span_context.trace_id() == trace_id)
-            .collect();
+    let both = |spans: &[SpanData]| {
         let find = |kind: SpanKind| spans.iter().find(|span| span.span_kind == kind).cloned();
-        match (find(SpanKind::Server), find(SpanKind::Internal)) {
-            (Some(server), Some(inference)) => return (server, inference),
-            _ if Instant::now() > deadline => panic!("spans of {trace_id}: {spans:#?}"),
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
+        find(SpanKind::Server).zip(find(SpanKind::Internal))
+    };
+    let spans = capture::wait_for(trace_id, |spans| both(spans).is_some()).await;
+    both(&spans).unwrap_or_else(|| panic!("spans of {trace_id}: {spans:#?}"))
 }
 
 #[tokio::test]
 async fn the_inference_span_is_a_child_of_the_server_span_inline_and_on_the_blocking_pool() {
-    exporter();
+    capture::install();
     let mut server = TestServer::start().await;
     let caller = SpanId::from(0x00f0_67aa_0ba9_02b7);
     for (n, rows) in [(1u128, 1usize), (2, INLINE_MAX_ROWS + 1)] {
@@ -109,7 +77,7 @@ async fn the_inference_span_is_a_child_of_the_server_span_inline_and_on_the_bloc
 
 #[tokio::test]
 async fn a_failed_run_marks_the_inference_span_and_an_unnamed_variant_is_control() {
-    exporter();
+    capture::install();
     let mut server = TestServer::start().await;
     let trace_id = TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c);
     let message = request("customer_risk", "", vec![row(&[("customer:typo", 1.0)])]);

@@ -3,83 +3,33 @@
 //! normal response (status in trailers) and the trailers-only response (status in headers), context
 //! propagation from client to server, and the public API metrics the server layer records.
 
-use std::{
-    net::UdpSocket,
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use opentelemetry::{
-    Context, KeyValue, Value, global,
+    Context, Value, global,
     trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer},
 };
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use telemetry::{
-    DogStatsdUrl, Metrics, MetricsOptions, ServiceTags,
+    Metrics, MetricsOptions, ServiceTags,
     grpc::{GrpcClientLayer, GrpcServerLayer},
+    trace::capture::{self, SpanData, attribute},
 };
 use tonic::transport::{Endpoint, Server};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        global::set_tracer_provider(provider);
-        exporter
-    })
-}
-
-fn spans_of(trace_id: TraceId) -> Vec<SpanData> {
-    let spans = exporter().get_finished_spans().unwrap_or_default();
-    spans
-        .into_iter()
-        .filter(|s| s.span_context.trace_id() == trace_id)
-        .collect()
-}
-
-fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv: &KeyValue| &kv.value)
-}
-
 /// Waits (bounded) until `n` spans of the trace are exported.
 async fn wait_for_spans(trace_id: TraceId, n: usize) -> Vec<SpanData> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spans = spans_of(trace_id);
-        if spans.len() >= n || Instant::now() > deadline {
-            return spans;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    capture::wait_for(trace_id, |spans| spans.len() >= n).await
 }
 
-fn receive_all(socket: &UdpSocket) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = socket.recv(&mut buf) {
-        out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    out
-}
+mod common;
+
+use common::{receive_all, udp_agent};
 
 #[tokio::test]
 async fn client_and_server_spans_join_one_trace_and_carry_the_grpc_status() {
-    exporter();
-    let agent = UdpSocket::bind("127.0.0.1:0").expect("bind agent");
-    agent
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    let target = DogStatsdUrl::Udp {
-        host: "127.0.0.1".into(),
-        port: agent.local_addr().expect("addr").port(),
-    };
+    capture::install();
+    let (agent, target) = udp_agent();
     let tags = ServiceTags {
         env: "test".into(),
         service: "health".into(),
@@ -192,7 +142,7 @@ async fn client_and_server_spans_join_one_trace_and_carry_the_grpc_status() {
 
 #[tokio::test]
 async fn server_layer_joins_a_datadog_only_caller_and_runs_the_handler_under_its_span() {
-    exporter();
+    capture::install();
     let service = tower::service_fn(|_request: http::Request<String>| async {
         // The handler sees the server span as the current context.
         let cx = Context::current();

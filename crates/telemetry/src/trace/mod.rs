@@ -6,6 +6,8 @@
 //! works whatever runtime (or none) the service uses, and shutdown never waits on the service's
 //! runtime, which may already be gone when the [`crate::Guard`] drops.
 
+#[cfg(feature = "testing")]
+pub mod capture;
 pub mod propagation;
 pub mod spans;
 
