@@ -1,7 +1,7 @@
 //! What the catalog costs in Datadog: custom-metric series from each tag's documented bound of values
 //! (`docs/observability.md`, tag table), times the pods and service versions that send them, per
 //! environment; and log volume from the bytes and lines a request writes (measured by
-//! `crates/testkit/tests/log_volume.rs`, bounded in `deploy/datadog/cost-model.json`). Prices and
+//! `crates/system-tests/tests/log_volume.rs`, bounded in `deploy/datadog/cost-model.json`). Prices and
 //! deployment assumptions live in that file with their sources; the result is the cost section of
 //! `docs/observability.md`, which the checker keeps equal to this computation.
 //!
@@ -256,7 +256,7 @@ fn compute(model: &CostModel, metrics: Vec<MetricCost>, exclusion: f64) -> CostR
         .collect();
     let _ = writeln!(
         md,
-        "Assumptions: pods per environment {} (each pod a `host` value for the metrics its binary sends); {} service version(s) reporting at once; {} monitored hosts; {:.0} requests a day (the design record's traffic); at most {} log bytes and {} log lines a request (`crates/testkit/tests/log_volume.rs` measures them); {:.0}% of routine request lines left out of the `{ALL_LOGS_INDEX}` index by its exclusion filter. Tag bounds are upper bounds: most combinations never occur.\n",
+        "Assumptions: pods per environment {} (each pod a `host` value for the metrics its binary sends); {} service version(s) reporting at once; {} monitored hosts; {:.0} requests a day (the design record's traffic); at most {} log bytes and {} log lines a request (`crates/system-tests/tests/log_volume.rs` measures them); {:.0}% of routine request lines left out of the `{ALL_LOGS_INDEX}` index by its exclusion filter. Tag bounds are upper bounds: most combinations never occur.\n",
         environments.join(", "),
         model.service_versions,
         model.monitored_hosts,

@@ -9,11 +9,27 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::tls::TestPki;
 use common::*;
 use feature_store::{Error, MaterializeOptions, OnlineStore, RedisConfig, RedisTls, StoreConfig};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
+use testkit::certs::TestPki;
 use testkit::redis::{RedisOptions, RedisServer, TlsAuthClients};
+
+/// A fresh CA with server and client certificates, in a directory that lives as long as it.
+fn pki() -> (tempfile::TempDir, TestPki) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::generate(dir.path()).expect("test certificates");
+    (dir, pki)
+}
+
+/// Client settings presenting the PKI's client certificate, trusting `ca_file`.
+fn client_tls(pki: &TestPki, ca_file: Option<PathBuf>) -> RedisTls {
+    RedisTls {
+        ca_file,
+        client_cert_file: Some(pki.client_cert.clone()),
+        client_key_file: Some(pki.client_key.clone()),
+    }
+}
 
 fn req() -> GetOnlineFeaturesRequest {
     request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])])
@@ -23,7 +39,7 @@ fn req() -> GetOnlineFeaturesRequest {
 fn tls_server(pki: &TestPki, auth_clients: TlsAuthClients, password: Option<&str>) -> Option<RedisServer> {
     let options = RedisOptions {
         password: password.map(str::to_owned),
-        tls: Some(pki.server_options(auth_clients, false)),
+        tls: Some(pki.redis_tls(auth_clients, false)),
         ..Default::default()
     };
     match RedisServer::start_with(options) {
@@ -67,7 +83,7 @@ async fn store(config: RedisConfig) -> OnlineStore {
 
 #[tokio::test]
 async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
-    let pki = TestPki::new();
+    let (_pki_dir, pki) = pki();
     let Some(server) = tls_server(&pki, TlsAuthClients::No, Some("tls-pw")) else {
         return;
     };
@@ -87,7 +103,7 @@ async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
 
 #[tokio::test]
 async fn a_certificate_nobody_trusts_never_connects() {
-    let pki = TestPki::new();
+    let (_pki_dir, pki) = pki();
     let Some(server) = tls_server(&pki, TlsAuthClients::No, None) else {
         return;
     };
@@ -110,12 +126,11 @@ async fn a_certificate_nobody_trusts_never_connects() {
 
 #[tokio::test]
 async fn mutual_tls_takes_a_client_certificate() {
-    let pki = TestPki::new();
+    let (_pki_dir, pki) = pki();
     let Some(server) = tls_server(&pki, TlsAuthClients::Yes, None) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let with_client_cert = config(&server.url(), pki.client_tls(dir.path(), server.tls_ca_file()));
+    let with_client_cert = config(&server.url(), client_tls(&pki, server.tls_ca_file()));
     materialize(&with_client_cert)
         .await
         .expect("materialize with a client certificate");
@@ -135,13 +150,12 @@ async fn mutual_tls_takes_a_client_certificate() {
 
 #[tokio::test]
 async fn tls_files_that_cannot_be_used_fail_opening() {
-    let pki = TestPki::new();
+    let (_pki_dir, pki) = pki();
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = dir.path().join("ca.crt");
-    std::fs::write(&ca, &pki.ca_pem).expect("write CA");
+    let ca = pki.ca_cert.clone();
     let garbage = dir.path().join("garbage.crt");
     std::fs::write(&garbage, "not a certificate").expect("write");
-    let client = pki.client_tls(dir.path(), Some(ca.clone()));
+    let client = client_tls(&pki, Some(ca.clone()));
 
     let cases: Vec<(&str, RedisTls)> = vec![
         // TLS files for a URL without TLS: the URL is the mistake, and silence would be plain text.

@@ -5,7 +5,7 @@ mod common;
 
 use common::{request, row};
 use proto::models::v1::model_service_client::ModelServiceClient;
-use server_kit::test_certs::TestPki;
+use server_kit::test_certs::{TestPki, TlsArgs};
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 

@@ -14,7 +14,7 @@
 //! - [`grpc_deadline`]: the caller's deadline from its `grpc-timeout` header.
 //! - [`shutdown_signal`], [`incoming`]: SIGTERM/Ctrl-C, and serving an already-bound listener (tests bind
 //!   port 0 and read the address first).
-//! - `test_certs` (feature `test-certs`): a throwaway CA with server and client certificates for tests.
+//! - `test_certs` (feature `test-certs`): server and client settings from the test kit's throwaway PKI.
 #![forbid(unsafe_code)]
 // No request may reach a panic: failures are values, mapped to a status.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

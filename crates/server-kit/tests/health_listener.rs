@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
 use common::{SERVICE_NAME, TestServer, quick_call};
-use server_kit::test_certs::TestPki;
+use server_kit::test_certs::{TestPki, TlsArgs};
 use server_kit::{Error, LIVENESS, ServerArgs};
 use telemetry::Metrics;
 use tonic::transport::{Channel, Endpoint};

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, health_check, quick_call};
-use server_kit::test_certs::TestPki;
+use server_kit::test_certs::{TestPki, TlsArgs};
 use server_kit::{ClientTlsArgs, Server, ServerArgs};
 use telemetry::Metrics;
 use tonic::Status;

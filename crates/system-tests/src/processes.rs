@@ -12,17 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use server_kit::test_certs::TlsArgs;
 use tonic::transport::{Channel, Endpoint};
 
-/// Where the workspace's binaries are: the profile directory above this test executable's `deps/`.
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    dir.to_path_buf()
-}
+pub use testkit::bin_dir;
 
 fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);

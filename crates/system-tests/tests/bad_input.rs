@@ -7,7 +7,7 @@ use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
     PredictDemandSurgeRequest, QuotePriceRequest, RecordOutcomeRequest,
 };
-use testkit::services::Stack;
+use system_tests::services::Stack;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

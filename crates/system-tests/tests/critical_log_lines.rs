@@ -3,7 +3,7 @@
 //! line's own service: a model-service that goes away opens the gateway's breaker, logged so.
 
 use proto::inference::v1::PredictCustomerRiskRequest;
-use testkit::processes::ProcessStack;
+use system_tests::processes::ProcessStack;
 
 #[tokio::test]
 async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::PredictCustomerRiskRequest;
-use testkit::features::materialize_snapshot;
+use system_tests::materialize_snapshot;
+use system_tests::services::{Stack, feature_service, gateway, model_service};
 use testkit::redis::RedisServer;
-use testkit::services::{Stack, feature_service, gateway, model_service};
 use tonic::Code;
 
 const BUDGET_MS: u64 = 100;

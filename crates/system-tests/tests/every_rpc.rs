@@ -5,7 +5,7 @@ use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
     PredictDemandSurgeRequest, QuotePriceRequest, RecordOutcomeRequest,
 };
-use testkit::services::Stack;
+use system_tests::services::Stack;
 use tonic::Code;
 
 const MULTIPLIERS: [f64; 4] = [0.95, 1.0, 1.15, 1.35];

@@ -17,9 +17,9 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use testkit::features::materialize_snapshot;
-use testkit::load::{self, Load, Sample, Window};
-use testkit::processes::{ProcessStack, ServiceProcess};
+use system_tests::load::{self, Load, Sample, Window};
+use system_tests::materialize_snapshot;
+use system_tests::processes::{ProcessStack, ServiceProcess};
 use testkit::redis::RedisServer;
 
 /// The gateway's budget. Production's default is 100 ms; the services here are unoptimised builds sharing

@@ -24,7 +24,7 @@ use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
 use serde_json::{Value as Json, json};
-use testkit::processes::ServiceProcess;
+use system_tests::processes::ServiceProcess;
 use testkit::redis::RedisServer;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/feast");
@@ -36,7 +36,7 @@ const PROJECT: &str = "fleet";
 
 /// `target/venvs/feast`, next to the profile directory of this test's binaries.
 fn venv() -> PathBuf {
-    let venv = testkit::processes::bin_dir().join("../venvs/feast");
+    let venv = system_tests::processes::bin_dir().join("../venvs/feast");
     assert!(
         venv.join("bin/feast").exists(),
         "Feast is not installed in {}: run `cargo xtask setup`",

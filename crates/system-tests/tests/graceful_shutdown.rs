@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use testkit::load::{Load, Outcome, Window};
-use testkit::processes::ProcessStack;
+use system_tests::load::{Load, Outcome, Window};
+use system_tests::processes::ProcessStack;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

@@ -1,7 +1,7 @@
 //! Every service answers grpc.health.v1; the gateway offers server reflection for its public API, so
 //! grpcurl-style tools and other languages' clients work from the proto alone.
 
-use testkit::services::Stack;
+use system_tests::services::Stack;
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use proto::inference::v1::{
     PredictCustomerRiskRequest, PredictDemandSurgeRequest, QuotePriceRequest, RecordOutcomeRequest,
 };
-use testkit::features::materialize_snapshot;
-use testkit::processes::{ProcessStack, ServiceProcess};
+use system_tests::materialize_snapshot;
+use system_tests::processes::{ProcessStack, ServiceProcess};
 use testkit::redis::RedisServer;
 
 /// Public API calls sent (a quarter of each RPC).

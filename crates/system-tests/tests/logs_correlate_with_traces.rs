@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::PredictCustomerRiskRequest;
+use system_tests::processes::ProcessStack;
 use testkit::agent::TestAgent;
 use testkit::otlp::spans;
-use testkit::processes::ProcessStack;
 
 #[tokio::test]
 async fn log_lines_name_the_trace_the_agent_received() {

@@ -10,9 +10,9 @@ use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
     PredictDemandSurgeRequest, QuotePriceRequest, RecordOutcomeRequest,
 };
+use system_tests::materialize_snapshot;
+use system_tests::processes::ProcessStack;
 use telemetry::catalog::{MetricKind, by_name};
-use testkit::features::materialize_snapshot;
-use testkit::processes::ProcessStack;
 use testkit::redis::RedisServer;
 
 /// What each metric was seen with: its type letter and its tag keys.

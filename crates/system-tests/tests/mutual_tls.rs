@@ -5,9 +5,9 @@
 use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::inference::v1::PredictCustomerRiskRequest;
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
-use server_kit::test_certs::TestPki;
+use server_kit::test_certs::{TestPki, TlsArgs};
+use system_tests::processes::ProcessStack;
 use testkit::features::online_request;
-use testkit::processes::ProcessStack;
 
 fn risk(id: &str) -> PredictCustomerRiskRequest {
     PredictCustomerRiskRequest {

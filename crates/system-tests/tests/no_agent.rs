@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::{PredictDemandSurgeRequest, QuotePriceRequest};
-use testkit::processes::ProcessStack;
+use system_tests::processes::ProcessStack;
 
 /// Far above an unoptimised build's latency on a loaded machine, far below any telemetry timeout (the
 /// OTLP exporter's is 10 s): a request that waited on telemetry fails with DEADLINE_EXCEEDED.

@@ -2,9 +2,9 @@
 //! outcomes are kept on the cluster.
 
 use proto::inference::v1::{BatchPredictCustomerRiskRequest, QuotePriceRequest, RecordOutcomeRequest};
-use testkit::features::materialize_snapshot;
+use system_tests::materialize_snapshot;
+use system_tests::services::Stack;
 use testkit::redis::RedisCluster;
-use testkit::services::Stack;
 
 #[tokio::test]
 async fn predictions_and_quotes_on_a_cluster() {

@@ -10,9 +10,10 @@ use proto::inference::v1::{
 };
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{FeatureRow, PredictRequest};
-use testkit::features::{materialize_csv, rfc3339};
+use system_tests::materialize_csv;
+use system_tests::services::{Stack, gateway};
+use testkit::features::rfc3339;
 use testkit::redis::{RedisServer, Reply};
-use testkit::services::{Stack, gateway};
 use tonic::Code;
 
 const PROFILE: &str = "customer_id,event_timestamp,account_age_days,lifetime_bookings,cancellation_rate,avg_booking_value,payment_failures_90d,chargebacks_1y";

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::QuotePriceRequest;
+use system_tests::materialize_snapshot;
+use system_tests::processes::ProcessStack;
 use testkit::agent::TestAgent;
-use testkit::features::materialize_snapshot;
 use testkit::otlp::{Span, spans};
-use testkit::processes::ProcessStack;
 use testkit::redis::RedisServer;
 
 /// The caller's ids, as a Datadog tracer in another service would send them.

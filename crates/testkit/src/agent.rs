@@ -21,7 +21,7 @@ fn executable() -> PathBuf {
         return PathBuf::from(path);
     }
     // target/<profile>/ -> target/venvs/ddapm
-    let venv = crate::processes::bin_dir().join("../venvs/ddapm/bin/ddapm-test-agent");
+    let venv = crate::bin_dir().join("../venvs/ddapm/bin/ddapm-test-agent");
     if venv.exists() {
         venv
     } else {

@@ -1,35 +1,7 @@
-//! Filling Redis with features in Feast's layout for tests, through the same `materialize` code the
-//! `materialize` command runs.
+//! Feature values and requests in the shapes tests write and send: timestamps as the snapshot writes
+//! them, Feast values, `GetOnlineFeatures` requests.
 
 use std::time::SystemTime;
-
-use feature_store::{CsvFile, MaterializeOptions, RedisConfig, Registry, materialize};
-
-/// Writes CSV text per view (`(view, csv)`, the snapshot's format) into Redis at `url`; returns rows written.
-pub async fn materialize_csv(url: &str, views: &[(&str, &str)]) -> usize {
-    let files: Vec<CsvFile> = views
-        .iter()
-        .map(|(view, text)| CsvFile::new(format!("{view}.csv"), *view, *text))
-        .collect();
-    write(url, &files, false).await
-}
-
-/// Writes the bundled snapshot, its newest row rebased to now (as the demo sees it); returns rows written.
-pub async fn materialize_snapshot(url: &str) -> usize {
-    write(url, &CsvFile::bundled(), true).await
-}
-
-async fn write(url: &str, files: &[CsvFile], rebase_timestamps: bool) -> usize {
-    let registry = Registry::bundled().expect("bundled registry");
-    let options = MaterializeOptions {
-        rebase_timestamps,
-        ..MaterializeOptions::default()
-    };
-    materialize(&RedisConfig::new(url), &registry, files, &options)
-        .await
-        .expect("materialize")
-        .rows
-}
 
 /// RFC 3339 in UTC with second precision, the snapshot's timestamp format.
 pub fn rfc3339(time: SystemTime) -> String {

@@ -40,8 +40,8 @@ pub struct RedisOptions {
     pub tls: Option<RedisTlsOptions>,
 }
 
-/// TLS for a [`RedisServer`]. The kit has no X.509 code of its own: tests make the certificates (with
-/// rcgen, say), and the kit writes them into the server's directory as PEM files.
+/// TLS for a [`RedisServer`], e.g. from [`crate::certs::TestPki::redis_tls`]; the kit writes the PEM
+/// texts into the server's directory.
 #[derive(Clone)]
 pub struct RedisTlsOptions {
     /// The server's certificate chain (its certificate first), PEM. Clients connect to `127.0.0.1`: it

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod logs;
-pub mod tls;
 
 use std::time::Duration;
 
