@@ -10,7 +10,7 @@
 //! termination grace period.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use deploy_checks::{bin_dir, component, container, render, root};
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::{QuotePriceRequest, RecordOutcomeRequest};
 use serde_json::Value;
+use testkit::statsd::DogStatsdSocket;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -235,11 +236,8 @@ async fn the_binaries_serve_a_prediction_with_the_charts_environment() {
     cluster
         .secrets
         .insert(("pricing-redis".into(), "url".into()), redis.url());
-    let agent = UdpSocket::bind("127.0.0.1:0").expect("the node's DogStatsD port");
-    agent
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    cluster.dogstatsd_port = agent.local_addr().expect("addr").port();
+    let agent = DogStatsdSocket::bind();
+    cluster.dogstatsd_port = agent.port();
 
     // The post-install Job: the sample snapshot into Redis.
     let job = component(&objects, "Job", "materialize");
@@ -338,15 +336,9 @@ async fn the_binaries_serve_a_prediction_with_the_charts_environment() {
     assert!(answer["quoteId"].is_string(), "{answer}");
 
     // Metrics reach the node's agent address, tagged for the pod.
-    let mut lines = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buffer = [0u8; 9000];
-    while Instant::now() < deadline && !lines.contains("api.predict.requests") {
-        if let Ok(n) = agent.recv(&mut buffer) {
-            lines.push_str(&String::from_utf8_lossy(&buffer[..n]));
-            lines.push('\n');
-        }
-    }
+    let lines = agent
+        .receive_until(Duration::from_secs(10), |d| d.contains("api.predict.requests"))
+        .join("\n");
     let line = lines
         .lines()
         .find(|l| l.starts_with("api.predict.requests"))

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{TestServer, bundled_repository, request};
 use model_runtime::Manifest;
 use proto::models::v1::FeatureRow;
-use telemetry::{DogStatsdUrl, Metrics, MetricsOptions, ServiceTags};
-use tokio::net::UdpSocket;
+use telemetry::{Metrics, MetricsOptions, ServiceTags};
+use testkit::statsd::DogStatsdSocket;
 
 const SHIFTED: &str = "customer_profile:payment_failures_90d";
 /// Left out of every row: it takes its default, which must not count as drift.
@@ -19,14 +19,10 @@ const ABSENT: &str = "customer_activity:sessions_7d";
 const CONSTANT: &str = "customer_profile:chargebacks_1y";
 const ROWS: usize = 600;
 
-/// A test agent: a UDP socket (async, so waiting on it leaves the server and its drift task running
-/// on the test's runtime), and a sink sending to it every 100 ms.
-async fn agent() -> (UdpSocket, Metrics) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind a test agent");
-    let target = DogStatsdUrl::Udp {
-        host: "127.0.0.1".into(),
-        port: socket.local_addr().expect("address").port(),
-    };
+/// A test agent, and a sink sending to it every 100 ms.
+async fn agent() -> (DogStatsdSocket, Metrics) {
+    let socket = DogStatsdSocket::bind();
+    let target = socket.target();
     let tags = ServiceTags {
         env: "test".into(),
         service: "model-service".into(),
@@ -80,16 +76,6 @@ fn rows(manifest: &Manifest) -> Vec<FeatureRow> {
 }
 
 /// `model.feature_drift.psi` values by feature, parsed from the datagrams.
-/// The next datagram, or `None` once the agent has been quiet for 200 ms.
-async fn receive(socket: &UdpSocket) -> Option<String> {
-    let mut buf = [0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf))
-        .await
-        .ok()?
-        .expect("receive");
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
 fn psi_by_feature(datagrams: &[String]) -> BTreeMap<String, f64> {
     let mut found = BTreeMap::new();
     for line in datagrams.iter().flat_map(|d| d.lines()) {
@@ -170,7 +156,7 @@ async fn shifted_inputs_are_reported_as_drift_over_dogstatsd() {
         && Instant::now() < deadline
     {
         assert!(metrics.flush(Duration::from_secs(2)));
-        datagrams.extend(receive(&socket).await);
+        datagrams.extend(socket.next_datagram_async().await);
     }
 
     let psi = psi_by_feature(&datagrams);

@@ -7,20 +7,17 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, health_check, quick_call};
 use server_kit::ServerArgs;
-use telemetry::{DogStatsdUrl, Metrics, MetricsOptions, ServiceTags};
-use tokio::net::UdpSocket;
+use telemetry::{Metrics, MetricsOptions, ServiceTags};
+use testkit::statsd::DogStatsdSocket;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const LIMIT: u32 = 3;
 
-/// A test agent: a UDP socket and a sink sending to it.
-async fn agent() -> (UdpSocket, Metrics) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind a test agent");
-    let target = DogStatsdUrl::Udp {
-        host: "127.0.0.1".into(),
-        port: socket.local_addr().expect("address").port(),
-    };
+/// A test agent and a sink sending to it.
+async fn agent() -> (DogStatsdSocket, Metrics) {
+    let socket = DogStatsdSocket::bind();
+    let target = socket.target();
     let tags = ServiceTags {
         env: "test".into(),
         service: "server-kit".into(),
@@ -34,16 +31,15 @@ async fn agent() -> (UdpSocket, Metrics) {
 }
 
 /// The `grpc.server.shed` count in everything the sink sends on a flush.
-async fn shed_count(socket: &UdpSocket, metrics: &Metrics) -> i64 {
+async fn shed_count(socket: &DogStatsdSocket, metrics: &Metrics) -> i64 {
     let flushing = metrics.clone();
     let flushed = tokio::task::spawn_blocking(move || flushing.flush(Duration::from_secs(5)))
         .await
         .expect("flush task");
     assert!(flushed, "the sink flushed");
     let mut total = 0;
-    let mut buf = vec![0; 65_536];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await {
-        for line in String::from_utf8_lossy(&buf[..n]).lines() {
+    while let Some(datagram) = socket.next_datagram_async().await {
+        for line in datagram.lines() {
             if let Some(rest) = line.strip_prefix("grpc.server.shed:") {
                 let value = rest.split('|').next().unwrap_or_default();
                 total += value.parse::<i64>().expect("a count");

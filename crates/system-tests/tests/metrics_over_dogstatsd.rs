@@ -3,8 +3,6 @@
 //! every datagram, and never a customer, zone, request or quote id.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::UdpSocket;
-use std::time::Duration;
 
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
@@ -14,6 +12,7 @@ use system_tests::materialize_snapshot;
 use system_tests::processes::ProcessStack;
 use telemetry::catalog::{MetricKind, by_name};
 use testkit::redis::RedisServer;
+use testkit::statsd::DogStatsdSocket;
 
 /// What each metric was seen with: its type letter and its tag keys.
 #[derive(Debug, Default)]
@@ -62,17 +61,11 @@ fn is_origin_field(part: &str) -> bool {
 
 #[tokio::test]
 async fn each_rpc_emits_the_catalog_metrics() {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
+    let socket = DogStatsdSocket::bind();
     let redis = RedisServer::start().expect("redis-server");
     materialize_snapshot(&redis.url()).await;
     let env = [
-        (
-            "DD_DOGSTATSD_URL",
-            format!("udp://{}", socket.local_addr().expect("addr")),
-        ),
+        ("DD_DOGSTATSD_URL", socket.url()),
         ("DD_ENV", "metrics-test".to_owned()),
         ("DD_TRACE_ENABLED", "false".to_owned()),
         ("REDIS_URL", redis.url()),
@@ -136,11 +129,10 @@ async fn each_rpc_emits_the_catalog_metrics() {
     // SIGTERM flushes what each process aggregated.
     stack.terminate().await;
 
-    let mut datagrams = Vec::new();
-    let mut buf = vec![0u8; 65_536];
-    while let Ok(n) = socket.recv(&mut buf) {
+    let datagrams = socket.receive_all();
+    for datagram in &datagrams {
+        let n = datagram.len();
         assert!(n <= 1432, "a {n}-byte datagram exceeds the UDP limit");
-        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     let seen = parse(&datagrams);
 

@@ -1,11 +1,86 @@
-//! A stand-in for the Datadog agent's DogStatsD port: a UDP socket on 127.0.0.1:0 and a metrics sink
-//! pointed at it, flushed only when a test asks, plus readers for the lines it received.
+//! Stand-ins for the Datadog agent's DogStatsD port: [`DogStatsdSocket`], a UDP socket on 127.0.0.1:0
+//! that any sink sends to (one in this process, or a service started as a child process with
+//! [`DogStatsdSocket::url`]), and [`StatsdAgent`], that socket with a metrics sink pointed at it and
+//! flushed only when a test asks; plus readers for the lines they received.
 
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub struct StatsdAgent {
+/// How long a read waits for the next datagram before deciding the sender is done.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// The agent's DogStatsD port on loopback.
+pub struct DogStatsdSocket {
     socket: UdpSocket,
+}
+
+impl DogStatsdSocket {
+    pub fn bind() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a DogStatsD stand-in");
+        socket.set_read_timeout(Some(QUIET)).expect("read timeout");
+        Self { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("addr").port()
+    }
+
+    /// Where an in-process sink sends.
+    pub fn target(&self) -> telemetry::DogStatsdUrl {
+        telemetry::DogStatsdUrl::Udp {
+            host: "127.0.0.1".into(),
+            port: self.port(),
+        }
+    }
+
+    /// `DD_DOGSTATSD_URL` for a service started as a process.
+    pub fn url(&self) -> String {
+        format!("udp://127.0.0.1:{}", self.port())
+    }
+
+    /// The next datagram, or `None` once the socket has been quiet for a while.
+    pub fn next_datagram(&self) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        let n = self.socket.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// [`DogStatsdSocket::next_datagram`] off the async runtime, so that a test awaiting it leaves the
+    /// servers and tasks on its own runtime running.
+    pub async fn next_datagram_async(&self) -> Option<String> {
+        let socket = Self {
+            socket: self.socket.try_clone().expect("clone the socket"),
+        };
+        tokio::task::spawn_blocking(move || socket.next_datagram())
+            .await
+            .expect("receive task")
+    }
+
+    /// Every datagram until the socket stays quiet.
+    pub fn receive_all(&self) -> Vec<String> {
+        std::iter::from_fn(|| self.next_datagram()).collect()
+    }
+
+    /// Every datagram received within `wait`, stopping early at the first that `wanted` accepts.
+    pub fn receive_until(&self, wait: Duration, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut datagrams = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(datagram) = self.next_datagram() {
+                let done = wanted(&datagram);
+                datagrams.push(datagram);
+                if done {
+                    break;
+                }
+            }
+        }
+        datagrams
+    }
+}
+
+/// A metrics sink for a service, sending to its own [`DogStatsdSocket`].
+pub struct StatsdAgent {
+    socket: DogStatsdSocket,
     pub metrics: telemetry::Metrics,
     /// The unified service tags every line ends with: `env:test,service:<service>,version:0.0.0-test`.
     pub service_tags: String,
@@ -14,14 +89,8 @@ pub struct StatsdAgent {
 impl StatsdAgent {
     /// A sink for `service`, flushed by [`StatsdAgent::lines`] only.
     pub fn start(service: &str) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a DogStatsD stand-in");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .expect("read timeout");
-        let target = telemetry::DogStatsdUrl::Udp {
-            host: "127.0.0.1".into(),
-            port: socket.local_addr().expect("addr").port(),
-        };
+        let socket = DogStatsdSocket::bind();
+        let target = socket.target();
         let tags = telemetry::ServiceTags {
             env: "test".into(),
             service: service.into(),
@@ -43,13 +112,11 @@ impl StatsdAgent {
     /// Flushes the sink and returns every DogStatsD line received since the last call.
     pub fn lines(&self) -> Vec<String> {
         assert!(self.metrics.flush(Duration::from_secs(2)), "metrics flush");
-        let mut lines = Vec::new();
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
-            lines.extend(datagram.lines().map(str::to_owned));
-        }
-        lines
+        self.socket
+            .receive_all()
+            .iter()
+            .flat_map(|datagram| datagram.lines().map(str::to_owned))
+            .collect()
     }
 }
 
