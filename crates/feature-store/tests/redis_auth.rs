@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::logs::Logs;
 use common::*;
 use feature_store::{Error, MaterializeOptions, OnlineStore, RedisConfig, StoreConfig};
 use proto::features::v1::FieldStatus;
@@ -43,7 +42,7 @@ async fn the_password_in_the_url_authenticates() {
 
 #[tokio::test]
 async fn a_wrong_password_never_connects_and_says_why() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = common::logs::capture();
     let server = server();
     let wrong = server.url().replace(PASSWORD, WRONG);
     let mut config = StoreConfig::new(registry());

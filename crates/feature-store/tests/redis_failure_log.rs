@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::logs::Logs;
 use common::*;
 use feature_store::StoreConfig;
 use proto::features::v1::FieldStatus;
@@ -17,7 +16,7 @@ const PASSWORD: &str = "hunter2-s3cret";
 
 #[tokio::test]
 async fn a_redis_timeout_is_logged_with_the_redacted_url_only() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = common::logs::capture();
     let server = RedisServer::start_with(RedisOptions {
         password: Some(PASSWORD.into()),
         ..Default::default()
@@ -61,7 +60,7 @@ async fn a_redis_timeout_is_logged_with_the_redacted_url_only() {
 
 #[tokio::test]
 async fn an_outage_logs_once_a_second_and_counts_every_failure() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = common::logs::capture();
     let mut server = RedisServer::start().expect("redis-server");
     let agent = StatsdAgent::start(SERVICE);
     let mut config = StoreConfig::new(registry());

@@ -366,3 +366,81 @@ mod throttle_tests {
         assert_eq!(throttle.ready(), None);
     }
 }
+
+/// Log lines kept in memory for tests (feature `testing`): the JSON layer writing into a buffer.
+///
+/// ```ignore
+/// let (logs, _guard) = telemetry::logs::capture::Logs::capture(&tags);
+/// // ... code that logs on this thread ...
+/// assert_eq!(logs.with_message("redis connection failed").len(), 1);
+/// ```
+#[cfg(feature = "testing")]
+// Test support: a line that is not JSON is a failed test, so it panics.
+#[allow(clippy::expect_used)]
+pub mod capture {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use serde_json::Value;
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::prelude::*;
+
+    use crate::ServiceTags;
+
+    /// The bytes the JSON layer wrote.
+    #[derive(Clone, Default)]
+    pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Logs {
+        type Writer = Logs;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    impl Logs {
+        /// Captures the current thread's logs, as the JSON layer writes them for `tags`, until the
+        /// guard drops.
+        pub fn capture(tags: &ServiceTags) -> (Self, tracing::subscriber::DefaultGuard) {
+            let logs = Logs::default();
+            let guard = tracing::subscriber::set_default(
+                tracing_subscriber::registry().with(super::json_layer(tags, logs.clone())),
+            );
+            (logs, guard)
+        }
+
+        pub fn text(&self) -> String {
+            let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            String::from_utf8(bytes).expect("the layer writes UTF-8")
+        }
+
+        /// Every line, parsed.
+        pub fn lines(&self) -> Vec<Value> {
+            self.text()
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+                .collect()
+        }
+
+        /// The lines whose message is `message`.
+        pub fn with_message(&self, message: &str) -> Vec<Value> {
+            self.lines()
+                .into_iter()
+                .filter(|line| line["message"] == message)
+                .collect()
+        }
+    }
+}

@@ -1,51 +1,16 @@
 //! The JSON log line: one object per line with the top-level keys Datadog correlates, `dd.trace_id`
 //! being the decimal of the span's lower 64 trace-id bits.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, PoisonError},
-};
-
 use opentelemetry::{
     Context,
     trace::{TraceContextExt, Tracer, TracerProvider as _},
 };
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use serde_json::Value;
-use telemetry::{ServiceTags, logs::json_layer};
-use tracing_subscriber::{fmt::MakeWriter, prelude::*};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-fn lines(buffer: &Buffer) -> Vec<Value> {
-    let bytes = buffer.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    String::from_utf8(bytes)
-        .expect("utf-8")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
-        .collect()
-}
+use telemetry::{
+    ServiceTags,
+    logs::{capture::Logs, json_layer},
+};
+use tracing_subscriber::prelude::*;
 
 /// The gateway's service tags, in prod.
 fn gateway_tags() -> ServiceTags {
@@ -59,7 +24,7 @@ fn gateway_tags() -> ServiceTags {
 #[test]
 fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
     let tags = gateway_tags();
-    let buffer = Buffer::default();
+    let buffer = Logs::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("test");
@@ -79,7 +44,7 @@ fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
         );
     });
 
-    let lines = lines(&buffer);
+    let lines = buffer.lines();
     assert_eq!(lines.len(), 2);
     let first = &lines[0];
     assert_eq!(first["message"], "before any trace");
@@ -120,7 +85,7 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
         service: "s".into(),
         version: "v".into(),
     };
-    let buffer = Buffer::default();
+    let buffer = Logs::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("test");
@@ -134,7 +99,7 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
         tracing::info!("inside");
     });
 
-    let line = &lines(&buffer)[0];
+    let line = &buffer.lines()[0];
     assert_eq!(line["dd.trace_id"], (full as u64).to_string());
     assert_eq!(
         line["dd.span_id"],
@@ -145,14 +110,14 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
 #[test]
 fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
     let tags = gateway_tags();
-    let buffer = Buffer::default();
+    let buffer = Logs::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!("call", host = "redis-0");
         let _entered = span.enter();
         tracing::error!(service = "model-service", status = "down", "dependency failed");
     });
-    let line = &lines(&buffer)[0];
+    let line = &buffer.lines()[0];
     for key in ["service", "status", "host"] {
         assert!(
             line.get(key).is_none(),
