@@ -89,7 +89,7 @@ impl ServiceProcess {
     ) -> Self {
         let mut command = Command::new(binary(name));
         if name == "model-service" {
-            command.env("MODEL_REPOSITORY", bundled_models());
+            command.env("MODEL_REPOSITORY", crate::services::bundled_models());
         }
         let mut child = command
             .env("LISTEN_ADDR", addr.to_string())
@@ -312,10 +312,4 @@ impl ProcessStack {
         }
         out
     }
-}
-
-/// The model repository of the checkout (`crates/model-service/models`), which the model-service is
-/// started with unless a test's environment names another.
-pub fn bundled_models() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-service/models")
 }

@@ -98,9 +98,15 @@ impl Drop for Service {
     }
 }
 
+/// The model repository of the checkout (`crates/model-service/models`), which the model-service is
+/// started with unless a test names another.
+pub fn bundled_models() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-service/models")
+}
+
 /// The model-service on the bundled model repository, with extra flags.
 pub async fn model_service(extra: &[&str]) -> Service {
-    let repository = crate::processes::bundled_models();
+    let repository = bundled_models();
     let mut args = vec![
         "model-service",
         "--listen-addr",
