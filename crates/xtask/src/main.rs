@@ -119,6 +119,8 @@ fn lint() -> Result<(), String> {
 /// the cost of telemetry and the effect of an absent agent are measured, not assumed.
 fn bench(args: &[String]) -> Result<(), String> {
     if !args.iter().any(|a| a == "--skip-micro") {
+        // The Redis read benchmark runs against its own redis-server.
+        setup::redis()?;
         cargo(&["bench", "--workspace"])?;
     }
     let bin = build_release()?;

@@ -14,10 +14,10 @@
 //! span's error status and an error log naming the redacted URL ([`crate::events::RedisCommandFailed`],
 //! at most one line a second however many requests fail).
 //!
-//! HGETALL or HMGET? Measured with `cargo test -p feature-store --release --test read_strategy -- --ignored
-//! --nocapture` (fred 10.1, redis-server 7.0.15 on loopback, release build, 2 cores shared with other
-//! builds, concurrency 1, 5,000 requests after 500 warm-up; a request asks for the 9 customer features of
-//! `customer_profile` + `customer_activity`, so HMGET names 11 fields; medians of two rounds, p99 in brackets):
+//! HGETALL or HMGET? Measured by what is now `cargo bench -p feature-store --bench read_strategy` (fred
+//! 10.1, redis-server 7.0.15 on loopback, release build, 2 cores shared with other builds, concurrency 1,
+//! 5,000 requests after 500 warm-up; a request asks for the 9 customer features of `customer_profile` +
+//! `customer_activity`, so HMGET names 11 fields; medians of two rounds, p99 in brackets):
 //!
 //! | per request                       | 1 entity row      | 20 entity rows     |
 //! |-----------------------------------|-------------------|--------------------|
