@@ -10,35 +10,7 @@ grpcService, c (the component's values).
 {{- $root := .root }}
 {{- $v := $root.Values }}
 {{- $tlsDir := "/etc/pricing/tls" }}
-# Unified service tagging, from the pod's own labels.
-- name: DD_ENV
-  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/env']"}}
-- name: DD_SERVICE
-  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/service']"}}
-- name: DD_VERSION
-  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/version']"}}
-# The Datadog agent on this pod's node.
-- name: DD_AGENT_HOST
-  valueFrom: {fieldRef: {fieldPath: status.hostIP}}
-- name: DD_ENTITY_ID
-  valueFrom: {fieldRef: {fieldPath: metadata.uid}}
-- name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: "http://$(DD_AGENT_HOST):{{ $v.datadog.otlpGrpcPort }}"
-{{- if $v.datadog.dogstatsdSocket.enabled }}
-- name: DD_DOGSTATSD_URL
-  value: "unix:///var/run/datadog/{{ $v.datadog.dogstatsdSocket.file }}"
-{{- else }}
-- name: DD_DOGSTATSD_PORT
-  value: {{ $v.datadog.dogstatsdPort | quote }}
-{{- end }}
-- name: OTEL_TRACES_SAMPLER
-  value: {{ $v.datadog.traceSampler | quote }}
-{{- if ne (toString $v.datadog.traceSamplerArg) "" }}
-- name: OTEL_TRACES_SAMPLER_ARG
-  value: {{ $v.datadog.traceSamplerArg | quote }}
-{{- end }}
-- name: LOG_FORMAT
-  value: json
+{{- include "pricing.datadogEnv" $root | trim | nindent 0 }}
 # Serving and draining.
 - name: LISTEN_ADDR
   value: "0.0.0.0:{{ .c.port }}"
@@ -88,16 +60,7 @@ grpcService, c (the component's values).
 - name: FEATURE_REGISTRY
   value: /etc/pricing/registry/registry.json
 {{- end }}
-{{- if $v.redis.tls.caSecret }}
-- name: REDIS_TLS_CA_FILE
-  value: /etc/pricing/redis-tls/ca.crt
-{{- if $v.redis.tls.clientCertificate }}
-- name: REDIS_TLS_CERT_FILE
-  value: /etc/pricing/redis-tls/tls.crt
-- name: REDIS_TLS_KEY_FILE
-  value: /etc/pricing/redis-tls/tls.key
-{{- end }}
-{{- end }}
+{{- include "pricing.redisTlsEnv" $root }}
 {{- end }}
 {{- if eq .key "modelService" }}
 - name: MODEL_REPOSITORY
@@ -110,6 +73,91 @@ grpcService, c (the component's values).
 {{- end }}
 {{- with .c.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The Datadog environment of every pod the chart runs: unified service tagging from the pod's own
+     labels, the agent on the node, traces over OTLP, DogStatsD over UDP or the agent's socket. */}}
+{{- define "pricing.datadogEnv" -}}
+# Unified service tagging, from the pod's own labels.
+- name: DD_ENV
+  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/env']"}}
+- name: DD_SERVICE
+  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/service']"}}
+- name: DD_VERSION
+  valueFrom: {fieldRef: {fieldPath: "metadata.labels['tags.datadoghq.com/version']"}}
+# The Datadog agent on this pod's node.
+- name: DD_AGENT_HOST
+  valueFrom: {fieldRef: {fieldPath: status.hostIP}}
+- name: DD_ENTITY_ID
+  valueFrom: {fieldRef: {fieldPath: metadata.uid}}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: "http://$(DD_AGENT_HOST):{{ .Values.datadog.otlpGrpcPort }}"
+{{- if .Values.datadog.dogstatsdSocket.enabled }}
+- name: DD_DOGSTATSD_URL
+  value: "unix:///var/run/datadog/{{ .Values.datadog.dogstatsdSocket.file }}"
+{{- else }}
+- name: DD_DOGSTATSD_PORT
+  value: {{ .Values.datadog.dogstatsdPort | quote }}
+{{- end }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .Values.datadog.traceSampler | quote }}
+{{- if ne (toString .Values.datadog.traceSamplerArg) "" }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .Values.datadog.traceSamplerArg | quote }}
+{{- end }}
+- name: LOG_FORMAT
+  value: json
+{{- end }}
+
+{{/* REDIS_TLS_* for what reads Redis, from the redis-tls mount. */}}
+{{- define "pricing.redisTlsEnv" -}}
+{{- if .Values.redis.tls.caSecret }}
+- name: REDIS_TLS_CA_FILE
+  value: /etc/pricing/redis-tls/ca.crt
+{{- if .Values.redis.tls.clientCertificate }}
+- name: REDIS_TLS_CERT_FILE
+  value: /etc/pricing/redis-tls/tls.crt
+- name: REDIS_TLS_KEY_FILE
+  value: /etc/pricing/redis-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with Redis's CA (and client certificate), when set: mount and volume. */}}
+{{- define "pricing.redisTlsMount" -}}
+{{- if .Values.redis.tls.caSecret }}
+- name: redis-tls
+  mountPath: /etc/pricing/redis-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "pricing.redisTlsVolume" -}}
+{{- if .Values.redis.tls.caSecret }}
+- name: redis-tls
+  secret:
+    secretName: {{ .Values.redis.tls.caSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/* The agent's DogStatsD socket directory (when enabled): the container's mount, the pod's volume. */}}
+{{- define "pricing.dogstatsdSocketMount" -}}
+{{- if .Values.datadog.dogstatsdSocket.enabled }}
+- name: dsdsocket
+  mountPath: /var/run/datadog
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "pricing.dogstatsdSocketVolume" -}}
+{{- if .Values.datadog.dogstatsdSocket.enabled }}
+# The agent's DogStatsD socket directory on the node.
+- name: dsdsocket
+  hostPath:
+    path: {{ .Values.datadog.dogstatsdSocket.hostPath }}
+    type: DirectoryOrCreate
 {{- end }}
 {{- end }}
 
@@ -168,7 +216,7 @@ spec:
       annotations:
         # Datadog log collection: the JSON lines on stdout, parsed by the `source` pipeline.
         ad.datadoghq.com/{{ .binary }}.logs: {{ list (dict "source" $v.datadog.logSource "service" .binary) | toJson | quote }}
-        {{- if and (eq .key "featureService") (eq (include "pricing.registryConfigMap" $root) (printf "%s-feature-registry" (include "pricing.fullname" $root))) }}
+        {{- if and (eq .key "featureService") $v.features.registry.json (not $v.features.registry.existingConfigMap) }}
         checksum/feature-registry: {{ $v.features.registry.json | sha256sum }}
         {{- end }}
         {{- with $v.podAnnotations }}
@@ -255,11 +303,7 @@ spec:
             # The root filesystem is read-only; /tmp is the one writable place.
             - name: tmp
               mountPath: /tmp
-            {{- if $v.datadog.dogstatsdSocket.enabled }}
-            - name: dsdsocket
-              mountPath: /var/run/datadog
-              readOnly: true
-            {{- end }}
+            {{- with include "pricing.dogstatsdSocketMount" $root }}{{ . | trim | nindent 12 }}{{- end }}
             {{- if $v.tls.enabled }}
             - name: tls
               mountPath: /etc/pricing/tls
@@ -270,10 +314,8 @@ spec:
               mountPath: /etc/pricing/registry
               readOnly: true
             {{- end }}
-            {{- if and (eq .key "featureService") $v.redis.tls.caSecret }}
-            - name: redis-tls
-              mountPath: /etc/pricing/redis-tls
-              readOnly: true
+            {{- if eq .key "featureService" }}
+            {{- with include "pricing.redisTlsMount" $root }}{{ . | trim | nindent 12 }}{{- end }}
             {{- end }}
             {{- if and (eq .key "modelService") (ne $v.models.source "image") }}
             - name: models
@@ -287,13 +329,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
-        {{- if $v.datadog.dogstatsdSocket.enabled }}
-        # The agent's DogStatsD socket directory on the node.
-        - name: dsdsocket
-          hostPath:
-            path: {{ $v.datadog.dogstatsdSocket.hostPath }}
-            type: DirectoryOrCreate
-        {{- end }}
+        {{- with include "pricing.dogstatsdSocketVolume" $root }}{{ . | trim | nindent 8 }}{{- end }}
         {{- if $v.tls.enabled }}
         - name: tls
           secret:
@@ -308,11 +344,8 @@ spec:
               - key: registry.json
                 path: registry.json
         {{- end }}
-        {{- if and (eq .key "featureService") $v.redis.tls.caSecret }}
-        - name: redis-tls
-          secret:
-            secretName: {{ $v.redis.tls.caSecret }}
-            defaultMode: 0440
+        {{- if eq .key "featureService" }}
+        {{- with include "pricing.redisTlsVolume" $root }}{{ . | trim | nindent 8 }}{{- end }}
         {{- end }}
         {{- if eq .key "modelService" }}
         {{- if eq $v.models.source "persistentVolumeClaim" }}
