@@ -18,11 +18,6 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The shared target directory, honouring CARGO_TARGET_DIR.
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
-}
-
 /// The chart's directory (`helm/`).
 pub fn chart_dir() -> PathBuf {
     root().join("helm")
@@ -31,10 +26,9 @@ pub fn chart_dir() -> PathBuf {
 /// A tool installed by `cargo xtask setup`: `helm`, `kubectl` (in `target/tools`) or a command of the
 /// `deploy-tools` virtualenv (`checkov`, `kubernetes-validate`, `hadolint`, `grpcurl`).
 pub fn tool(name: &str) -> PathBuf {
-    let target = target_dir();
     let path = match name {
-        "helm" | "kubectl" => target.join("tools").join(name),
-        _ => target.join("venvs/deploy-tools/bin").join(name),
+        "helm" | "kubectl" => testkit::installed(&format!("tools/{name}")),
+        _ => testkit::installed(&format!("venvs/deploy-tools/bin/{name}")),
     };
     assert!(
         path.exists(),
@@ -121,19 +115,9 @@ pub fn yaml_file(path: &Path) -> Value {
 /// (`kubeVersion` in Chart.yaml; gRPC probes are GA from 1.27) and the newest the validator knows.
 pub const KUBERNETES_VERSIONS: [&str; 2] = ["1.27.0", "1.37.0"];
 
-/// Where the workspace's binaries are: the profile directory above this test executable's `deps/`
-/// (`cargo xtask test` builds them first).
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
-}
-
 /// The environment variables a binary reads, from its `--help` (`[env: NAME=]`).
 pub fn env_vars_read_by(binary: &str) -> std::collections::BTreeSet<String> {
-    let path = bin_dir().join(binary);
+    let path = testkit::bin_dir().join(binary);
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo xtask test`, which builds it",

@@ -10,28 +10,21 @@
 //! termination grace period.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deploy_checks::{bin_dir, component, container, render, root};
+use deploy_checks::{component, container, render, root};
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::{QuotePriceRequest, RecordOutcomeRequest};
 use serde_json::Value;
 use testkit::statsd::DogStatsdSocket;
+use testkit::{bin_dir, free_port};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const POD_UID: &str = "3f9a4c1e-6b2d-4e8f-9a7c-2d1e5b6f8a90";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// What the cluster would provide, on loopback: Service addresses, Secrets, the node's agent.
 struct Cluster {

@@ -18,9 +18,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 fn free_addr() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    SocketAddr::from(([127, 0, 0, 1], testkit::free_port()))
 }
 
 async fn status(channel: &Channel, service: &str) -> ServingStatus {

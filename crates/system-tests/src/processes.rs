@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use server_kit::test_certs::TlsArgs;
 use tonic::transport::{Channel, Endpoint};
 
-pub use testkit::bin_dir;
+use testkit::bin_dir;
 
 fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);

@@ -36,7 +36,7 @@ const PROJECT: &str = "fleet";
 
 /// `target/venvs/feast`, next to the profile directory of this test's binaries.
 fn venv() -> PathBuf {
-    let venv = system_tests::processes::bin_dir().join("../venvs/feast");
+    let venv = testkit::installed("venvs/feast");
     assert!(
         venv.join("bin/feast").exists(),
         "Feast is not installed in {}: run `cargo xtask setup`",

@@ -4,7 +4,6 @@
 //! `cargo xtask test` installs it in its own virtualenv (`target/venvs/ddapm`); `DDAPM_TEST_AGENT` names
 //! another executable.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,8 +19,7 @@ fn executable() -> PathBuf {
     if let Some(path) = std::env::var_os("DDAPM_TEST_AGENT") {
         return PathBuf::from(path);
     }
-    // target/<profile>/ -> target/venvs/ddapm
-    let venv = crate::bin_dir().join("../venvs/ddapm/bin/ddapm-test-agent");
+    let venv = crate::installed("venvs/ddapm/bin/ddapm-test-agent");
     if venv.exists() {
         venv
     } else {
@@ -29,17 +27,11 @@ fn executable() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 impl TestAgent {
     /// Starts the agent and waits until its OTLP ports answer.
     pub fn start() -> Self {
-        let (port, otlp_grpc_port, otlp_http_port) = (free_port(), free_port(), free_port());
+        let (port, otlp_grpc_port, otlp_http_port) =
+            (crate::free_port(), crate::free_port(), crate::free_port());
         let exe = executable();
         let child = Command::new(&exe)
             .arg(format!("--port={port}"))

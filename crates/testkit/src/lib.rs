@@ -9,7 +9,8 @@
 //!   received, flattened.
 //! - [`certs::TestPki`]: a throwaway CA with server and client certificates, as PEM files.
 //! - [`features`]: Feast values and `GetOnlineFeatures` requests as tests write and send them.
-//! - [`bin_dir`]: where the workspace's binaries are.
+//! - [`bin_dir`]: where the workspace's binaries are; [`installed`]: the tools `cargo xtask setup`
+//!   installed; [`free_port`]: a loopback port to listen on.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -19,7 +20,22 @@ pub mod otlp;
 pub mod redis;
 pub mod statsd;
 
+use std::net::TcpListener;
 use std::path::PathBuf;
+
+/// What `cargo xtask setup` installs under the target directory (`target/venvs/<venv>`,
+/// `target/tools/<tool>`), found next to the profile directory of the running test's binaries.
+pub fn installed(relative: &str) -> PathBuf {
+    bin_dir().join("..").join(relative)
+}
+
+/// A loopback TCP port that was free a moment ago (for a server started with an address to bind).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
 
 /// Where the workspace's binaries are: the profile directory above this test executable's `deps/`
 /// (`cargo test --workspace` and `cargo xtask test` build them; `target/<profile>/`).

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
@@ -126,10 +126,10 @@ impl RedisServer {
             std::fs::write(dir.path().join(TLS_KEY_FILE), &tls.key_pem)?;
             std::fs::write(dir.path().join(TLS_CA_FILE), &tls.ca_pem)?;
         }
-        let port = free_port()?;
+        let port = crate::free_port();
         let plain_port = match &options.tls {
             None => Some(port),
-            Some(tls) if tls.plain_port => Some(free_port()?),
+            Some(tls) if tls.plain_port => Some(crate::free_port()),
             Some(_) => None,
         };
         let (child, stdout) = spawn(dir.path(), port, plain_port, options, extra)?;
@@ -418,7 +418,7 @@ fn start_cluster_node() -> io::Result<RedisServer> {
     for _ in 0..START_ATTEMPTS {
         // The cluster bus defaults to port + 10000, which can overflow or collide for ephemeral ports: give
         // it a free port of its own.
-        let bus = free_port()?;
+        let bus = crate::free_port();
         let extra: Vec<String> = [
             "--cluster-enabled",
             "yes",
@@ -438,11 +438,6 @@ fn start_cluster_node() -> io::Result<RedisServer> {
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::other("cluster node did not start")))
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// Reads redis-server's log until it is ready to accept connections or exits (a taken port, a bad flag).

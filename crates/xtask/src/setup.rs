@@ -72,13 +72,17 @@ pub fn deploy_tools() -> Result<(), String> {
     helm()
 }
 
-/// Installs `packages` into `target/venvs/<name>` unless `probe` (one of its commands) already runs.
+/// Installs `packages` into `target/venvs/<name>` unless that exact list was installed there already
+/// (`installed.txt`, written once `probe`, one of its commands, ran after installing).
 pub fn python_venv(name: &str, packages: &[&str], probe: &str) -> Result<(), String> {
     let venv = crate::target_dir().join("venvs").join(name);
     let probe = venv.join("bin").join(probe).to_string_lossy().into_owned();
     let stamp = venv.join("installed.txt");
     let wanted = packages.join("\n");
-    if succeeds(&probe, &["--help"]) && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+    // Running the probe again costs seconds (Feast's CLI takes 3-5 s to start); the stamp says it ran.
+    if std::path::Path::new(&probe).exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted)
+    {
         return Ok(());
     }
     let venv_str = venv.to_string_lossy().into_owned();
