@@ -14,7 +14,7 @@ use serde::Deserialize;
 use telemetry::catalog::{CATALOG, MetricDef, MetricKind, PLANNED};
 
 use crate::{
-    check::{Ctx, Parsed},
+    context::{Ctx, Parsed},
     docs,
     resources::{DIR, Problem},
 };
@@ -102,7 +102,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport
     {
         Ok(model) => model,
         Err(error) => {
-            ctx.report
+            ctx.findings
                 .problems
                 .push(Problem::new(&model_path, "cost model", error));
             return None;
@@ -127,7 +127,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport
             Ok(combinations) => {
                 let per_combination = match metric.kind {
                     MetricKind::Count | MetricKind::Gauge => 1,
-                    MetricKind::Distribution if ctx.report.percentile_metrics.contains(metric.name) => 10,
+                    MetricKind::Distribution if ctx.findings.percentile_metrics.contains(metric.name) => 10,
                     MetricKind::Distribution => 5,
                 };
                 let custom_metrics = model
@@ -149,7 +149,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport
                     planned,
                 });
             }
-            Err(key) => ctx.report.problems.push(Problem::new(
+            Err(key) => ctx.findings.problems.push(Problem::new(
                 docs::PATH,
                 format!("metric {}", metric.name),
                 format!("tag `{key}` has no documented bound of values in the tag table: add one so its cost is known"),
@@ -159,7 +159,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport
     let report = compute(&model, metrics, exclusion);
     for (multiple, total) in &report.totals {
         if *total > model.budget_per_month {
-            ctx.report.problems.push(Problem::new(
+            ctx.findings.problems.push(Problem::new(
                 &model_path,
                 "cost model",
                 format!("at {multiple}x the design record's traffic Datadog would cost ${total:.0} a month, past the ${:.0} budget: bound the new tags tighter, drop percentiles or log less", model.budget_per_month),
@@ -168,7 +168,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) -> Option<CostReport
     }
     let current = ctx.doc_section("cost", "cost section");
     if current.is_some_and(|current| current != report.markdown) {
-        ctx.report.problems.push(Problem::new(
+        ctx.findings.problems.push(Problem::new(
             docs::PATH,
             "cost section",
             format!(

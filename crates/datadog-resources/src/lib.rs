@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod check;
+mod context;
 pub mod cost;
 pub mod design_record;
 pub mod docs;

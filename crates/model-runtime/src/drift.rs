@@ -231,5 +231,4 @@ impl DriftTally {
 }
 
 #[cfg(test)]
-#[path = "drift_tests.rs"]
 mod tests;

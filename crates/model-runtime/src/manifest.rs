@@ -288,5 +288,4 @@ fn unique<'a>(field: &'static str, names: impl Iterator<Item = &'a str>) -> Resu
 }
 
 #[cfg(test)]
-#[path = "manifest_tests.rs"]
 mod tests;

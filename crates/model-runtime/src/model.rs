@@ -259,5 +259,4 @@ impl ModelVersion {
 }
 
 #[cfg(test)]
-#[path = "model_tests.rs"]
 mod tests;

@@ -219,5 +219,4 @@ fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>, LoadError> {
 }
 
 #[cfg(test)]
-#[path = "repository_tests.rs"]
 mod tests;

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ctx, Parsed, metrics};
+use super::metrics;
 use crate::{
+    context::{Ctx, Parsed},
     known_metrics::{self, Kind},
     model::dashboard::{Dashboard, LayoutType, ReflowType, Widget, WidgetDefinition, all_widgets},
     resources::Resource,

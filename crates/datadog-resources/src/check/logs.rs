@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ctx, Parsed};
-use crate::resources::{DIR, INDEX_ORDER_FILE, Problem};
+use crate::{
+    context::{Ctx, Parsed},
+    resources::{DIR, INDEX_ORDER_FILE, Problem},
+};
 
 /// Retention periods Datadog offers for standard indexes (which of them an organisation may use depends
 /// on its contract).
@@ -44,12 +46,12 @@ pub(super) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
     let order: BTreeSet<&str> = ctx.set.index_order.iter().map(String::as_str).collect();
     let path = format!("{DIR}/{INDEX_ORDER_FILE}");
     if order.len() != ctx.set.index_order.len() {
-        ctx.report
+        ctx.findings
             .problems
             .push(Problem::new(&path, "logs index order", "names an index twice"));
     }
     if ours != order {
-        ctx.report.problems.push(Problem::new(
+        ctx.findings.problems.push(Problem::new(
             &path,
             "logs index order",
             format!(

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Ctx;
 use crate::{
+    context::Ctx,
     known_metrics::{self, Kind, Origin},
     query::{self, Filter},
     resources::Resource,
@@ -38,7 +38,7 @@ pub(super) fn check_query(
             continue;
         };
         if let Origin::Planned(_) = known.origin {
-            ctx.report
+            ctx.findings
                 .planned_in_use
                 .entry(name.to_owned())
                 .or_default()
@@ -60,7 +60,7 @@ pub(super) fn check_query(
                 ),
             );
         } else if metric_ref.is_percentile() {
-            ctx.report.percentile_metrics.insert(name.to_owned());
+            ctx.findings.percentile_metrics.insert(name.to_owned());
         }
         for filter in &metric_ref.filters {
             match filter {

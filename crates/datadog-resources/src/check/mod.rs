@@ -21,11 +21,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-pub use self::{monitors::Severity, schema::Parsed};
+pub use crate::context::{Parsed, Severity};
 use crate::{
+    context::{Ctx, Findings},
     cost::{self, CostReport},
     design_record, docs,
-    resources::{Problem, Resource, ResourceSet},
+    resources::{Problem, ResourceSet},
 };
 
 /// What the checker found.
@@ -43,34 +44,6 @@ pub struct Report {
 impl Report {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
-    }
-}
-
-/// Shared state while checking.
-pub(crate) struct Ctx<'a> {
-    pub root: &'a Path,
-    pub set: &'a ResourceSet,
-    /// `docs/observability.md` (empty when it cannot be read: that is reported once).
-    pub doc: String,
-    pub report: Report,
-}
-
-impl Ctx<'_> {
-    /// A section of `docs/observability.md`, or `None` after reporting what is missing.
-    pub fn doc_section(&mut self, name: &str, what: &str) -> Option<String> {
-        match docs::section(&self.doc, name) {
-            Ok(text) => Some(text.to_owned()),
-            Err(message) => {
-                self.report.problems.push(Problem::new(docs::PATH, what, message));
-                None
-            }
-        }
-    }
-}
-
-impl Ctx<'_> {
-    pub fn problem(&mut self, resource: &Resource, message: impl Into<String>) {
-        self.report.problems.push(Problem::about(resource, message));
     }
 }
 
@@ -92,9 +65,9 @@ pub fn check(root: &Path, set: &ResourceSet, load_problems: Vec<Problem>) -> Rep
         root,
         set,
         doc,
-        report: Report {
+        findings: Findings {
             problems,
-            ..Report::default()
+            ..Findings::default()
         },
     };
     let parsed = schema::check(&mut ctx);
@@ -112,8 +85,17 @@ pub fn check(root: &Path, set: &ResourceSet, load_problems: Vec<Problem>) -> Rep
     integrations_table(&mut ctx);
     design_record::check(&mut ctx, &parsed);
     let cost = cost::check(&mut ctx, &parsed);
-    ctx.report.cost = cost;
-    ctx.report
+    let Findings {
+        problems,
+        percentile_metrics,
+        planned_in_use,
+    } = ctx.findings;
+    Report {
+        problems,
+        percentile_metrics,
+        planned_in_use,
+        cost,
+    }
 }
 
 /// `docs/observability.md` lists the agent-integration names the checker accepts, exactly.
@@ -124,7 +106,7 @@ fn integrations_table(ctx: &mut Ctx<'_>) {
         .doc_section("integrations", what)
         .is_some_and(|table| table != expected)
     {
-        ctx.report.problems.push(Problem::new(
+        ctx.findings.problems.push(Problem::new(
             docs::PATH,
             what,
             format!("the table must list crates/datadog-resources/src/integrations.rs exactly:\n{expected}"),

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ctx, metrics};
+use super::metrics;
 use crate::{
+    context::{Ctx, Severity},
     known_metrics::{self, Kind},
     model::monitor::{Monitor, MonitorType},
     query,
@@ -16,32 +17,6 @@ use crate::{
 
 /// Where runbooks live, relative to the repository root.
 pub const RUNBOOKS: &str = "docs/runbooks";
-
-/// How loud a monitor is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// Priority 1: pages PagerDuty.
-    Critical,
-    /// Priority 3: Slack only.
-    Warning,
-}
-
-impl Severity {
-    pub fn of(monitor: &Monitor) -> Option<Severity> {
-        match monitor.priority {
-            Some(1) => Some(Severity::Critical),
-            Some(3) => Some(Severity::Warning),
-            _ => None,
-        }
-    }
-
-    pub const fn tag(self) -> &'static str {
-        match self {
-            Severity::Critical => "severity:critical",
-            Severity::Warning => "severity:warning",
-        }
-    }
-}
 
 pub(super) fn check(ctx: &mut Ctx<'_>, resource: &Resource, monitor: &Monitor) {
     let severity = Severity::of(monitor);
@@ -205,7 +180,7 @@ pub(super) fn check_runbook_folder(ctx: &mut Ctx<'_>) {
             continue;
         };
         if stem != "README" && !stems.contains(stem) {
-            ctx.report.problems.push(crate::resources::Problem::new(
+            ctx.findings.problems.push(crate::resources::Problem::new(
                 format!("{RUNBOOKS}/{name}"),
                 "",
                 "no monitor in deploy/datadog/monitors has this runbook's name",

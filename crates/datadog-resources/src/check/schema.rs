@@ -3,21 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::Ctx;
 use crate::{
-    model::{self, Dashboard, LogsIndex, Monitor, Slo},
+    context::{Ctx, Parsed},
+    model,
     resources::{Kind, Resource},
     template,
 };
-
-/// The resources that parsed, with their typed bodies.
-#[derive(Debug, Default)]
-pub struct Parsed<'a> {
-    pub dashboards: Vec<(&'a Resource, Dashboard)>,
-    pub monitors: Vec<(&'a Resource, Monitor)>,
-    pub slos: Vec<(&'a Resource, Slo)>,
-    pub indexes: Vec<(&'a Resource, LogsIndex)>,
-}
 
 pub(super) fn check<'a>(ctx: &mut Ctx<'a>) -> Parsed<'a> {
     let mut parsed = Parsed::default();

@@ -1,8 +1,9 @@
 //! SLO rules: metric SLOs over count metrics (`sum:` and `.as_count()`, as Datadog requires), a primary
 //! time frame that is one of the thresholds, targets below 100 with warnings above them.
 
-use super::{Ctx, metrics};
+use super::metrics;
 use crate::{
+    context::Ctx,
     model::slo::{Slo, SloType},
     query,
     resources::Resource,

@@ -9,7 +9,7 @@ mod table;
 pub(crate) use self::table::check;
 pub use self::table::{Row, rows};
 use crate::{
-    check::Severity,
+    context::Severity,
     model::dashboard::{DisplayType, WidgetDefinition},
 };
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{ITEMS, Item, Requirement, Route};
 use crate::{
-    check::{Ctx, Parsed, Severity},
+    context::{Ctx, Parsed, Severity},
     docs,
     model::dashboard::all_widgets,
     query,
@@ -55,7 +55,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
             .iter()
             .any(|r| r.section == item.section && r.item == item.item)
         {
-            ctx.report.problems.push(Problem::new(
+            ctx.findings.problems.push(Problem::new(
                 docs::PATH,
                 "design record table",
                 format!(
@@ -70,7 +70,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
             .iter()
             .find(|i| i.section == row.section && i.item == row.item)
         else {
-            ctx.report.problems.push(Problem::new(
+            ctx.findings.problems.push(Problem::new(
                 docs::PATH,
                 "design record table",
                 format!(
@@ -81,7 +81,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, parsed: &Parsed<'_>) {
             continue;
         };
         let Some(resource) = ctx.set.resources.iter().find(|r| r.path == Path::new(&row.file)) else {
-            ctx.report.problems.push(Problem::new(
+            ctx.findings.problems.push(Problem::new(
                 docs::PATH,
                 "design record table",
                 format!(
