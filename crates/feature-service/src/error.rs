@@ -1,6 +1,7 @@
 //! The service's errors, and the one place they become gRPC statuses.
 
 use feature_store::RequestError;
+use server_kit::Blame;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,5 +54,26 @@ impl From<Error> for Status {
             other => format!("feature store: {other}"),
         };
         Status::new(code, message)
+    }
+}
+
+impl server_kit::Failure for Error {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Error::Store(store) => store.error_type(),
+            Error::Serve(_) => "serve",
+            Error::Server(_) => "server",
+        }
+    }
+
+    fn blame(&self) -> Blame {
+        use feature_store::Error as Store;
+        match self {
+            Error::Store(Store::Request(_)) => Blame::Caller,
+            // Redis round trips that failed: the store has logged them (rate-limited) already.
+            Error::Store(Store::Unavailable(_) | Store::Timeout(_) | Store::Redis(_)) => Blame::Reported,
+            Error::Store(Store::DeadlineExceeded) => Blame::Load,
+            _ => Blame::Server,
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::registry::ValueType;
+use crate::value_type::ValueType;
 
 /// A `GetOnlineFeatures` request that cannot be served as asked. Every message names the request field
 /// at fault, so a caller can act on it.
@@ -92,8 +92,10 @@ pub enum Error {
     /// without TLS, a client certificate without its key).
     #[error("Redis TLS configuration: {reason}")]
     InvalidTlsConfig { reason: String },
-    /// No connection to Redis could be made in time (materialization; the URL in the message has its
-    /// password redacted). The online store does not fail for this: it keeps connecting in the background.
+    /// No connection to Redis could be made in time (materialization,
+    /// [`RedisConnection::connected_within`](crate::RedisConnection::connected_within); the URL in the
+    /// message has its password redacted), or no Tokio runtime to connect on. The online store does not
+    /// fail for Redis being away: it keeps connecting in the background.
     #[error("cannot connect to Redis at {url}: {reason}")]
     Connect { url: String, reason: String },
     /// The feature registry does not parse or is inconsistent.

@@ -13,7 +13,7 @@ use telemetry::{Metrics, Tag};
 
 use crate::Error;
 
-/// How often a Redis failure may be logged, per Redis backend (one per process in the service).
+/// How often a Redis failure may be logged, per [`crate::RedisConnection`] (one per process in the service).
 pub(crate) const REDIS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A Redis pipeline failed (or could not be sent): `redis.command.errors{command,error_type}` always, and

@@ -22,7 +22,7 @@ use prost_types::Timestamp;
 use proto::feast::types::Value;
 use proto::feast::types::value::Val;
 
-use crate::registry::ValueType;
+use crate::value_type::ValueType;
 
 /// Feast's default `entity_key_serialization_version`, the only one written and read here.
 pub const ENTITY_KEY_SERIALIZATION_VERSION: u32 = 3;

@@ -12,6 +12,10 @@
 //!   and the cache, stale rows included, has nothing) and the event time.
 //! - [`RedisConfig`] + [`RedisTls`]: URL (AUTH in its user info), timeouts, pool, TLS trust and client
 //!   certificate; [`CacheConfig`]: TTL, size and the stale-if-error window that rides out Redis outages.
+//! - [`RedisConnection`]: the Redis connection under the store, for any crate that keeps data in Redis:
+//!   [`RedisConnection::open`] returns at once (only a bad URL or TLS files fail), the pool connects and
+//!   reconnects in the background logging failures at most once a second, and
+//!   [`RedisConnection::client`] hands out a connected client or fails at once with [`Error::Unavailable`].
 //! - [`Error`] / [`RequestError`]: what went wrong, with request errors naming the field at fault.
 //!
 //! Telemetry (through the `telemetry` crate, to the [`telemetry::Metrics`] given in [`StoreConfig`] and
@@ -30,64 +34,20 @@ mod error;
 mod events;
 pub mod layout;
 mod materialize;
+mod redact;
 mod registry;
 mod request;
 mod store;
+mod value_type;
 
 pub use csv_rows::{CsvFile, Record, encode_record, latest_per_entity, read_records, rebase_timestamps};
 pub use error::{Error, RequestError};
 pub use materialize::{JOB as MATERIALIZE_JOB, MaterializeOptions, MaterializeReport, materialize};
-pub use registry::{BUNDLED_REGISTRY, Entity, Feature, FeatureView, Registry, ValueType};
+pub use redact::redact_url;
+pub use registry::{BUNDLED_REGISTRY, EVENT_TIMESTAMP_COLUMN, Entity, Feature, FeatureView, Registry};
 pub use request::MAX_ENTITY_ROWS;
 pub use store::{
-    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig, RedisTls,
-    StoreConfig,
+    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig,
+    RedisConnection, RedisTls, StoreConfig,
 };
-
-/// The CSV column holding a row's event time.
-pub const EVENT_TIMESTAMP_COLUMN: &str = "event_timestamp";
-
-/// `url` with the password of its user info replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user_info = &rest[..at];
-    let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
-    // A URL with only a user part (`redis://secret@host`) is how some clients pass a password alone.
-    let redacted = if user_info.contains(':') {
-        format!("{user}:***")
-    } else {
-        "***".to_owned()
-    };
-    format!("{}{redacted}{}", &url[..scheme_end], &rest[at..])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:s3cret@host:6379/0"),
-            "redis://:***@host:6379/0"
-        );
-        assert_eq!(
-            redact_url("rediss://user:p@ss@host:6380"),
-            "rediss://user:***@host:6380"
-        );
-        assert_eq!(redact_url("redis://token@host"), "redis://***@host");
-        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
-        assert_eq!(
-            redact_url("redis-cluster://u:pw@a:1?node=b:2&node=c:3"),
-            "redis-cluster://u:***@a:1?node=b:2&node=c:3"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
-}
+pub use value_type::ValueType;

@@ -9,7 +9,8 @@ use proto::feast::types::{RepeatedValue, Value};
 
 use crate::error::RequestError;
 use crate::layout;
-use crate::registry::{Registry, ValueType};
+use crate::registry::Registry;
+use crate::value_type::ValueType;
 
 /// The most entity rows one request may ask for.
 pub const MAX_ENTITY_ROWS: usize = 1000;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use feature_store::{CacheConfig, Error, OnlineStore, RedisConfig, StoreConfig};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use server_kit::Deadline;
 use testkit::redis::RedisServer;
 
 fn req() -> GetOnlineFeaturesRequest {
@@ -88,12 +89,13 @@ async fn a_paused_redis_answers_unavailable_within_the_timeout_and_the_deadline(
     let took = started.elapsed();
     assert!(took >= timeout && took < Duration::from_secs(1), "{took:?}");
 
-    // A request deadline shorter than the configured timeout wins, and the answer makes it: the Redis
-    // call stops early enough to leave time for answering without it.
+    // A request deadline shorter than the configured timeout wins, and the answer makes it: the store is
+    // given the deadline less the answering margin, as the server's door computes it, and its Redis call
+    // stops there, leaving that margin for answering without Redis.
     let started = Instant::now();
     let deadline = started + Duration::from_millis(60);
     let response = store
-        .get_online_features(&req(), Some(deadline))
+        .get_online_features(&req(), Some(Deadline::at(deadline).answering()))
         .await
         .expect("answered");
     let answered = Instant::now();
@@ -110,7 +112,9 @@ async fn a_paused_redis_answers_unavailable_within_the_timeout_and_the_deadline(
 async fn a_spent_deadline_fails_before_calling_redis() {
     let server = RedisServer::start().expect("redis-server");
     let store = store_with(&server.url(), Duration::from_secs(1), no_cache(), None).await;
-    let result = store.get_online_features(&req(), Some(Instant::now())).await;
+    let result = store
+        .get_online_features(&req(), Some(Deadline::at(Instant::now())))
+        .await;
     assert!(matches!(result, Err(Error::DeadlineExceeded)), "{result:?}");
 }
 

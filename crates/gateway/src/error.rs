@@ -1,5 +1,6 @@
 //! Every way a gateway request can fail, and the one mapping to a gRPC status a caller can act on.
 
+use server_kit::Blame;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,22 @@ impl Error {
         }
     }
 
+    /// Whose fault the failure is, for the one failed-request log line (`server_kit::reject`): the
+    /// caller's mistakes each time, an outage (a dependency or the quote store failing) at most once a
+    /// second, and a dependency rejecting what the gateway sent, or answering out of contract, as the
+    /// gateway's own fault.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Self::InvalidArgument { .. } | Self::QuoteNotFound(_) | Self::OutcomeConflict(_) => Blame::Caller,
+            Self::QuoteStore(_) => Blame::Dependency,
+            error if error.is_dependency_failure() => Blame::Dependency,
+            Self::Downstream { .. }
+            | Self::BadResponse { .. }
+            | Self::DeadlineExceeded(_)
+            | Self::CircuitOpen(_) => Blame::Server,
+        }
+    }
+
     /// The dependency is down, overloaded or too slow (as opposed to answering, even with a rejection):
     /// what a circuit breaker counts and a fallback may stand in for.
     pub fn is_dependency_failure(&self) -> bool {
@@ -84,15 +101,31 @@ impl Error {
     }
 }
 
+impl server_kit::Failure for Error {
+    fn error_type(&self) -> &'static str {
+        self.kind()
+    }
+
+    fn blame(&self) -> Blame {
+        Error::blame(self)
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
+        Self::from(&error)
+    }
+}
+
+impl From<&Error> for Status {
+    fn from(error: &Error) -> Self {
         let message = error.to_string();
         match error {
             Error::InvalidArgument { .. } => Status::invalid_argument(message),
             Error::QuoteNotFound(_) => Status::not_found(message),
             Error::OutcomeConflict(_) => Status::already_exists(message),
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
-            Error::Downstream { status, service } => match status.code() {
+            Error::Downstream { status, .. } => match status.code() {
                 // The callee says it is overloaded: pass that on so callers back off.
                 Code::ResourceExhausted => Status::resource_exhausted(message),
                 // The callee rejected what the gateway sent (a contract or configuration fault, e.g. a
@@ -104,10 +137,7 @@ impl From<Error> for Status {
                 | Code::OutOfRange
                 | Code::Unimplemented
                 | Code::PermissionDenied
-                | Code::Unauthenticated => {
-                    tracing::error!(dependency = service, code = ?status.code(), "downstream rejected the gateway's call");
-                    Status::internal(message)
-                }
+                | Code::Unauthenticated => Status::internal(message),
                 _ => Status::unavailable(message),
             },
             Error::QuoteStore(_) | Error::CircuitOpen(_) => Status::unavailable(message),

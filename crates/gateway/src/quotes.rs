@@ -6,8 +6,10 @@
 //! two different outcomes for one quote cannot both win. Once an outcome is recorded the key's expiry is
 //! pushed out to the outcome retention, so an accepted outcome outlives its quote.
 //!
-//! Redis being away never stops the gateway: it connects (and reconnects) in the background, and while it
-//! is not connected QuotePrice and RecordOutcome fail at once with UNAVAILABLE (nothing was stored, so
+//! The Redis connection is the feature store's ([`RedisConnection`]): the same URL schemes (standalone,
+//! TLS, cluster), TLS files, pool, and throttled connection-failure log. Redis being away never stops the
+//! gateway: it connects (and reconnects) in the background, and while it is not connected QuotePrice and
+//! RecordOutcome fail at once with UNAVAILABLE (nothing was stored, so
 //! the caller retries; a retried outcome is recognised as a duplicate). Every command is bounded by what
 //! remains of the request's deadline. Predictions do not need the quote store.
 
@@ -15,11 +17,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fred::prelude::{Client, ClientLike, Config, LuaInterface};
+use feature_store::{RedisConfig, RedisConnection};
+use fred::prelude::{Client, LuaInterface};
 use serde::{Deserialize, Serialize};
 
-use crate::downstream::Deadline;
 use crate::error::Error;
+use server_kit::Deadline;
 
 /// What a quote remembers, for joining its outcome to the prediction that priced it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,7 +60,7 @@ pub enum Recorded {
 
 pub enum QuoteStore {
     Redis {
-        client: Client,
+        connection: RedisConnection,
         ttl: Duration,
         retention: Duration,
     },
@@ -96,26 +99,13 @@ return {2, quote, redis.call('HGET', KEYS[1], 'outcome')}";
 pub const MEMORY_CAPACITY: usize = 200_000;
 
 impl QuoteStore {
-    /// Starts connecting to Redis in the background (each attempt bounded by `connect_timeout`, retried
-    /// 100 ms doubling to 2 s, forever); fails only on a malformed URL.
-    pub fn redis(
-        url: &str,
-        ttl: Duration,
-        retention: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, Error> {
-        let mut config =
-            Config::from_url(url).map_err(|e| Error::QuoteStore(format!("bad QUOTE_REDIS_URL: {e}")))?;
-        // Not connected yet is not an error: the first connection retries like any reconnection.
-        config.fail_fast = false;
-        let client = fred::types::Builder::from_config(config)
-            .with_connection_config(|c| c.connection_timeout = connect_timeout)
-            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build()
-            .map_err(|e| Error::QuoteStore(e.to_string()))?;
-        let _connection_task = client.connect();
+    /// Starts connecting to Redis in the background (retried 50 ms doubling to 2 s, forever); fails only
+    /// on a malformed URL or unreadable TLS files.
+    pub fn redis(config: &RedisConfig, ttl: Duration, retention: Duration) -> Result<Self, Error> {
+        let connection =
+            RedisConnection::open(config).map_err(|e| Error::QuoteStore(format!("QUOTE_REDIS_URL: {e}")))?;
         Ok(Self::Redis {
-            client,
+            connection,
             ttl,
             retention,
         })
@@ -125,34 +115,16 @@ impl QuoteStore {
     /// `false` if it did not come, and the store keeps trying in the background.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         match self {
-            Self::Redis { client, .. } => {
-                let deadline = Instant::now() + timeout;
-                while !client.is_connected() {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    // Resolves with the next attempt's result; a failed one is retried by fred's policy.
-                    if !matches!(
-                        tokio::time::timeout(left, client.wait_for_connect()).await,
-                        Ok(Ok(()))
-                    ) {
-                        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
-                    }
-                }
-                true
-            }
+            Self::Redis { connection, .. } => connection.connected_within(timeout).await.is_ok(),
             Self::Memory { .. } => true,
         }
     }
 
     /// A connected client, or UNAVAILABLE at once (commands would otherwise queue until reconnected).
-    fn connected(client: &Client) -> Result<&Client, Error> {
-        if client.is_connected() {
-            Ok(client)
-        } else {
-            Err(Error::QuoteStore("not connected to Redis (reconnecting)".into()))
-        }
+    fn connected(connection: &RedisConnection) -> Result<&Client, Error> {
+        connection
+            .client()
+            .map_err(|error| Error::QuoteStore(error.to_string()))
     }
 
     pub fn memory(ttl: Duration, retention: Duration) -> Self {
@@ -170,14 +142,14 @@ impl QuoteStore {
         }
     }
 
-    pub async fn put(&self, quote: &QuoteRecord, deadline: &Deadline) -> Result<(), Error> {
+    pub async fn put(&self, quote: &QuoteRecord, deadline: Deadline) -> Result<(), Error> {
         match self {
-            Self::Redis { client, ttl, .. } => {
+            Self::Redis { connection, ttl, .. } => {
                 let json = serde_json::to_string(quote).map_err(|e| Error::QuoteStore(e.to_string()))?;
                 let args = vec![json, ttl.as_secs().max(1).to_string()];
                 let _: i64 = within(
                     deadline,
-                    Self::connected(client)?.eval(STORE_SCRIPT, key(&quote.quote_id), args),
+                    Self::connected(connection)?.eval(STORE_SCRIPT, key(&quote.quote_id), args),
                 )
                 .await?;
                 Ok(())
@@ -215,17 +187,19 @@ impl QuoteStore {
         &self,
         quote_id: &str,
         outcome: Outcome,
-        deadline: &Deadline,
+        deadline: Deadline,
     ) -> Result<Recorded, Error> {
         match self {
             Self::Redis {
-                client, retention, ..
+                connection,
+                retention,
+                ..
             } => {
                 let json = serde_json::to_string(&outcome).map_err(|e| Error::QuoteStore(e.to_string()))?;
                 let args = vec![json, retention.as_secs().max(1).to_string(), now_ms().to_string()];
                 let reply: Vec<Option<String>> = within(
                     deadline,
-                    Self::connected(client)?.eval(OUTCOME_SCRIPT, key(quote_id), args),
+                    Self::connected(connection)?.eval(OUTCOME_SCRIPT, key(quote_id), args),
                 )
                 .await?;
                 let status = reply.first().cloned().flatten();
@@ -267,7 +241,7 @@ impl QuoteStore {
 
 /// A Redis command bounded by the request's deadline.
 async fn within<T>(
-    deadline: &Deadline,
+    deadline: Deadline,
     command: impl Future<Output = Result<T, fred::error::Error>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(deadline.remaining(), command).await {

@@ -268,5 +268,4 @@ impl Drop for ReporterGuard {
 }
 
 #[cfg(test)]
-#[path = "drift_tests.rs"]
 mod tests;

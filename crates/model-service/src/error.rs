@@ -1,6 +1,7 @@
 //! Every way the model-service fails, and the one mapping of those failures to gRPC statuses.
 
 use model_runtime::{LoadError, LookupError, PredictError};
+use server_kit::Blame;
 use tonic::Status;
 
 /// A start-up failure or a failed request.
@@ -116,6 +117,24 @@ impl Error {
             | Error::ShuttingDown
             | Error::Server(_)
             | Error::InferenceTimeout { .. } => false,
+        }
+    }
+}
+
+impl server_kit::Failure for Error {
+    fn error_type(&self) -> &'static str {
+        Error::error_type(self)
+    }
+
+    fn blame(&self) -> Blame {
+        match self {
+            // Load, not a fault: WARN, so a busy spell does not page through the error log.
+            Error::InferenceTimeout { .. } => Blame::Load,
+            // A non-finite output: the caller's input, most likely; but a model that breaks on plausible
+            // inputs must show too, so it is logged each time like any rejected call.
+            Error::Predict(PredictError::NonFiniteOutput { .. }) => Blame::Caller,
+            error if error.is_client_error() => Blame::Caller,
+            _ => Blame::Server,
         }
     }
 }

@@ -11,13 +11,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_runtime::{ModelRepository, ModelVersion, PredictError, Prediction, Row};
+use model_runtime::{ModelRepository, ModelVersion, Prediction, Row};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
     self as pb, GetModelMetadataRequest, GetModelMetadataResponse, ModelInput, PredictRequest,
     PredictResponse,
 };
+use server_kit::Deadline;
 use telemetry::catalog::MODEL_INFERENCE_BATCH_ROWS;
 use telemetry::trace::spans;
 use telemetry::{Metrics, Tag};
@@ -105,7 +106,7 @@ impl Models {
     async fn predict(
         &self,
         request: PredictRequest,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Result<PredictResponse, Error> {
         let PredictRequest {
             model,
@@ -132,7 +133,7 @@ impl Models {
         let blocking = if rows.len() > INLINE_MAX_ROWS {
             let budget = self.budget(deadline);
             let permit = Arc::clone(&self.blocking).acquire_owned();
-            match tokio::time::timeout_at(budget.until(), permit).await {
+            match tokio::time::timeout_at(budget.until.tokio_instant(), permit).await {
                 Ok(permit) => Some((permit.map_err(|_| Error::ShuttingDown)?, budget)),
                 Err(_) => return Err(budget.exceeded(&model, rows.len())),
             }
@@ -178,15 +179,13 @@ impl Models {
     }
 
     /// The time a large batch has for its slot and run: the inference timeout, or less when the
-    /// caller's deadline comes first (then a little before it, so this answer, with its reason, reaches
-    /// the caller ahead of tonic's bare CANCELLED at the deadline itself).
-    fn budget(&self, deadline: Option<Instant>) -> Budget {
-        let now = Instant::now();
-        let own = now + self.inference_timeout;
-        match deadline.map(server_kit::answer_by) {
+    /// caller's deadline (already less the answering margin) comes first.
+    fn budget(&self, deadline: Option<Deadline>) -> Budget {
+        let own = Deadline::after(self.inference_timeout);
+        match deadline {
             Some(caller) if caller < own => Budget {
                 until: caller,
-                limit: caller.saturating_duration_since(now),
+                limit: caller.remaining(),
                 bound: "the caller's deadline",
             },
             _ => Budget {
@@ -234,15 +233,16 @@ impl pb::model_service_server::ModelService for Models {
         )
     )]
     async fn predict(&self, request: Request<PredictRequest>) -> Result<Response<PredictResponse>, Status> {
+        let started = Instant::now();
         // Only large batches are bounded; small ones skip the header lookup.
         let deadline = if request.get_ref().rows.len() > INLINE_MAX_ROWS {
-            server_kit::grpc_deadline(request.metadata())
+            Deadline::for_request(request.metadata(), None)
         } else {
             None
         };
         match self.predict(request.into_inner(), deadline).await {
             Ok(response) => Ok(Response::new(response)),
-            Err(error) => Err(reject(error)),
+            Err(error) => Err(server_kit::reject(error, started)),
         }
     }
 
@@ -255,24 +255,21 @@ impl pb::model_service_server::ModelService for Models {
         &self,
         request: Request<GetModelMetadataRequest>,
     ) -> Result<Response<GetModelMetadataResponse>, Status> {
+        let started = Instant::now();
         self.metadata(request.get_ref())
             .map(Response::new)
-            .map_err(reject)
+            .map_err(|error| server_kit::reject(error, started))
     }
 }
 
 /// When a large batch must be done by, and which limit set that.
 struct Budget {
-    until: Instant,
+    until: Deadline,
     limit: Duration,
     bound: &'static str,
 }
 
 impl Budget {
-    fn until(&self) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.until)
-    }
-
     fn exceeded(&self, model: &ModelVersion, rows: usize) -> Error {
         Error::InferenceTimeout {
             model: model.model().to_owned(),
@@ -302,7 +299,7 @@ async fn run_blocking(
         let _permit = permit;
         score(&run_cx, &scorer, &rows, window.as_deref())
     });
-    match tokio::time::timeout_at(budget.until(), run).await {
+    match tokio::time::timeout_at(budget.until.tokio_instant(), run).await {
         Ok(joined) => joined.unwrap_or_else(|error| Err(Error::from(error))),
         Err(_) => Err(budget.exceeded(model, count)),
     }
@@ -323,23 +320,6 @@ fn score(
     let (predictions, tally) = model.predict_tallied(rows)?;
     window.record(&tally);
     Ok(predictions)
-}
-
-/// Logs a failed call by whose fault it is, then turns it into its status.
-fn reject(error: Error) -> Status {
-    let error_type = error.error_type();
-    if matches!(error, Error::InferenceTimeout { .. }) {
-        // Load, not a fault: WARN, so a busy spell does not page through the error log.
-        tracing::warn!(error_type, %error, "request timed out");
-    } else if matches!(error, Error::Predict(PredictError::NonFiniteOutput { .. })) {
-        // The caller's input, most likely; but a model that breaks on plausible inputs must show too.
-        tracing::warn!(error_type, %error, "request drove the model to a non-finite output");
-    } else if error.is_client_error() {
-        tracing::debug!(error_type, %error, "request rejected");
-    } else {
-        tracing::error!(error_type, %error, "request failed");
-    }
-    Status::from(error)
 }
 
 /// The request's experiment arm; empty means [`DEFAULT_VARIANT`].
@@ -368,5 +348,4 @@ fn to_proto(prediction: Prediction) -> pb::Prediction {
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
 mod tests;

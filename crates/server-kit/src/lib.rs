@@ -11,7 +11,10 @@
 //!   rather than queued; health checks are exempt.
 //! - [`Health`]: the `grpc.health.v1` service, NOT_SERVING until the service is ready and again as
 //!   shutdown begins.
-//! - [`grpc_deadline`]: the caller's deadline from its `grpc-timeout` header.
+//! - [`Deadline`]: when a request must be answered by (the caller's `grpc-timeout`, the service's own
+//!   budget, one answering margin), used by every service and its downstream steps.
+//! - [`reject`] ([`Failure`], [`Blame`], [`RequestFailed`]): the one way a service logs a request it could
+//!   not answer and turns the error into its status.
 //! - [`shutdown_signal`], [`incoming`]: SIGTERM/Ctrl-C, and serving an already-bound listener (tests bind
 //!   port 0 and read the address first).
 //! - `test_certs` (feature `test-certs`): server and client settings from the test kit's throwaway PKI.
@@ -22,6 +25,7 @@
 mod args;
 mod deadline;
 mod error;
+mod failure;
 mod health;
 mod overload;
 mod serve;
@@ -33,8 +37,9 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 pub use args::{ClientTlsArgs, ServerArgs};
-pub use deadline::{answer_by, grpc_deadline};
+pub use deadline::Deadline;
 pub use error::Error;
+pub use failure::{Blame, Failure, RequestFailed, reject};
 pub use health::{Health, HealthServer, HealthService, LIVENESS};
 pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
 pub use serve::{Builder, Server};

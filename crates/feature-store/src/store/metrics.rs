@@ -15,7 +15,6 @@
 //! request is a handful of aggregator calls (about 40 ns each) whatever its number of values; only the
 //! staleness samples grow with the entity rows, since a distribution needs every sample.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use prost_types::Timestamp;
@@ -25,7 +24,7 @@ use telemetry::catalog::{
 };
 use telemetry::{LookupStatus, Metrics, Tag};
 
-use super::row::ViewRow;
+use super::Rows;
 use crate::csv_rows::timestamp_nanos;
 use crate::registry::FeatureView;
 use crate::request::Plan;
@@ -146,11 +145,11 @@ impl LookupTally {
 
 /// `features.staleness_s`: for each requested view and entity row whose row has an event time, its age at
 /// `now` in seconds (0 for event times in the future: clock skew between writer and reader).
-pub(crate) fn record_staleness(
+pub(super) fn record_staleness(
     metrics: &Metrics,
     views: &[FeatureView],
     plan: &Plan,
-    rows: &[Option<Arc<ViewRow>>],
+    rows: &Rows,
     now: SystemTime,
 ) {
     let now = timestamp_nanos(&Timestamp::from(now));
@@ -161,7 +160,7 @@ pub(crate) fn record_staleness(
         let tags = [Tag::feature_view(&view.name)];
         for &k in row_keys.iter() {
             let event = rows
-                .get(k * views.len() + v)
+                .get(k, v)
                 .and_then(Option::as_deref)
                 .and_then(|row| row.event_timestamp.as_ref());
             if let Some(event) = event {

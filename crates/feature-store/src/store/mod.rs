@@ -14,6 +14,7 @@
 //! trips (see `redis`). The Redis read path, stand-ins included, is `read`.
 
 mod cache;
+mod grid;
 mod memory;
 mod metrics;
 mod read;
@@ -21,17 +22,19 @@ pub(crate) mod redis;
 mod row;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use prost_types::Timestamp;
 use proto::feast::types::Value;
 use proto::features::v1::{FeatureVector, FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use server_kit::Deadline;
 use telemetry::Metrics;
 
 pub use cache::{CacheConfig, CacheObserver, CacheStats};
-pub use redis::{ReadStrategy, RedisConfig, RedisTls};
+pub use redis::{ReadStrategy, RedisConfig, RedisConnection, RedisTls};
 
 use self::cache::FeatureCache;
+use self::grid::Grid;
 use self::memory::MemoryBackend;
 use self::metrics::LookupTally;
 use self::read::RedisRead;
@@ -40,6 +43,10 @@ use self::row::ViewRow;
 use crate::csv_rows::CsvFile;
 use crate::request::Plan;
 use crate::{Error, Registry};
+
+/// A request's rows: per distinct entity key and feature view, the row read (`None`: not asked for, or
+/// not read yet).
+type Rows = Grid<Option<Arc<ViewRow>>>;
 
 /// How to open an [`OnlineStore`].
 #[derive(Clone)]
@@ -210,12 +217,13 @@ impl OnlineStore {
 
     /// Validates `request`, reads every entity key it needs in one round trip (cache misses only), and
     /// returns one vector per feature with a value, status and event time per entity row. The Redis call
-    /// is bounded by the configured timeout and by `deadline`, whichever comes first, less a reserve to
-    /// answer without Redis in time.
+    /// is bounded by the configured timeout and by `deadline`, whichever comes first. `deadline` is when
+    /// the answer is due, its answering margin already taken ([`Deadline::for_request`]): the store adds
+    /// none of its own.
     ///
     /// When Redis cannot be read ([`Error::is_outage`]) the answer is still `Ok`: cached rows (stale ones
     /// too) stand in, the other values are UNAVAILABLE. Errors are a request that does not validate
-    /// ([`Error::Request`]), a `deadline` already past when Redis would be called
+    /// ([`Error::Request`]), a `deadline` already spent when Redis would be called
     /// ([`Error::DeadlineExceeded`]), and Redis errors that are not outages.
     ///
     /// The Redis span is a child of the current OpenTelemetry context; the response's values are
@@ -223,7 +231,7 @@ impl OnlineStore {
     pub async fn get_online_features(
         &self,
         request: &GetOnlineFeaturesRequest,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Result<GetOnlineFeaturesResponse, Error> {
         let inner = &*self.inner;
         let plan = Plan::new(
@@ -233,13 +241,15 @@ impl OnlineStore {
             &request.entities,
         )?;
         let views = inner.registry.views();
-        let mut rows: Vec<Option<Arc<ViewRow>>> = vec![None; plan.keys.len() * views.len()];
+        let mut rows = Rows::new(plan.keys.len(), views.len());
         match &inner.backend {
             Backend::Memory(memory) => {
                 for (k, (key, key_views)) in plan.keys.iter().zip(&plan.key_views).enumerate() {
                     let hash = memory.get(key);
                     for &v in key_views {
-                        rows[k * views.len() + v] = Some(Arc::new(ViewRow::decode(&hash, &views[v])));
+                        if let Some(slot) = rows.get_mut(k, v) {
+                            *slot = Some(Arc::new(ViewRow::decode(&hash, &views[v])));
+                        }
                     }
                 }
             }
@@ -279,7 +289,7 @@ impl OnlineStore {
 fn assemble(
     registry: &Registry,
     plan: &Plan,
-    rows: &[Option<Arc<ViewRow>>],
+    rows: &Rows,
     now: SystemTime,
     names: &[String],
     lookups: &mut LookupTally,
@@ -303,7 +313,7 @@ fn assemble(
             for row in 0..plan.rows {
                 let stored = row_keys
                     .get(row)
-                    .and_then(|&k| rows.get(k * views.len() + v))
+                    .and_then(|&k| rows.get(k, v))
                     .and_then(Option::as_ref);
                 let (value, status, timestamp) = match stored {
                     Some(stored) => stored.field(f, view.ttl, now),

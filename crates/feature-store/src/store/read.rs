@@ -2,22 +2,24 @@
 //! every miss, and when Redis cannot be read ([`Error::is_outage`]) the stand-ins: stale cached rows,
 //! else UNAVAILABLE rows.
 //!
-//! The Redis call's timeout is the configured one, shortened to the request's deadline less a reserve for
-//! answering without Redis, so that a Redis too slow to answer still leaves time for the degraded answer
-//! to reach the caller before its deadline.
+//! The Redis call's timeout is the configured one, shortened to what is left of the request's
+//! [`Deadline`]. The deadline already keeps the margin for answering (taken once, where the request came
+//! in: [`Deadline::for_request`]), so a Redis too slow to answer still leaves time for the degraded answer
+//! to reach the caller before its own deadline; no second margin is taken here.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TraceContextExt;
+use server_kit::Deadline;
 
-use super::OnlineStore;
 use super::cache::Lookup;
 use super::metrics::{CacheTally, StaleTally};
 use super::redis::{Fetched, ReadStrategy, RedisBackend};
 use super::row::ViewRow;
+use super::{OnlineStore, Rows};
 use crate::Error;
 use crate::request::Plan;
 
@@ -28,13 +30,13 @@ impl OnlineStore {
         &self,
         read: &RedisRead<'_>,
         plan: &Plan,
-        rows: &mut [Option<Arc<ViewRow>>],
+        rows: &mut Rows,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
         let views = inner.registry.views();
         let mut missing = Vec::new();
-        // Past their TTL: used only if Redis fails. `(slot in rows, row)`.
-        let mut stale: Vec<(usize, Arc<ViewRow>)> = Vec::new();
+        // Past their TTL: used only if Redis fails.
+        let mut stale: Vec<StaleRow> = Vec::new();
         let mut cache_tally = CacheTally::new(views.len());
         for (k, (key, key_views)) in plan.keys.iter().zip(&plan.key_views).enumerate() {
             let mut miss = false;
@@ -43,15 +45,16 @@ impl OnlineStore {
                     miss = true;
                     continue;
                 };
-                let slot = k * views.len() + v;
                 match cache.get(key, v, &views[v].name) {
                     Lookup::Fresh(row) => {
                         cache_tally.record(v, true);
-                        rows[slot] = Some(row);
+                        if let Some(slot) = rows.get_mut(k, v) {
+                            *slot = Some(row);
+                        }
                     }
                     Lookup::Stale(row) => {
                         cache_tally.record(v, false);
-                        stale.push((slot, row));
+                        stale.push(StaleRow { key: k, view: v, row });
                         miss = true;
                     }
                     Lookup::Miss => {
@@ -110,7 +113,9 @@ impl OnlineStore {
                 if let Some(cache) = &inner.cache {
                     cache.insert(plan.keys[k].clone(), v, row.clone());
                 }
-                rows[k * views.len() + v] = Some(row);
+                if let Some(slot) = rows.get_mut(k, v) {
+                    *slot = Some(row);
+                }
             }
         }
         Ok(())
@@ -124,21 +129,25 @@ impl OnlineStore {
         &self,
         plan: &Plan,
         missing: &[usize],
-        stale: Vec<(usize, Arc<ViewRow>)>,
+        stale: Vec<StaleRow>,
         unavailable: &[Arc<ViewRow>],
-        rows: &mut [Option<Arc<ViewRow>>],
+        rows: &mut Rows,
     ) {
         let views = self.inner.registry.views();
         let mut served = StaleTally::new(views.len());
         let stale_rows = stale.len();
-        for (slot, row) in stale {
-            served.record(slot % views.len());
-            rows[slot] = Some(row);
+        for StaleRow { key, view, row } in stale {
+            served.record(view);
+            if let Some(slot) = rows.get_mut(key, view) {
+                *slot = Some(row);
+            }
         }
         let mut unavailable_rows = 0usize;
         for &k in missing {
             for &v in &plan.key_views[k] {
-                let slot = &mut rows[k * views.len() + v];
+                let Some(slot) = rows.get_mut(k, v) else {
+                    continue;
+                };
                 if slot.is_none() {
                     *slot = unavailable.get(v).cloned();
                     unavailable_rows += 1;
@@ -158,62 +167,71 @@ impl OnlineStore {
     }
 }
 
+/// A cached row past its TTL, standing in for `(key, view)` if Redis cannot be read.
+struct StaleRow {
+    key: usize,
+    view: usize,
+    row: Arc<ViewRow>,
+}
+
 /// What a Redis read needs besides the request's plan.
 pub(super) struct RedisRead<'a> {
     pub redis: &'a RedisBackend,
     pub strategy: ReadStrategy,
     /// The configured timeout of a read.
     pub timeout: Duration,
-    pub deadline: Option<Instant>,
+    /// When the request must be answered by, answering margin already taken.
+    pub deadline: Option<Deadline>,
     pub unavailable: &'a [Arc<ViewRow>],
 }
 
-/// The most a read keeps of what is left of the request's deadline for answering without Redis (the
-/// answer from the cache, then sending it): the Redis call gets the rest.
-const ANSWER_RESERVE: Duration = Duration::from_millis(5);
-
-/// The Redis call's timeout: the configured one, shortened to what is left of the request's deadline less
-/// a reserve (a tenth of what is left, at most [`ANSWER_RESERVE`]) so that an answer without Redis still
-/// makes the deadline.
-fn call_timeout(configured: Duration, deadline: Option<Instant>) -> Result<Duration, Error> {
+/// The Redis call's timeout: the configured one, shortened to what is left of the request's deadline.
+/// A deadline already spent calls nothing: [`Error::DeadlineExceeded`].
+fn call_timeout(configured: Duration, deadline: Option<Deadline>) -> Result<Duration, Error> {
     let Some(deadline) = deadline else {
         return Ok(configured);
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
+    if deadline.is_spent() {
         return Err(Error::DeadlineExceeded);
     }
-    let reserve = (left / 10).min(ANSWER_RESERVE);
-    Ok(configured.min(left - reserve))
+    Ok(deadline.limit(configured))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
-    fn the_redis_call_leaves_a_reserve_before_the_deadline() {
+    fn the_redis_call_is_bounded_by_what_is_left_of_the_deadline() {
         let configured = Duration::from_secs(1);
+        // No deadline: the configured timeout.
         assert_eq!(call_timeout(configured, None).ok(), Some(configured));
 
-        let deadline = Instant::now() + Duration::from_millis(200);
-        let timeout = call_timeout(configured, Some(deadline)).expect("time left");
-        assert!(timeout <= Duration::from_millis(195), "{timeout:?}");
-        assert!(timeout > Duration::from_millis(150), "{timeout:?}");
-
-        // Short deadlines keep a tenth.
-        let deadline = Instant::now() + Duration::from_millis(20);
-        let timeout = call_timeout(configured, Some(deadline)).expect("time left");
-        assert!(timeout <= Duration::from_millis(18), "{timeout:?}");
-
-        // A configured timeout shorter than the deadline is kept as it is.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // A configured timeout shorter than what is left is kept as it is.
+        let far = Deadline::after(Duration::from_secs(10));
         let short = Duration::from_millis(250);
-        assert_eq!(call_timeout(short, Some(deadline)).ok(), Some(short));
+        assert_eq!(call_timeout(short, Some(far)).ok(), Some(short));
 
-        assert!(matches!(
-            call_timeout(configured, Some(Instant::now())),
-            Err(Error::DeadlineExceeded)
-        ));
+        // Otherwise the call gets all that is left: the deadline's own margin is the only one.
+        for left in [Duration::from_millis(200), Duration::from_millis(20)] {
+            let start = Instant::now();
+            let timeout = call_timeout(configured, Some(Deadline::at(start + left))).expect("time left");
+            let elapsed = start.elapsed();
+            assert!(timeout <= left, "{timeout:?} of {left:?}");
+            assert!(
+                timeout + elapsed >= left,
+                "{timeout:?} of {left:?} after {elapsed:?}"
+            );
+        }
+
+        // A spent deadline fails before Redis is called.
+        for spent in [Deadline::at(Instant::now()), Deadline::after(Duration::ZERO)] {
+            assert!(matches!(
+                call_timeout(configured, Some(spent)),
+                Err(Error::DeadlineExceeded)
+            ));
+        }
     }
 }

@@ -1,16 +1,17 @@
-//! Connecting to Redis without ever failing because Redis is away.
+//! [`RedisConnection`]: a pool of Redis clients that never fails because Redis is away, shared by the
+//! online store and any other crate that keeps its data in Redis.
 //!
 //! Opening checks what can be wrong for good — the URL and the TLS files — and fails loudly on those. The
 //! connection itself is made in the background: fred's `fail_fast` is off, so the first connection goes
 //! through the same reconnect policy as every later one (50 ms doubling to 2 s, forever), and a Redis that
 //! is down, restarting or refusing our password delays readiness instead of crash-looping the process.
-//! Meanwhile reads fail at once (see `RedisBackend::client`), and the store answers them without Redis.
+//! Meanwhile [`RedisConnection::client`] fails at once, and callers answer without Redis.
 //!
 //! Connection errors (refused, reset, AUTH, TLS handshake) come from fred's error notifications and are
-//! logged through the backend's [`Throttle`]; the last one is kept so that "not connected" errors say
-//! why. [`ConnectionState::wait_connected`] resolves at the first successful connection (after AUTH).
+//! logged through the connection's [`Throttle`] ([`RedisConnectionFailed`]); the last one is kept so that
+//! "not connected" errors say why. [`RedisConnection::wait_connected`] resolves at the first successful
+//! connection (after AUTH).
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,19 +19,16 @@ use fred::clients::{Client, Pool};
 use fred::error::{Error as FredError, ErrorKind};
 use fred::interfaces::EventInterface;
 use fred::prelude::{ClientLike, Config, ReconnectPolicy, TcpConfig};
-use fred::rustls::pki_types::pem::PemObject;
-use fred::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use fred::rustls::{ClientConfig, RootCertStore};
-use fred::types::config::{TlsConfig, TlsConnector};
+use telemetry::logs::Throttle;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
-use super::{RedisConfig, RedisTls};
+use super::RedisConfig;
+use super::tls::tls_config;
 use crate::Error;
-use telemetry::logs::Throttle;
-
 use crate::events::{REDIS_LOG_INTERVAL, RedisConnectionFailed};
+use crate::redact::redact_url;
 
 /// URL schemes fred understands (without its unix-socket feature).
 const SCHEMES: &[&str] = &[
@@ -51,26 +49,19 @@ const SCHEMES: &[&str] = &[
 /// How long the first-connection watch waits on fred's announcement before looking at the clients again.
 const FIRST_CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 
-/// What the backend, its reads and the background tasks share about the connection.
-pub(crate) struct ConnectionState {
+/// What a connection and its background tasks share.
+struct ConnectionState {
     /// The URL with its password redacted: the only form logs may show.
-    pub url: String,
-    /// One limiter for every Redis failure line of this backend (commands and connections).
-    pub log: Throttle,
+    url: String,
+    /// One limiter for every Redis failure line of the connection (its users' failed commands included).
+    log: Throttle,
     last_error: Mutex<Option<String>>,
     connected_once: watch::Sender<bool>,
 }
 
 impl ConnectionState {
-    /// Resolves once a connection has been made (at once if one was).
-    pub async fn wait_connected(&self) {
-        let mut connected = self.connected_once.subscribe();
-        // Cannot fail: `self` holds the sender.
-        let _ = connected.wait_for(|connected| *connected).await;
-    }
-
     /// The last connection error since the last successful connection, for "not connected" errors.
-    pub fn last_error(&self) -> Option<String> {
+    fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -82,17 +73,21 @@ impl ConnectionState {
     }
 }
 
-/// A pool of fred clients connecting (and reconnecting) in the background. Dropping it stops them.
-pub(crate) struct Connection {
-    pub pool: Pool,
-    pub state: Arc<ConnectionState>,
+/// A pool of Redis clients from a [`RedisConfig`] (URL with AUTH, TLS files, pool size, timeouts),
+/// connecting and reconnecting in the background. Dropping it stops the background tasks and tells the
+/// pool to quit.
+pub struct RedisConnection {
+    pool: Pool,
+    state: Arc<ConnectionState>,
     tasks: Vec<AbortHandle>,
 }
 
-impl Connection {
-    /// Checks `config` and starts connecting; returns at once. Fails only for configuration errors.
+impl RedisConnection {
+    /// Checks `config` and starts connecting; returns at once, without waiting for Redis. Fails only for
+    /// what waiting cannot fix: a malformed URL or unknown scheme ([`Error::InvalidRedisUrl`]), unusable
+    /// TLS files ([`Error::InvalidTlsConfig`]), no Tokio runtime to connect on ([`Error::Connect`]).
     pub fn open(config: &RedisConfig) -> Result<Self, Error> {
-        let url = crate::redact_url(&config.url);
+        let url = redact_url(&config.url);
         let scheme = config.url.split_once("://").map_or("", |(scheme, _)| scheme);
         if !SCHEMES.contains(&scheme) {
             return Err(Error::InvalidRedisUrl {
@@ -128,7 +123,7 @@ impl Connection {
             })
             .with_performance_config(|p| p.default_command_timeout = config.timeout)
             // Connect and reconnect forever in the background, 50 ms doubling up to 2 s; requests meanwhile
-            // fail fast instead of queueing (see `RedisBackend::client`).
+            // fail fast instead of queueing (see `RedisConnection::client`).
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_pool(config.pool_size.max(1))
             .map_err(|e| Error::InvalidRedisUrl {
@@ -171,13 +166,71 @@ impl Connection {
         Ok(Self { pool, state, tasks })
     }
 
+    /// A connected client of the pool, or [`Error::Unavailable`] at once, naming the last connection
+    /// error: while fred (re)connects, commands would otherwise wait in its queue until their timeout,
+    /// turning an outage into slow answers.
+    pub fn client(&self) -> Result<&Client, Error> {
+        let client = self.pool.next_connected();
+        if client.is_connected() {
+            return Ok(client);
+        }
+        let details = match self.state.last_error() {
+            Some(last) => format!("not connected to Redis (reconnecting; last error: {last})"),
+            None => "not connected to Redis (connecting)".to_owned(),
+        };
+        Err(Error::Unavailable(FredError::new(ErrorKind::IO, details)))
+    }
+
     /// Whether a client of the pool is connected now.
     pub fn is_connected(&self) -> bool {
         self.pool.clients().iter().any(ClientLike::is_connected)
     }
+
+    /// Resolves once a connection has been made (at once if one was). It does not resolve while Redis
+    /// stays unreachable or refuses the credentials: [`RedisConnection::connected_within`] bounds it.
+    pub async fn wait_connected(&self) {
+        let mut connected = self.state.connected_once.subscribe();
+        // Cannot fail: `self.state` holds the sender.
+        let _ = connected.wait_for(|connected| *connected).await;
+    }
+
+    /// [`RedisConnection::wait_connected`], or after `timeout` an [`Error::Connect`] naming the last
+    /// connection error (refused, AUTH, TLS).
+    pub async fn connected_within(&self, timeout: Duration) -> Result<(), Error> {
+        if tokio::time::timeout(timeout, self.wait_connected()).await.is_ok() {
+            return Ok(());
+        }
+        Err(Error::Connect {
+            url: self.state.url.clone(),
+            reason: self
+                .state
+                .last_error()
+                .unwrap_or_else(|| format!("no connection within {timeout:?}")),
+        })
+    }
+
+    /// The URL with its password redacted: the only form for logs and errors.
+    pub fn url(&self) -> &str {
+        &self.state.url
+    }
+
+    /// The limiter of this connection's failure lines, for its users' failed commands to share.
+    pub(crate) fn log(&self) -> &Throttle {
+        &self.state.log
+    }
 }
 
-impl Drop for Connection {
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("url", &self.state.url)
+            .field("pool_size", &self.pool.size())
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisConnection {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
@@ -262,72 +315,4 @@ fn connection_error_type(error: &FredError) -> &'static str {
         ErrorKind::Config | ErrorKind::Url => "config",
         _ => "connect",
     }
-}
-
-/// The TLS settings for a URL, when files are given (`None`: fred's default for the URL, which trusts the
-/// system's roots for `rediss://` and uses no TLS for `redis://`).
-fn tls_config(tls: &RedisTls, url_uses_tls: bool) -> Result<Option<TlsConfig>, Error> {
-    if tls.is_empty() {
-        return Ok(None);
-    }
-    let invalid = |reason: String| Error::InvalidTlsConfig { reason };
-    if !url_uses_tls {
-        return Err(invalid(
-            "TLS files are given but the Redis URL does not use TLS (use rediss://, rediss-cluster://, ...)"
-                .into(),
-        ));
-    }
-    // Explicitly ring: the provider this workspace builds rustls with, whatever else enables.
-    let provider = Arc::new(fred::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?;
-    let mut roots = RootCertStore::empty();
-    match &tls.ca_file {
-        Some(path) => {
-            for cert in read_certs(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-            }
-        }
-        None => {
-            // fred's own default: the system's roots, skipping any that do not parse.
-            let native = fred::rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-        }
-    }
-    let builder = builder.with_root_certificates(roots);
-    let config = match (&tls.client_cert_file, &tls.client_key_file) {
-        (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
-            .map_err(|e| invalid(format!("client certificate {}: {e}", cert.display())))?,
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(invalid(
-                "a client certificate needs its private key and a key its certificate".into(),
-            ));
-        }
-    };
-    Ok(Some(TlsConfig::from(TlsConnector::from(config))))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let invalid = |reason: String| Error::InvalidTlsConfig {
-        reason: format!("{}: {reason}", path.display()),
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| invalid(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(invalid("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| Error::InvalidTlsConfig {
-        reason: format!("{}: {e}", path.display()),
-    })
 }

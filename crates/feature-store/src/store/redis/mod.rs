@@ -2,7 +2,7 @@
 //! TLS (`rediss://`), cluster (`redis-cluster://`, `rediss-cluster://`, fred's `?node=host:port` list) and
 //! sentinel URLs, with AUTH from the URL's user info and TLS trust (and client certificates) from
 //! [`RedisTls`]. Connecting happens in the background and never fails for Redis being away (see
-//! `connection`).
+//! [`RedisConnection`]).
 //!
 //! Every request is one pipeline: one command per distinct entity key (keys differ per entity, and in a
 //! cluster they live in different slots, so no multi-key command can replace it).
@@ -33,6 +33,7 @@
 //! ([`ReadStrategy::HashGetFields`]) for hashes that grow large (many views on one entity).
 
 mod connection;
+mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,7 +43,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fred::clients::Client;
 use fred::error::ErrorKind;
-use fred::prelude::{ClientLike, HashesInterface};
+use fred::prelude::HashesInterface;
 use fred::types::{Key, Value};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
@@ -50,8 +51,11 @@ use telemetry::catalog::REDIS_COMMAND_LATENCY_MS;
 use telemetry::trace::spans;
 use telemetry::{Metrics, Tag};
 
+pub use connection::RedisConnection;
+
 use crate::Error;
 use crate::events::RedisCommandFailed;
+use crate::redact::redact_url;
 
 /// Command names, as spans and the `command` metric tag carry them.
 pub(crate) const HGETALL: &str = "HGETALL";
@@ -120,7 +124,7 @@ impl RedisTls {
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &crate::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("pool_size", &self.pool_size)
@@ -151,9 +155,9 @@ pub(crate) enum Fetched {
     NotAHash,
 }
 
-/// A pool of fred clients, connected (or connecting) in the background.
+/// Feast reads and writes over a [`RedisConnection`], traced and measured.
 pub(crate) struct RedisBackend {
-    connection: connection::Connection,
+    connection: RedisConnection,
     strategy: ReadStrategy,
     metrics: Metrics,
 }
@@ -162,7 +166,7 @@ impl RedisBackend {
     /// Checks the URL and TLS files and starts connecting; returns at once without waiting for Redis.
     pub fn connect(config: &RedisConfig, metrics: Metrics) -> Result<Self, Error> {
         Ok(Self {
-            connection: connection::Connection::open(config)?,
+            connection: RedisConnection::open(config)?,
             strategy: config.read_strategy,
             metrics,
         })
@@ -175,38 +179,12 @@ impl RedisBackend {
 
     /// Resolves once the first connection has been made.
     pub async fn wait_connected(&self) {
-        self.connection.state.wait_connected().await;
+        self.connection.wait_connected().await;
     }
 
     /// [`RedisBackend::wait_connected`], or a `Connect` error saying why not after `timeout`.
     pub async fn connected_within(&self, timeout: Duration) -> Result<(), Error> {
-        if tokio::time::timeout(timeout, self.wait_connected()).await.is_ok() {
-            return Ok(());
-        }
-        let state = &self.connection.state;
-        Err(Error::Connect {
-            url: state.url.clone(),
-            reason: state
-                .last_error()
-                .unwrap_or_else(|| format!("no connection within {timeout:?}")),
-        })
-    }
-
-    /// A connected client, or UNAVAILABLE at once: while fred (re)connects, commands would otherwise wait
-    /// in its queue until the timeout, turning an outage into slow answers.
-    pub fn client(&self) -> Result<&Client, Error> {
-        let client = self.connection.pool.next_connected();
-        if client.is_connected() {
-            return Ok(client);
-        }
-        let details = match self.connection.state.last_error() {
-            Some(last) => format!("not connected to Redis (reconnecting; last error: {last})"),
-            None => "not connected to Redis (connecting)".to_owned(),
-        };
-        Err(Error::Unavailable(fred::error::Error::new(
-            ErrorKind::IO,
-            details,
-        )))
+        self.connection.connected_within(timeout).await
     }
 
     /// Reads the hashes of `keys` in one pipeline; `fields[i]` lists what HMGET asks of `keys[i]`.
@@ -316,7 +294,7 @@ impl RedisBackend {
             "redis.pipeline_length",
             i64::try_from(keys).unwrap_or(i64::MAX),
         ));
-        let result = match self.client() {
+        let result = match self.connection.client() {
             Ok(client) => {
                 let started = Instant::now();
                 let result = call(client).await;
@@ -334,10 +312,10 @@ impl RedisBackend {
                 command,
                 error_type,
                 keys,
-                url: &self.connection.state.url,
+                url: self.connection.url(),
                 error,
             }
-            .emit(&self.metrics, &self.connection.state.log);
+            .emit(&self.metrics, self.connection.log());
         }
         spans::end(&cx);
         result

@@ -11,14 +11,15 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::layout;
-
-mod value_type;
-
-pub use value_type::ValueType;
+use crate::value_type::ValueType;
 
 /// The registry bundled with the crate: project `pricing`, entities `customer_id` and `zone_id`, views
 /// `customer_profile`, `customer_activity`, `zone_demand`, `zone_weather`.
-pub const BUNDLED_REGISTRY: &str = include_str!("../../registry.json");
+pub const BUNDLED_REGISTRY: &str = include_str!("../registry.json");
+
+/// The column of a view's source rows (snapshot and materialization CSVs) holding a row's event time,
+/// Feast's default `timestamp_field`: no feature may take its name.
+pub const EVENT_TIMESTAMP_COLUMN: &str = "event_timestamp";
 
 /// An entity: a join key and the type of its values.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -241,7 +242,7 @@ fn build_view(view: ViewFile, entity_types: &HashMap<String, ValueType>) -> Resu
                 view.name, feature.name
             ));
         }
-        if entity_types.contains_key(&feature.name) || feature.name == crate::EVENT_TIMESTAMP_COLUMN {
+        if entity_types.contains_key(&feature.name) || feature.name == EVENT_TIMESTAMP_COLUMN {
             return Err(format!(
                 "feature view {:?}: feature {:?} shadows a column",
                 view.name, feature.name

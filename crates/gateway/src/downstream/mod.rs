@@ -1,0 +1,171 @@
+//! The gateway's calls to the feature-service and the model-service.
+//!
+//! Each RPC is a tower stack: [`ResilienceLayer`] (the dependency's breaker and retry budget, and the
+//! request's deadline on every attempt) over `GrpcClientLayer` (client span, trace context) over a
+//! lazily connected channel. The model catalog ([`catalog`]) caches what each model takes as input.
+
+pub mod catalog;
+pub mod resilience;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::features::v1::feature_service_client::FeatureServiceClient;
+use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use proto::models::v1::model_service_client::ModelServiceClient;
+use proto::models::v1::{GetModelMetadataRequest, GetModelMetadataResponse, PredictRequest, PredictResponse};
+use server_kit::Deadline;
+use telemetry::Metrics;
+use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
+use telemetry::grpc::GrpcClientLayer;
+use tonic::transport::{Channel, Endpoint};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceBuilder, ServiceExt};
+
+pub use catalog::{ModelRef, ModelSpec};
+pub use resilience::{Call, Resilience, ResilienceLayer};
+
+use crate::error::Error;
+use catalog::{Cached, Catalog};
+
+pub const FEATURE_SERVICE: &str = "feature-service";
+pub const MODEL_SERVICE: &str = "model-service";
+
+/// A lazily connected channel: the gateway starts (and reports its own health) whatever the state of its
+/// dependencies, and reconnects by itself when they come back.
+///
+/// With `tls` configured the URL must be `https://` (and without it `http://`): a mismatch is refused
+/// rather than silently sent in plaintext.
+pub fn channel(
+    url: &str,
+    connect_timeout: Duration,
+    tls: &server_kit::ClientTlsArgs,
+) -> Result<Channel, ChannelError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|source| ChannelError::Url {
+            url: url.to_owned(),
+            source,
+        })?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(tls.configure(endpoint)?.connect_lazy())
+}
+
+/// Why a dependency's channel cannot be set up: a start-up error.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("invalid downstream URL {url}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] server_kit::Error),
+}
+
+/// One unary RPC to a dependency, as the prediction path calls it.
+type Rpc<M, R> = BoxCloneSyncService<Call<M>, R, Error>;
+
+/// Builds the tower stack of one RPC: `method` of a client cloned per call, behind `resilience`.
+macro_rules! rpc {
+    ($resilience:expr, $client:expr, $method:ident) => {{
+        let client = $client.clone();
+        BoxCloneSyncService::new(ServiceBuilder::new().layer($resilience.clone()).service_fn(
+            move |request| {
+                let mut client = client.clone();
+                async move { client.$method(request).await }
+            },
+        ))
+    }};
+}
+
+/// The gateway's view of its two dependencies.
+#[derive(Clone)]
+pub struct Downstream {
+    online_features: Rpc<GetOnlineFeaturesRequest, GetOnlineFeaturesResponse>,
+    predict: Rpc<PredictRequest, PredictResponse>,
+    model_metadata: Rpc<GetModelMetadataRequest, GetModelMetadataResponse>,
+    catalog: Arc<Catalog>,
+    metrics: Metrics,
+}
+
+impl Downstream {
+    pub fn new(
+        features: Channel,
+        models: Channel,
+        catalog_ttl: Duration,
+        resilience: Resilience,
+        metrics: Metrics,
+    ) -> Self {
+        let features = FeatureServiceClient::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(features));
+        let models = ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(models));
+        // One breaker and one retry budget per dependency, shared by its RPCs.
+        let feature_guard = ResilienceLayer::new(FEATURE_SERVICE, resilience, metrics.clone());
+        let model_guard = ResilienceLayer::new(MODEL_SERVICE, resilience, metrics.clone());
+        Self {
+            online_features: rpc!(feature_guard, features, get_online_features),
+            predict: rpc!(model_guard, models, predict),
+            model_metadata: rpc!(model_guard, models, get_model_metadata),
+            catalog: Arc::new(Catalog::new(catalog_ttl)),
+            metrics,
+        }
+    }
+
+    pub async fn online_features(
+        &self,
+        message: GetOnlineFeaturesRequest,
+        deadline: Deadline,
+    ) -> Result<GetOnlineFeaturesResponse, Error> {
+        self.online_features
+            .clone()
+            .oneshot(Call { message, deadline })
+            .await
+    }
+
+    pub async fn predict(
+        &self,
+        message: PredictRequest,
+        deadline: Deadline,
+    ) -> Result<PredictResponse, Error> {
+        self.predict.clone().oneshot(Call { message, deadline }).await
+    }
+
+    /// The model's inputs, from the catalog while fresh, else asked of the model-service. A stale entry
+    /// is still served if the model-service cannot be reached, so a metadata refresh never fails a
+    /// request that could otherwise be answered.
+    pub async fn model_spec(&self, model: &ModelRef, deadline: Deadline) -> Result<Arc<ModelSpec>, Error> {
+        let cached = match self.catalog.get(model) {
+            Cached::Fresh(spec) => {
+                self.metrics.incr(&CACHE_MODEL_METADATA_HIT, &[]);
+                return Ok(spec);
+            }
+            Cached::Stale(spec) => Some(spec),
+            Cached::Absent => None,
+        };
+        self.metrics.incr(&CACHE_MODEL_METADATA_MISS, &[]);
+        let message = GetModelMetadataRequest {
+            model: model.name.clone(),
+            version: model.version.clone(),
+        };
+        let fetched = self
+            .model_metadata
+            .clone()
+            .oneshot(Call { message, deadline })
+            .await;
+        match (fetched, cached) {
+            (Ok(metadata), _) => {
+                let spec = Arc::new(ModelSpec::from(metadata));
+                self.catalog.insert(model, spec.clone());
+                Ok(spec)
+            }
+            (Err(error), Some(spec)) => {
+                tracing::warn!(model = %model.name, %error, "model metadata refresh failed; using cached");
+                Ok(spec)
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+}
