@@ -49,6 +49,7 @@ grpcService, c (the component's values).
 {{- if and $redisSecret $v.redis.quotes }}
 - name: QUOTE_REDIS_URL
   valueFrom: {secretKeyRef: {name: {{ $redisSecret }}, key: {{ $v.redis.secretKey }}}}
+{{- include "pricing.redisTlsEnv" (dict "root" $root "prefix" "QUOTE_") }}
 {{- end }}
 {{- end }}
 {{- if eq .key "featureService" }}
@@ -60,7 +61,7 @@ grpcService, c (the component's values).
 - name: FEATURE_REGISTRY
   value: /etc/pricing/registry/registry.json
 {{- end }}
-{{- include "pricing.redisTlsEnv" $root }}
+{{- include "pricing.redisTlsEnv" (dict "root" $root) }}
 {{- end }}
 {{- if eq .key "modelService" }}
 - name: MODEL_REPOSITORY
@@ -110,15 +111,17 @@ grpcService, c (the component's values).
   value: json
 {{- end }}
 
-{{/* REDIS_TLS_* for what reads Redis, from the redis-tls mount. */}}
+{{/* REDIS_TLS_* for what reads Redis, from the redis-tls mount. Args (a dict): root, and prefix for
+     a binary that names its Redis settings with one (the gateway's quote store: QUOTE_). */}}
 {{- define "pricing.redisTlsEnv" -}}
-{{- if .Values.redis.tls.caSecret }}
-- name: REDIS_TLS_CA_FILE
+{{- $prefix := .prefix | default "" }}
+{{- if .root.Values.redis.tls.caSecret }}
+- name: {{ $prefix }}REDIS_TLS_CA_FILE
   value: /etc/pricing/redis-tls/ca.crt
-{{- if .Values.redis.tls.clientCertificate }}
-- name: REDIS_TLS_CERT_FILE
+{{- if .root.Values.redis.tls.clientCertificate }}
+- name: {{ $prefix }}REDIS_TLS_CERT_FILE
   value: /etc/pricing/redis-tls/tls.crt
-- name: REDIS_TLS_KEY_FILE
+- name: {{ $prefix }}REDIS_TLS_KEY_FILE
   value: /etc/pricing/redis-tls/tls.key
 {{- end }}
 {{- end }}
@@ -173,6 +176,8 @@ grpcService, c (the component's values).
 {{- $name := include "pricing.componentName" . }}
 {{- $facts := dict "root" $root "binary" .binary }}
 {{- $probe := dict "port" "health" }}
+{{- /* What connects to Redis: the feature-service, and the gateway when it keeps quotes there. */}}
+{{- $readsRedis := or (eq .key "featureService") (and (eq .key "gateway") $v.redis.quotes) }}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -314,7 +319,7 @@ spec:
               mountPath: /etc/pricing/registry
               readOnly: true
             {{- end }}
-            {{- if eq .key "featureService" }}
+            {{- if $readsRedis }}
             {{- with include "pricing.redisTlsMount" $root }}{{ . | trim | nindent 12 }}{{- end }}
             {{- end }}
             {{- if and (eq .key "modelService") (ne $v.models.source "image") }}
@@ -344,7 +349,7 @@ spec:
               - key: registry.json
                 path: registry.json
         {{- end }}
-        {{- if eq .key "featureService" }}
+        {{- if $readsRedis }}
         {{- with include "pricing.redisTlsVolume" $root }}{{ . | trim | nindent 8 }}{{- end }}
         {{- end }}
         {{- if eq .key "modelService" }}

@@ -395,8 +395,19 @@ fn only_the_gateway_may_call_the_feature_and_model_services() {
 
 #[test]
 fn every_environment_variable_is_one_the_binary_reads() {
-    for values in ci_values_files() {
-        let objects = render(&values, &[]);
+    // Redis over TLS with a CA of its own (and quotes in Redis) is in no example: render it too.
+    let variants: [&[&str]; 2] = [
+        &[],
+        &[
+            "--set",
+            "redis.tls.caSecret=ca,redis.tls.clientCertificate=true,redis.quotes=true",
+        ],
+    ];
+    for (values, extra) in ci_values_files()
+        .into_iter()
+        .flat_map(|values| variants.map(|extra| (values.clone(), extra)))
+    {
+        let objects = render(&values, extra);
         for workload in workloads(&objects) {
             let c = container(workload);
             let binary = c["command"][0]
@@ -424,12 +435,12 @@ fn the_schema_knows_every_setting_of_every_binary() {
         &std::fs::read_to_string(root().join("helm/values.schema.json")).expect("schema"),
     )
     .expect("schema is JSON");
-    // Redis over TLS with a CA of its own is in no example (the quote store cannot use it yet).
+    // Redis over TLS with a CA of its own (and quotes in Redis) is in no example.
     let variants: [&[&str]; 2] = [
         &[],
         &[
             "--set",
-            "redis.tls.caSecret=ca,redis.tls.clientCertificate=true,redis.quotes=false",
+            "redis.tls.caSecret=ca,redis.tls.clientCertificate=true,redis.quotes=true",
         ],
     ];
     let chart_sets: BTreeSet<String> = ci_values_files()
@@ -495,7 +506,7 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn bad_values_are_refused_naming_the_value() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--set", "gateway.replicas=-1"], "/gateway/replicas"),
         (
             &["--set", "gateway.config.MODEL_FALLBACK=maybe"],
@@ -512,6 +523,10 @@ fn bad_values_are_refused_naming_the_value() {
         (
             &["--set", "modelService.config.LISTEN_ADDR=0.0.0.0:1"],
             "LISTEN_ADDR",
+        ),
+        (
+            &["--set", "gateway.config.QUOTE_REDIS_TLS_CA_FILE=/ca.crt"],
+            "QUOTE_REDIS_TLS_CA_FILE",
         ),
         (
             &["--set", "featureService.config.REDIS_POOL_SIZE=0"],
@@ -543,8 +558,82 @@ fn settings_that_cannot_work_together_are_refused_with_the_reason() {
     assert!(message.contains("Redis is required"), "{message}");
     let message = refused(&["--set", "models.source=persistentVolumeClaim"]);
     assert!(message.contains("claimName"), "{message}");
-    let message = refused(&["--set", "redis.tls.caSecret=ca"]);
-    assert!(message.contains("quote store"), "{message}");
+}
+
+/// The redis-tls volume and its mount in `deployment`, if any.
+fn redis_tls_mount(deployment: &Value) -> Option<(&Value, &Value)> {
+    let mount = container(deployment)["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == "redis-tls")?;
+    let volume = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == "redis-tls")?;
+    Some((mount, volume))
+}
+
+/// The container's `*REDIS_TLS_*` variables (any prefix), name and value, in order.
+fn redis_tls_env(deployment: &Value) -> Vec<(String, String)> {
+    container(deployment)["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str().unwrap_or_default())))
+        .filter(|(name, _)| name.contains("REDIS_TLS_"))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_quote_store_reaches_redis_over_tls_with_the_feature_services_files() {
+    let values = ci_file("default-values.yaml");
+    let tls = "redis.tls.caSecret=redis-ca,redis.tls.clientCertificate=true";
+    let objects = render(&values, &["--set", &format!("{tls},redis.quotes=true")]);
+    let files = |prefix: &str| -> Vec<(String, String)> {
+        ["CA_FILE", "CERT_FILE", "KEY_FILE"]
+            .iter()
+            .zip(["ca.crt", "tls.crt", "tls.key"])
+            .map(|(name, file)| {
+                (
+                    format!("{prefix}REDIS_TLS_{name}"),
+                    format!("/etc/pricing/redis-tls/{file}"),
+                )
+            })
+            .collect()
+    };
+    for (binary, prefix) in [("gateway", "QUOTE_"), ("feature-service", "")] {
+        let deployment = component(&objects, "Deployment", binary);
+        let (mount, volume) =
+            redis_tls_mount(deployment).unwrap_or_else(|| panic!("{binary}: no redis-tls mount"));
+        assert_eq!(mount["mountPath"], "/etc/pricing/redis-tls", "{binary}");
+        assert_eq!(mount["readOnly"], true, "{binary}");
+        assert_eq!(volume["secret"]["secretName"], "redis-ca", "{binary}");
+        // Only the variables of the binary's own Redis client, all in the mounted Secret.
+        assert_eq!(redis_tls_env(deployment), files(prefix), "{binary}");
+    }
+    let gateway = container(component(&objects, "Deployment", "gateway"));
+    assert!(env_entry(gateway, "QUOTE_REDIS_URL").is_some());
+
+    // The feature-service is the same Deployment whether or not the gateway keeps quotes in Redis.
+    let without_quotes = render(&values, &["--set", &format!("{tls},redis.quotes=false")]);
+    assert_eq!(
+        component(&without_quotes, "Deployment", "feature-service"),
+        component(&objects, "Deployment", "feature-service")
+    );
+    // Quotes in memory: the gateway has no Redis, so neither the Secret nor its variables.
+    let gateway = component(&without_quotes, "Deployment", "gateway");
+    assert!(redis_tls_mount(gateway).is_none());
+    assert!(redis_tls_env(gateway).is_empty());
+    assert!(env_entry(container(gateway), "QUOTE_REDIS_URL").is_none());
+
+    // A CA alone: no client certificate for either.
+    let objects = render(&values, &["--set", "redis.tls.caSecret=redis-ca"]);
+    for (binary, prefix) in [("gateway", "QUOTE_"), ("feature-service", "")] {
+        let deployment = component(&objects, "Deployment", binary);
+        assert!(redis_tls_mount(deployment).is_some(), "{binary}");
+        assert_eq!(redis_tls_env(deployment), files(prefix)[..1], "{binary}");
+    }
 }
 
 #[test]
