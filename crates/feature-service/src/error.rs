@@ -26,10 +26,12 @@ impl From<Error> for Status {
                     Code::NotFound
                 }
                 RequestError::NoFeatures
+                | RequestError::TooManyFeatureRefs { .. }
                 | RequestError::MalformedFeatureRef { .. }
                 | RequestError::EntityColumnLengths { .. }
                 | RequestError::MissingJoinKey { .. }
                 | RequestError::TooManyEntityRows { .. }
+                | RequestError::TooManyValues { .. }
                 | RequestError::EmptyEntityId { .. }
                 | RequestError::InvalidEntityValue { .. } => Code::InvalidArgument,
             },
@@ -74,6 +76,54 @@ impl server_kit::Failure for Error {
             Error::Store(Store::Unavailable(_) | Store::Timeout(_) | Store::Redis(_)) => Blame::Reported,
             Error::Store(Store::DeadlineExceeded) => Blame::Load,
             _ => Blame::Server,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use feature_store::{MAX_ENTITY_ROWS, MAX_FEATURE_REFS, MAX_VALUES, RequestError};
+    use tonic::{Code, Status};
+
+    use super::Error;
+
+    #[test]
+    fn requests_over_a_cap_are_invalid_arguments_naming_the_field_and_the_cap() {
+        let cases = [
+            (
+                RequestError::TooManyFeatureRefs {
+                    refs: MAX_FEATURE_REFS + 1,
+                    max: MAX_FEATURE_REFS,
+                },
+                "features: ",
+                MAX_FEATURE_REFS,
+            ),
+            (
+                RequestError::TooManyEntityRows {
+                    rows: MAX_ENTITY_ROWS + 1,
+                    max: MAX_ENTITY_ROWS,
+                },
+                "entities: ",
+                MAX_ENTITY_ROWS,
+            ),
+            (
+                RequestError::TooManyValues {
+                    refs: 200,
+                    rows: MAX_ENTITY_ROWS,
+                    max: MAX_VALUES,
+                },
+                "features × entities: ",
+                MAX_VALUES,
+            ),
+        ];
+        for (request, field, cap) in cases {
+            let status = Status::from(Error::Store(request.into()));
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(status.message().starts_with(field), "{status:?}");
+            assert!(
+                status.message().contains(&format!("limit of {cap} ")),
+                "{status:?}"
+            );
         }
     }
 }

@@ -10,6 +10,8 @@ use crate::value_type::ValueType;
 pub enum RequestError {
     #[error("features: at least one feature reference (\"feature_view:feature\") is required")]
     NoFeatures,
+    #[error("features: {refs} feature references is more than the limit of {max} per request")]
+    TooManyFeatureRefs { refs: usize, max: usize },
     #[error(
         "features[{index}]: malformed feature reference {reference:?}: expected \"feature_view:feature\""
     )]
@@ -41,6 +43,13 @@ pub enum RequestError {
     MissingJoinKey { view: String, join_key: String },
     #[error("entities: {rows} entity rows is more than the limit of {max} per request")]
     TooManyEntityRows { rows: usize, max: usize },
+    /// The answer would hold `refs × rows` values: each count within its own limit, the two together not.
+    #[error(
+        "features × entities: {refs} feature references × {rows} entity rows is {values} values, more than \
+         the limit of {max} per request; split the entity rows over several requests",
+        values = .refs * .rows
+    )]
+    TooManyValues { refs: usize, rows: usize, max: usize },
     #[error("entities[{join_key:?}][{row}]: empty entity id")]
     EmptyEntityId { join_key: String, row: usize },
     #[error("entities[{join_key:?}][{row}]: expected a {expected} value, got {got}")]

@@ -45,7 +45,7 @@ pub use error::{Error, RequestError};
 pub use materialize::{JOB as MATERIALIZE_JOB, MaterializeOptions, MaterializeReport, materialize};
 pub use redact::redact_url;
 pub use registry::{BUNDLED_REGISTRY, EVENT_TIMESTAMP_COLUMN, Entity, Feature, FeatureView, Registry};
-pub use request::MAX_ENTITY_ROWS;
+pub use request::{MAX_ENTITY_ROWS, MAX_FEATURE_REFS, MAX_VALUES};
 pub use store::{
     BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig,
     RedisConnection, RedisTls, StoreConfig,

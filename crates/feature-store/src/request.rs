@@ -1,5 +1,10 @@
 //! Validates a `GetOnlineFeatures` request against the registry and plans its reads: which Redis keys to
 //! read (each distinct entity key once, however many views and rows ask for it) and which views of each.
+//!
+//! An answer holds one value per feature reference and entity row, so the request's size alone does not
+//! bound the work: 4 MiB of short references times 1000 rows asks for ~10^8 values. The counts are
+//! capped ([`MAX_FEATURE_REFS`], [`MAX_ENTITY_ROWS`], [`MAX_VALUES`]) before anything is parsed or
+//! allocated.
 
 use std::collections::HashMap;
 
@@ -14,6 +19,16 @@ use crate::value_type::ValueType;
 
 /// The most entity rows one request may ask for.
 pub const MAX_ENTITY_ROWS: usize = 1000;
+
+/// The most feature references one request may name. The registry holds a few dozen features and a model
+/// takes about ten; more than this is a caller's bug, not a bigger model.
+pub const MAX_FEATURE_REFS: usize = 500;
+
+/// The most values (feature references × entity rows) one answer may hold. The gateway asks for at most
+/// 500 entities × ~10 features (5,000 values), and every feature of the registry for the most entity
+/// rows is ~16,000; numeric values encode in ~20 bytes with their status and event time, so an answer at
+/// this cap stays near 2 MB, under gRPC's default 4 MiB a client accepts.
+pub const MAX_VALUES: usize = 100_000;
 
 /// A validated request, ready to be read.
 #[derive(Debug)]
@@ -37,9 +52,7 @@ impl Plan {
         features: &[String],
         entities: &HashMap<String, RepeatedValue>,
     ) -> Result<Self, RequestError> {
-        if features.is_empty() {
-            return Err(RequestError::NoFeatures);
-        }
+        check_counts(features.len(), entities)?;
         let refs = features
             .iter()
             .enumerate()
@@ -125,6 +138,37 @@ impl Plan {
     }
 }
 
+/// The request's counts against the caps: the number of references and the longest entity column, read
+/// without parsing or allocating anything, so an oversized request costs no more than its decoding.
+fn check_counts(refs: usize, entities: &HashMap<String, RepeatedValue>) -> Result<(), RequestError> {
+    if refs == 0 {
+        return Err(RequestError::NoFeatures);
+    }
+    if refs > MAX_FEATURE_REFS {
+        return Err(RequestError::TooManyFeatureRefs {
+            refs,
+            max: MAX_FEATURE_REFS,
+        });
+    }
+    // The longest column: columns of unequal length are refused later, with the names of two of them.
+    let rows = entities.values().map(|c| c.val.len()).max().unwrap_or(0);
+    if rows > MAX_ENTITY_ROWS {
+        return Err(RequestError::TooManyEntityRows {
+            rows,
+            max: MAX_ENTITY_ROWS,
+        });
+    }
+    // Both factors are capped above, so the product cannot overflow.
+    if refs * rows > MAX_VALUES {
+        return Err(RequestError::TooManyValues {
+            refs,
+            rows,
+            max: MAX_VALUES,
+        });
+    }
+    Ok(())
+}
+
 fn resolve_ref(registry: &Registry, index: usize, reference: &str) -> Result<(usize, usize), RequestError> {
     let malformed = || RequestError::MalformedFeatureRef {
         index,
@@ -150,7 +194,7 @@ fn resolve_ref(registry: &Registry, index: usize, reference: &str) -> Result<(us
     Ok((view_index, feature_index))
 }
 
-/// The common length of all entity columns.
+/// The common length of all entity columns (at most [`MAX_ENTITY_ROWS`]: [`check_counts`] ran first).
 fn entity_rows(entities: &HashMap<String, RepeatedValue>) -> Result<usize, RequestError> {
     // Sorted, so the error for a given request is always the same one.
     let mut columns: Vec<(&String, usize)> = entities.iter().map(|(k, v)| (k, v.val.len())).collect();
@@ -164,12 +208,6 @@ fn entity_rows(entities: &HashMap<String, RepeatedValue>) -> Result<usize, Reque
             len,
             other_join_key: first_key.clone(),
             other_len: rows,
-        });
-    }
-    if rows > MAX_ENTITY_ROWS {
-        return Err(RequestError::TooManyEntityRows {
-            rows,
-            max: MAX_ENTITY_ROWS,
         });
     }
     Ok(rows)

@@ -140,9 +140,11 @@ fn names_its_field(error: &RequestError) -> bool {
     let message = error.to_string();
     match error {
         RequestError::NoFeatures
+        | RequestError::TooManyFeatureRefs { .. }
         | RequestError::MalformedFeatureRef { .. }
         | RequestError::UnknownFeatureView { .. }
         | RequestError::UnknownFeature { .. } => message.starts_with("features"),
+        RequestError::TooManyValues { .. } => message.starts_with("features × entities"),
         RequestError::EntityColumnLengths { .. }
         | RequestError::MissingJoinKey { .. }
         | RequestError::TooManyEntityRows { .. }
@@ -221,12 +223,14 @@ fn any_request_is_answered_or_rejected_with_a_named_field() {
 fn variant(error: &RequestError) -> &'static str {
     match error {
         RequestError::NoFeatures => "no_features",
+        RequestError::TooManyFeatureRefs { .. } => "too_many_refs",
         RequestError::MalformedFeatureRef { .. } => "malformed_ref",
         RequestError::UnknownFeatureView { .. } => "unknown_view",
         RequestError::UnknownFeature { .. } => "unknown_feature",
         RequestError::EntityColumnLengths { .. } => "column_lengths",
         RequestError::MissingJoinKey { .. } => "missing_join_key",
         RequestError::TooManyEntityRows { .. } => "too_many_rows",
+        RequestError::TooManyValues { .. } => "too_many_values",
         RequestError::EmptyEntityId { .. } => "empty_id",
         RequestError::InvalidEntityValue { .. } => "invalid_value",
     }

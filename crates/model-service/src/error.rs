@@ -21,6 +21,8 @@ pub enum Error {
     NoRows,
     #[error("`rows` has {rows} rows; at most {max} are allowed per call")]
     TooManyRows { rows: usize, max: usize },
+    #[error("rows[{row}].features has {features} features; at most {max} are allowed per row")]
+    TooManyFeatures { row: usize, features: usize, max: usize },
     #[error(transparent)]
     Lookup(#[from] LookupError),
     #[error(transparent)]
@@ -50,7 +52,7 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::EmptyModel | Error::NoRows | Error::TooManyRows { .. } => {
+            Error::EmptyModel | Error::NoRows | Error::TooManyRows { .. } | Error::TooManyFeatures { .. } => {
                 Status::invalid_argument(message)
             }
             Error::Lookup(LookupError::UnknownModel { .. } | LookupError::UnknownVersion { .. }) => {
@@ -89,6 +91,7 @@ impl Error {
             Error::EmptyModel => "empty_model",
             Error::NoRows => "no_rows",
             Error::TooManyRows { .. } => "too_many_rows",
+            Error::TooManyFeatures { .. } => "too_many_features",
             Error::Lookup(LookupError::UnknownModel { .. }) => "unknown_model",
             Error::Lookup(LookupError::UnknownVersion { .. }) => "unknown_version",
             Error::Predict(PredictError::UnknownInput { .. }) => "unknown_input",
@@ -106,6 +109,7 @@ impl Error {
             Error::EmptyModel
             | Error::NoRows
             | Error::TooManyRows { .. }
+            | Error::TooManyFeatures { .. }
             | Error::Lookup(_)
             | Error::Predict(PredictError::UnknownInput { .. } | PredictError::NonFiniteOutput { .. }) => {
                 true
@@ -151,6 +155,14 @@ mod tests {
             (Error::EmptyModel, Code::InvalidArgument),
             (Error::NoRows, Code::InvalidArgument),
             (Error::TooManyRows { rows: 2, max: 1 }, Code::InvalidArgument),
+            (
+                Error::TooManyFeatures {
+                    row: 0,
+                    features: 2,
+                    max: 1,
+                },
+                Code::InvalidArgument,
+            ),
             (
                 Error::Lookup(LookupError::UnknownModel {
                     model: "x".into(),

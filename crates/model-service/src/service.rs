@@ -52,6 +52,11 @@ pub const INLINE_MAX_ROWS: usize = 64;
 /// are queueing for the blocking pool, well inside the gateway's 100 ms request budget.
 pub const DEFAULT_INFERENCE_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// The most features one row may carry. The bundled models take 9 and 10 inputs and the feature registry
+/// holds 16 features, so a row this wide is a caller's bug; refusing it up front bounds the work on a map
+/// that only the request size limit would otherwise bound (~16 bytes an entry: ~250k in 4 MiB).
+pub const MAX_ROW_FEATURES: usize = 256;
+
 /// The experiment arm of a request that names none.
 pub const DEFAULT_VARIANT: &str = "control";
 
@@ -124,6 +129,19 @@ impl Models {
             return Err(Error::TooManyRows {
                 rows: rows.len(),
                 max: self.max_batch_rows,
+            });
+        }
+        // One `len()` per row, before the model is looked up or any row's map is walked.
+        if let Some((row, features)) = rows
+            .iter()
+            .map(|row| row.features.len())
+            .enumerate()
+            .find(|&(_, features)| features > MAX_ROW_FEATURES)
+        {
+            return Err(Error::TooManyFeatures {
+                row,
+                features,
+                max: MAX_ROW_FEATURES,
             });
         }
         let model = Arc::clone(self.repository.get(&model, non_empty(&version))?);

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{TestServer, request, row};
+use model_service::service::MAX_ROW_FEATURES;
 use proto::models::v1::GetModelMetadataRequest;
 use tonic::Code;
 
@@ -135,5 +136,39 @@ async fn unknown_input_is_invalid_and_named() {
         .await
         .expect_err("unknown input");
     assert_status(&status, Code::InvalidArgument, &["rows[1]", "zone_demand:typo"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_with_more_features_than_the_cap_is_invalid_and_named() {
+    let mut server = TestServer::start().await;
+    // Names no model takes: refused for their number before any is looked up.
+    let names: Vec<String> = (0..=MAX_ROW_FEATURES).map(|i| format!("x:f{i}")).collect();
+    let wide: Vec<(&str, f64)> = names.iter().map(|name| (name.as_str(), 1.0)).collect();
+    let rows = vec![row(&[("hour_of_day", 3.0)]), row(&wide)];
+    let status = server
+        .client
+        .predict(request("demand_surge", "", rows))
+        .await
+        .expect_err("too many features");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!(
+            "rows[1].features has {} features; at most {MAX_ROW_FEATURES} are allowed per row",
+            MAX_ROW_FEATURES + 1
+        )
+    );
+    // At the cap the row gets as far as its inputs, where the unknown names are refused one by one.
+    let status = server
+        .client
+        .predict(request("demand_surge", "", vec![row(&wide[..MAX_ROW_FEATURES])]))
+        .await
+        .expect_err("unknown inputs");
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        &["rows[0].features has unknown input"],
+    );
     server.stop().await;
 }
