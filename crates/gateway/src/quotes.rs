@@ -1,5 +1,7 @@
 //! Where quotes are kept until their outcome is recorded: Redis in production (`QUOTE_REDIS_URL`), or an
-//! embedded in-memory store for local work and the demo (lost on restart; not for production).
+//! embedded in-memory store for local work and the demo (lost on restart; not for production). The
+//! embedded store is a bounded cache with the same lifetimes as Redis keys: past [`MEMORY_CAPACITY`] it
+//! evicts the least recently used quotes rather than refusing new ones, and no call sweeps it.
 //!
 //! A quote lives for the quote TTL. Recording its outcome is atomic (one Lua script on the quote's key:
 //! exists? set-if-absent, extend retention), so a retried RecordOutcome is recognised as a duplicate and
@@ -13,12 +15,13 @@
 //! the caller retries; a retried outcome is recognised as a duplicate). Every command is bounded by what
 //! remains of the request's deadline. Predictions do not need the quote store.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use feature_store::{RedisConfig, RedisConnection};
 use fred::prelude::{Client, LuaInterface};
+use moka::ops::compute::Op;
+use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -65,17 +68,49 @@ pub enum QuoteStore {
         retention: Duration,
     },
     Memory {
-        quotes: Mutex<HashMap<String, MemoryEntry>>,
+        quotes: moka::sync::Cache<String, MemoryEntry>,
         ttl: Duration,
-        retention: Duration,
-        capacity: usize,
     },
 }
 
+/// A quote in the embedded store. Cloned on every read, so the record is shared rather than copied.
+#[derive(Clone)]
 pub struct MemoryEntry {
-    quote: QuoteRecord,
+    quote: Arc<QuoteRecord>,
     outcome: Option<Outcome>,
-    expires: Instant,
+}
+
+/// How long an embedded entry lives, as its Redis key would: the quote TTL from when it is stored, the
+/// outcome retention from when its outcome is recorded (the only update an entry gets besides a re-put).
+struct Lifetimes {
+    ttl: Duration,
+    retention: Duration,
+}
+
+impl Lifetimes {
+    fn of(&self, entry: &MemoryEntry) -> Duration {
+        if entry.outcome.is_some() {
+            self.retention
+        } else {
+            self.ttl
+        }
+    }
+}
+
+impl moka::Expiry<String, MemoryEntry> for Lifetimes {
+    fn expire_after_create(&self, _: &String, entry: &MemoryEntry, _: Instant) -> Option<Duration> {
+        Some(self.of(entry))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &MemoryEntry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(entry))
+    }
 }
 
 const STORE_SCRIPT: &str = r"
@@ -95,7 +130,8 @@ if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 1 then
 end
 return {2, quote, redis.call('HGET', KEYS[1], 'outcome')}";
 
-/// The embedded store refuses new quotes past this many live ones rather than grow without bound.
+/// The most quotes the embedded store holds. Past it the least recently used are evicted (their outcomes
+/// are then refused as not found), so the store stays bounded without ever refusing a new quote.
 pub const MEMORY_CAPACITY: usize = 200_000;
 
 impl QuoteStore {
@@ -128,12 +164,15 @@ impl QuoteStore {
     }
 
     pub fn memory(ttl: Duration, retention: Duration) -> Self {
-        Self::Memory {
-            quotes: Mutex::new(HashMap::new()),
-            ttl,
-            retention,
-            capacity: MEMORY_CAPACITY,
-        }
+        let quotes = moka::sync::Cache::builder()
+            .max_capacity(MEMORY_CAPACITY as u64)
+            // Quotes are written once and read at most a few times soon after, so recency is what
+            // matters, and plain LRU admits every new quote (TinyLFU may refuse a new, never-read key in
+            // favour of an older one).
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(Lifetimes { ttl, retention })
+            .build();
+        Self::Memory { quotes, ttl }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -154,30 +193,13 @@ impl QuoteStore {
                 .await?;
                 Ok(())
             }
-            Self::Memory {
-                quotes,
-                ttl,
-                capacity,
-                ..
-            } => {
-                let mut quotes = lock(quotes);
-                let now = Instant::now();
-                if quotes.len() >= *capacity {
-                    quotes.retain(|_, entry| entry.expires > now);
-                }
-                if quotes.len() >= *capacity {
-                    return Err(Error::QuoteStore(format!(
-                        "embedded quote store holds {capacity} live quotes"
-                    )));
-                }
-                quotes.insert(
-                    quote.quote_id.clone(),
-                    MemoryEntry {
-                        quote: quote.clone(),
-                        outcome: None,
-                        expires: now + *ttl,
-                    },
-                );
+            Self::Memory { quotes, .. } => {
+                // Ids are minted by QuotePrice just before this, so no outcome can race the put.
+                let entry = MemoryEntry {
+                    quote: Arc::new(quote.clone()),
+                    outcome: None,
+                };
+                quotes.insert(quote.quote_id.clone(), entry);
                 Ok(())
             }
         }
@@ -214,26 +236,32 @@ impl QuoteStore {
                     _ => Err(Error::QuoteNotFound(quote_id.to_owned())),
                 }
             }
-            Self::Memory {
-                quotes, retention, ..
-            } => {
-                let mut quotes = lock(quotes);
-                let now = Instant::now();
-                let entry = quotes
-                    .get_mut(quote_id)
-                    .filter(|entry| entry.expires > now)
-                    .ok_or_else(|| Error::QuoteNotFound(quote_id.to_owned()))?;
-                match entry.outcome {
-                    Some(existing) => {
-                        same_outcome(quote_id, existing, outcome)?;
-                        Ok(Recorded::Duplicate(Box::new(entry.quote.clone())))
+            Self::Memory { quotes, .. } => {
+                // One compute per quote id: concurrent outcomes for one quote run one after the other,
+                // so exactly one is New. An expired entry is absent here.
+                let mut recorded = None;
+                quotes.entry_by_ref(quote_id).and_compute_with(|current| {
+                    let Some(current) = current else { return Op::Nop };
+                    let entry = current.into_value();
+                    let quote = Box::new(QuoteRecord::clone(&entry.quote));
+                    match entry.outcome {
+                        Some(existing) => {
+                            recorded = Some(
+                                same_outcome(quote_id, existing, outcome)
+                                    .map(|()| Recorded::Duplicate(quote)),
+                            );
+                            Op::Nop
+                        }
+                        None => {
+                            recorded = Some(Ok(Recorded::New(quote)));
+                            Op::Put(MemoryEntry {
+                                outcome: Some(outcome),
+                                ..entry
+                            })
+                        }
                     }
-                    None => {
-                        entry.outcome = Some(outcome);
-                        entry.expires = now + *retention;
-                        Ok(Recorded::New(Box::new(entry.quote.clone())))
-                    }
-                }
+                });
+                recorded.unwrap_or_else(|| Err(Error::QuoteNotFound(quote_id.to_owned())))
             }
         }
     }
@@ -270,12 +298,6 @@ fn parse<T: serde::de::DeserializeOwned>(field: Option<&Option<String>>) -> Resu
 
 fn key(quote_id: &str) -> String {
     format!("quote:{quote_id}")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the map half-updated (every update is one insert or one
-    // field write), so a poisoned lock is still safe to use.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub fn now_ms() -> u64 {

@@ -1,4 +1,9 @@
 //! Request validation: every field checked, every rejection naming the field and the rule it broke.
+//!
+//! A rejection quotes at most a short prefix of the offending value, and numbers in a bounded form: the
+//! message travels in the `grpc-message` header, and one echoing a huge value would pass the metadata
+//! limit many gRPC clients enforce (8 KiB is common), so the caller would get a transport error instead
+//! of the status.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -17,6 +22,42 @@ pub const MAX_CONTEXT_VALUE_LEN: usize = 256;
 pub const MAX_BASE_PRICE: f64 = 1e9;
 /// How far from now a surge prediction may be asked for.
 pub const MAX_TIME_SKEW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most of an offending value a message quotes: 32 characters, and 64 bytes once escaped (a control
+/// or unassigned character escapes to as many as ten).
+const QUOTED_CHARS: usize = 32;
+const QUOTED_BYTES: usize = 64;
+
+/// `value` as a message quotes it: escaped and in quotes, and when longer than [`QUOTED_CHARS`] (or
+/// [`QUOTED_BYTES`] escaped), its prefix followed by "…" and its length in characters.
+fn quoted(value: &str) -> String {
+    let mut escaped_len = 0;
+    let mut end = 0;
+    for (at, c) in value.char_indices().take(QUOTED_CHARS) {
+        escaped_len += c.escape_debug().len();
+        if escaped_len > QUOTED_BYTES {
+            break;
+        }
+        end = at + c.len_utf8();
+    }
+    if end == value.len() {
+        format!("{value:?}")
+    } else {
+        let prefix = &value[..end];
+        format!("{prefix:?}… ({} characters)", value.chars().count())
+    }
+}
+
+/// A number as a message quotes it: as written when short, else in scientific notation (`1e300` rather
+/// than 301 digits, `1e-300` rather than 302).
+fn number(value: f64) -> String {
+    let plain = value.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{value:e}")
+    }
+}
 
 pub fn entity_id(field: &str, value: &str) -> Result<(), Error> {
     if value.is_empty() {
@@ -85,13 +126,13 @@ pub fn base_price(value: f64) -> Result<f64, Error> {
     if value <= 0.0 {
         return Err(Error::invalid(
             "base_price",
-            format!("must be greater than 0, got {value}"),
+            format!("must be greater than 0, got {}", number(value)),
         ));
     }
     if value > MAX_BASE_PRICE {
         return Err(Error::invalid(
             "base_price",
-            format!("must be at most {MAX_BASE_PRICE}, got {value}"),
+            format!("must be at most {MAX_BASE_PRICE}, got {}", number(value)),
         ));
     }
     Ok(value)
@@ -107,7 +148,10 @@ pub fn currency(value: &str) -> Result<String, Error> {
     } else {
         Err(Error::invalid(
             "currency",
-            format!("must be a 3-letter ISO 4217 code such as USD, got {value:?}"),
+            format!(
+                "must be a 3-letter ISO 4217 code such as USD, got {}",
+                quoted(value)
+            ),
         ))
     }
 }
@@ -146,7 +190,7 @@ pub fn outcome(booked: bool, revenue: f64) -> Result<(), Error> {
     if !revenue.is_finite() || revenue < 0.0 {
         return Err(Error::invalid(
             "revenue",
-            format!("must be a finite number >= 0, got {revenue}"),
+            format!("must be a finite number >= 0, got {}", number(revenue)),
         ));
     }
     if !booked && revenue != 0.0 {
@@ -205,6 +249,25 @@ mod tests {
         assert!(outcome(false, 0.0).is_ok());
         assert!(outcome(false, 3.0).is_err());
         assert!(outcome(true, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quoted("usd"), "\"usd\"");
+        assert_eq!(quoted(&"a".repeat(32)), format!("{:?}", "a".repeat(32)));
+        assert_eq!(
+            quoted(&"a".repeat(33)),
+            format!("{:?}… (33 characters)", "a".repeat(32))
+        );
+        // Escapes count against the byte budget: six `\u{10ffff}` (ten bytes each) fit in 64.
+        let unassigned = "\u{10ffff}".repeat(40);
+        assert_eq!(
+            quoted(&unassigned),
+            format!("{:?}… (40 characters)", "\u{10ffff}".repeat(6))
+        );
+        assert_eq!(number(12.5), "12.5");
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(-1e-300), "-1e-300");
     }
 
     #[test]

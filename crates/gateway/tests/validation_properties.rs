@@ -1,6 +1,7 @@
 //! Request validation over arbitrary input: every value is either accepted exactly when the documented
-//! rule allows it, or rejected as INVALID_ARGUMENT with a message that starts with the field's name; no
-//! input panics. Bounded (a few hundred cases each) so it runs in every test run.
+//! rule allows it, or rejected as INVALID_ARGUMENT with a message that starts with the field's name and
+//! stays short whatever the input's size; no input panics. Bounded (a few hundred cases each) so it runs
+//! in every test run.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,11 @@ use gateway::validate::{self, MAX_BASE_PRICE, MAX_BATCH, MAX_ID_LEN};
 use proptest::prelude::*;
 use tonic::Code;
 
-/// The rejection is INVALID_ARGUMENT and names `field` first.
+/// The longest rejection message: the status travels in `grpc-message` metadata, and a caller whose
+/// client enforces a metadata limit (8 KiB is common) must get the status, not a transport error.
+const MAX_MESSAGE: usize = 256;
+
+/// The rejection is INVALID_ARGUMENT, names `field` first and is at most [`MAX_MESSAGE`] bytes.
 fn names(error: Error, field: &str) -> Result<(), TestCaseError> {
     let status = tonic::Status::from(error);
     prop_assert_eq!(status.code(), Code::InvalidArgument);
@@ -18,6 +23,13 @@ fn names(error: Error, field: &str) -> Result<(), TestCaseError> {
         "{:?} does not start with {}",
         status.message(),
         field
+    );
+    prop_assert!(
+        status.message().len() <= MAX_MESSAGE,
+        "{} bytes, more than {}: {:.300}",
+        status.message().len(),
+        MAX_MESSAGE,
+        status.message()
     );
     Ok(())
 }
@@ -36,6 +48,19 @@ fn ids() -> impl Strategy<Value = String> {
         Just("é".repeat(MAX_ID_LEN)),
         Just("é".repeat(MAX_ID_LEN + 1)),
         Just("C0\0".to_owned()),
+    ]
+}
+
+/// Values far past every limit, as a broken or hostile client sends them: a short head, then one
+/// character (any, including those that escape to ten bytes) repeated, or thousands of arbitrary ones.
+fn huge() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (".{0,40}", any::<char>(), 1_000..20_000usize).prop_map(|(head, filler, count)| {
+            let mut value = head;
+            value.extend(std::iter::repeat_n(filler, count));
+            value
+        }),
+        prop::collection::vec(any::<char>(), 300..3_000).prop_map(String::from_iter),
     ]
 }
 
@@ -128,6 +153,79 @@ proptest! {
             Err(error) => names(error, "revenue")?,
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn huge_entity_ids(id in huge()) {
+        names(validate::entity_id("customer_id", &id).expect_err("too long"), "customer_id")?;
+    }
+
+    #[test]
+    fn huge_batches(huge_ids in prop::collection::vec(huge(), 1..4), padding in 0..MAX_BATCH + 3) {
+        let mut ids: Vec<String> = (0..padding).map(|i| format!("C{i}")).collect();
+        ids.extend(huge_ids);
+        names(validate::batch("customer_ids", &ids).expect_err("too long"), "customer_ids")?;
+    }
+
+    #[test]
+    fn huge_contexts(
+        entries in prop::collection::hash_map(prop_oneof![huge(), ".{1,64}"], prop_oneof![huge(), ".{0,8}"], 1..4),
+        padding in 0..40usize,
+    ) {
+        let mut context = entries;
+        context.extend((0..padding).map(|i| (format!("k{i}"), String::new())));
+        if let Err(error) = validate::context(&context) {
+            names(error, "context")?;
+        }
+    }
+
+    #[test]
+    fn huge_currencies(code in huge()) {
+        names(validate::currency(&code).expect_err("not a code"), "currency")?;
+    }
+
+    #[test]
+    fn huge_quote_ids(id in huge()) {
+        names(validate::quote_id(&id).expect_err("not a quote id"), "quote_id")?;
+    }
+
+    #[test]
+    fn extreme_numbers(value in prop_oneof![any::<f64>(), Just(f64::MAX), Just(f64::MIN), Just(-f64::MIN_POSITIVE), Just(-1e-300)]) {
+        if let Err(error) = validate::base_price(value) {
+            names(error, "base_price")?;
+        }
+        for booked in [true, false] {
+            if let Err(error) = validate::outcome(booked, value) {
+                names(error, "revenue")?;
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_times(seconds in prop_oneof![any::<i64>(), Just(i64::MAX), Just(i64::MIN)], nanos in any::<i32>()) {
+        let time = prost_types::Timestamp { seconds, nanos };
+        if let Err(error) = validate::prediction_time("time", Some(&time)) {
+            names(error, "time")?;
+        }
+    }
+}
+
+/// The case that was reported: a 10,000-character currency came back inside an 8.8 KB message.
+#[test]
+fn a_huge_currency_is_quoted_by_its_prefix_and_length() {
+    let code = "A".repeat(10_000);
+    let message = validate::currency(&code).expect_err("not a code").to_string();
+    assert!(
+        message.len() <= MAX_MESSAGE,
+        "{} bytes: {message:.300}",
+        message.len()
+    );
+    assert!(message.starts_with("currency"), "{message}");
+    assert!(message.contains("10000 characters"), "{message}");
+    assert!(message.contains(&"A".repeat(32)), "{message}");
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub use catalog::{ModelRef, ModelSpec};
 pub use resilience::{Call, Resilience, ResilienceLayer};
 
 use crate::error::Error;
-use catalog::{Cached, Catalog};
+use catalog::{Catalog, Lookup};
 
 pub const FEATURE_SERVICE: &str = "feature-service";
 pub const MODEL_SERVICE: &str = "model-service";
@@ -133,39 +133,37 @@ impl Downstream {
         self.predict.clone().oneshot(Call { message, deadline }).await
     }
 
-    /// The model's inputs, from the catalog while fresh, else asked of the model-service. A stale entry
-    /// is still served if the model-service cannot be reached, so a metadata refresh never fails a
-    /// request that could otherwise be answered.
+    /// The model's inputs, from the catalog while fresh, else asked of the model-service by one request
+    /// at a time per model ([`Catalog::get_or_fetch`]). A stale entry is served while another request
+    /// refreshes it, and still served if the model-service cannot be reached, so a metadata refresh never
+    /// fails a request that could otherwise be answered.
     pub async fn model_spec(&self, model: &ModelRef, deadline: Deadline) -> Result<Arc<ModelSpec>, Error> {
-        let cached = match self.catalog.get(model) {
-            Cached::Fresh(spec) => {
-                self.metrics.incr(&CACHE_MODEL_METADATA_HIT, &[]);
-                return Ok(spec);
-            }
-            Cached::Stale(spec) => Some(spec),
-            Cached::Absent => None,
+        // Built and sent only if this request is the one to fetch.
+        let fetch = async {
+            let message = GetModelMetadataRequest {
+                model: model.name.clone(),
+                version: model.version.clone(),
+            };
+            let call = Call { message, deadline };
+            self.model_metadata
+                .clone()
+                .oneshot(call)
+                .await
+                .map(ModelSpec::from)
         };
-        self.metrics.incr(&CACHE_MODEL_METADATA_MISS, &[]);
-        let message = GetModelMetadataRequest {
-            model: model.name.clone(),
-            version: model.version.clone(),
+        let lookup = self.catalog.get_or_fetch(model, deadline, fetch).await;
+        // A stale entry served while another request refreshes it is a hit: nothing was asked for it.
+        let counter = match lookup {
+            Ok(Lookup::Cached(_)) => &CACHE_MODEL_METADATA_HIT,
+            _ => &CACHE_MODEL_METADATA_MISS,
         };
-        let fetched = self
-            .model_metadata
-            .clone()
-            .oneshot(Call { message, deadline })
-            .await;
-        match (fetched, cached) {
-            (Ok(metadata), _) => {
-                let spec = Arc::new(ModelSpec::from(metadata));
-                self.catalog.insert(model, spec.clone());
-                Ok(spec)
-            }
-            (Err(error), Some(spec)) => {
+        self.metrics.incr(counter, &[]);
+        match lookup? {
+            Lookup::Cached(spec) | Lookup::Fetched(spec) => Ok(spec),
+            Lookup::Stale { spec, error } => {
                 tracing::warn!(model = %model.name, %error, "model metadata refresh failed; using cached");
                 Ok(spec)
             }
-            (Err(error), None) => Err(error),
         }
     }
 }
