@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesResponse};
+use telemetry::logs::capture::Logs;
 use testkit::redis::{RedisOptions, RedisServer};
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -129,16 +130,34 @@ async fn starting_without_redis_serves_degraded_until_the_first_connection() {
 
 #[tokio::test]
 async fn a_wrong_password_keeps_the_service_not_serving() {
+    let (logs, _guard) = logs();
     let redis = RedisServer::start_with(RedisOptions {
         password: Some("right".into()),
         ..Default::default()
     })
     .expect("redis-server");
     let wrong = redis.url().replace("right", "wrong");
-    let server = Server::start_listening(config(Some(&wrong), &[]), telemetry::metrics().clone()).await;
-    // Several refused attempts later, still not ready (and still answering).
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(server.health().await, ServingStatus::NotServing);
+    let pool = 2;
+    let server = Server::start_listening(
+        config(Some(&wrong), &["--redis-pool-size", &pool.to_string()]),
+        telemetry::metrics().clone(),
+    )
+    .await;
+    // Redis refused more AUTH attempts than the pool has connections: every connection tried and at
+    // least one tried again.
+    let refused = wait_for_refused_passwords(&redis, pool + 1).await;
+    assert_eq!(
+        server.health().await,
+        ServingStatus::NotServing,
+        "after {refused} refused attempts"
+    );
+    // The service says why.
+    let failures = logs.with_message("Redis connection failed");
+    let line = failures
+        .first()
+        .unwrap_or_else(|| panic!("no failure logged:\n{}", logs.text()));
+    assert_eq!(line["error_type"], "auth", "{line}");
+    // Still answering.
     let response = server
         .client
         .clone()
@@ -148,6 +167,40 @@ async fn a_wrong_password_keeps_the_service_not_serving() {
         .into_inner();
     assert_eq!(status(&response), FieldStatus::Unavailable);
     server.stop().await.expect("clean shutdown");
+}
+
+/// The service's log lines, as JSON (the test runtime has one thread, so the service logs here).
+fn logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    Logs::capture(&telemetry::ServiceTags {
+        env: "test".into(),
+        service: SERVICE.into(),
+        version: "1".into(),
+    })
+}
+
+/// Waits until `redis` has refused at least `at_least` passwords (its `WRONGPASS` error count), and
+/// returns the count.
+async fn wait_for_refused_passwords(redis: &RedisServer, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = redis
+            .command(&["INFO", "errorstats"])
+            .and_then(|reply| reply.into_text())
+            .expect("INFO errorstats");
+        let refused = stats
+            .lines()
+            .find_map(|line| line.strip_prefix("errorstat_WRONGPASS:count="))
+            .map_or(0, |count| count.trim().parse().expect("a count"));
+        if refused >= at_least {
+            return refused;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis refused {refused} passwords in 10 s, not {at_least}: the service is not trying to connect"
+        );
+        // Lets the service's tasks run (the runtime has this one thread).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

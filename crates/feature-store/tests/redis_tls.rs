@@ -2,12 +2,14 @@
 //! materialized and read; a server certificate nobody trusts never connects (UNAVAILABLE values, no
 //! error); Redis's mutual TLS takes a client certificate; TLS files that cannot be used fail opening.
 //!
-//! Debian's redis-server 7.0 is built with TLS; a build without it makes these tests skip, saying so.
+//! They need a redis-server built with TLS, as Debian's and Ubuntu's `redis-server` packages are (the
+//! one `cargo xtask setup` installs). Without one they fail, saying what to install: a skipped test
+//! would pass without proving anything.
 
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use feature_store::{Error, MaterializeOptions, OnlineStore, RedisConfig, RedisTls, StoreConfig};
@@ -35,21 +37,21 @@ fn req() -> GetOnlineFeaturesRequest {
     request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])])
 }
 
-/// A TLS-only redis-server, or `None` (with a message) when redis-server was built without TLS.
-fn tls_server(pki: &TestPki, auth_clients: TlsAuthClients, password: Option<&str>) -> Option<RedisServer> {
+/// A TLS-only redis-server; panics, saying what to install, when redis-server cannot serve TLS.
+fn tls_server(pki: &TestPki, auth_clients: TlsAuthClients, password: Option<&str>) -> RedisServer {
     let options = RedisOptions {
         password: password.map(str::to_owned),
         tls: Some(pki.redis_tls(auth_clients, false)),
         ..Default::default()
     };
-    match RedisServer::start_with(options) {
-        Ok(server) => Some(server),
-        Err(error) if error.to_string().contains("tls") => {
-            eprintln!("SKIPPED: this redis-server cannot serve TLS (built without BUILD_TLS=yes?): {error}");
-            None
-        }
-        Err(error) => panic!("redis-server with TLS: {error}"),
-    }
+    RedisServer::start_with(options).unwrap_or_else(|error| {
+        panic!(
+            "redis-server could not serve TLS: {error}\n\
+             These tests need a redis-server built with TLS first on PATH: Debian's or Ubuntu's \
+             `redis-server` package (`cargo xtask setup` installs it when redis-server is missing, or \
+             `apt-get install redis-server`), or a source build made with `make BUILD_TLS=yes`."
+        )
+    })
 }
 
 fn config(url: &str, tls: RedisTls) -> RedisConfig {
@@ -81,12 +83,27 @@ async fn store(config: RedisConfig) -> OnlineStore {
     OnlineStore::open(store_config).await.expect("store opens")
 }
 
+/// The store's first `Redis connection failed` line, once it is written.
+async fn first_connection_failure(logs: &common::logs::Logs) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(line) = logs.with_message("Redis connection failed").into_iter().next() {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection attempt failed within 10 s:\n{}",
+            logs.text()
+        );
+        // Lets the store's tasks run (the runtime has this one thread).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
     let (_pki_dir, pki) = pki();
-    let Some(server) = tls_server(&pki, TlsAuthClients::No, Some("tls-pw")) else {
-        return;
-    };
+    let server = tls_server(&pki, TlsAuthClients::No, Some("tls-pw"));
     let url = server.url();
     assert!(url.starts_with("rediss://:tls-pw@127.0.0.1:"), "{url}");
     let config = config(&url, trusting(&server));
@@ -104,13 +121,15 @@ async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
 #[tokio::test]
 async fn a_certificate_nobody_trusts_never_connects() {
     let (_pki_dir, pki) = pki();
-    let Some(server) = tls_server(&pki, TlsAuthClients::No, None) else {
-        return;
-    };
+    let (logs, _guard) = common::logs::capture();
+    let server = tls_server(&pki, TlsAuthClients::No, None);
     // The system's roots do not know the test CA.
     let store = store(config(&server.url(), RedisTls::default())).await;
-    let waited = tokio::time::timeout(Duration::from_millis(800), store.wait_connected()).await;
-    assert!(waited.is_err(), "connected to an untrusted server");
+    // The store tried, and the certificate is why it failed: its log line says so.
+    let refused = first_connection_failure(&logs).await;
+    let reason = refused["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(reason.contains("certificate"), "{refused}");
+    assert!(!store.is_connected(), "connected to an untrusted server");
     let response = store.get_online_features(&req(), None).await.expect("answered");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
 
@@ -127,9 +146,7 @@ async fn a_certificate_nobody_trusts_never_connects() {
 #[tokio::test]
 async fn mutual_tls_takes_a_client_certificate() {
     let (_pki_dir, pki) = pki();
-    let Some(server) = tls_server(&pki, TlsAuthClients::Yes, None) else {
-        return;
-    };
+    let server = tls_server(&pki, TlsAuthClients::Yes, None);
     let with_client_cert = config(&server.url(), client_tls(&pki, server.tls_ca_file()));
     materialize(&with_client_cert)
         .await
