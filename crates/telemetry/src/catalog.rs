@@ -8,7 +8,7 @@
 //! feature names come from the deployment's model repository and feature registry. There is no tag key
 //! for customers, requests or quotes: those belong in logs and spans, never on metrics.
 //!
-//! Names follow the design record (`seed/ADR-datadog-observability.md`); `model.crai.*` is the
+//! Names follow the observability design record (mapped in `docs/observability.md`); `model.crai.*` is the
 //! customer-risk model's prefix there. Every datagram also carries `env`, `service` and `version`.
 
 /// DogStatsD metric type.

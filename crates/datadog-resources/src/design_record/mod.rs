@@ -1,5 +1,5 @@
-//! The design record's dashboards, panels, alerts and log retention (`seed/ADR-datadog-observability.md`,
-//! the requirements this repository implements), and the check that `docs/observability.md` maps each
+//! The design record's dashboards, panels, alerts and log retention (the observability design record: the
+//! requirements this repository implements, mapped in `docs/observability.md`), and the check that `docs/observability.md` maps each
 //! of them to the file that implements it, and that the file does: a panel is a widget of that title
 //! and kind, an alert a monitor with the record's severity, window, threshold and route, a retention
 //! an index keeping logs that long.

@@ -1,4 +1,5 @@
-//! Span helpers with the attributes Datadog names spans from (see DESIGN.md, "Datadog facts"):
+//! Span helpers with the attributes Datadog names OpenTelemetry spans from (its OTLP ingest still maps the
+//! older `rpc.*` keys, not `rpc.system.name`):
 //! `rpc.system=grpc` + `rpc.service` + `rpc.method` make `grpc.server.request` /
 //! `grpc.client.request` with resource `<method> <service>`; `db.system=redis` makes `redis.query`.
 //!
