@@ -12,6 +12,7 @@ use datadog_resources::{
     apply::{self, ApplyOptions, Desired},
     check::{self, Report},
 };
+use telemetry::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +36,8 @@ enum Command {
     Apply(ApplyArgs),
 }
 
-#[derive(Args)]
+// The keys are `Secret`s: neither `Debug` nor `--help` (`hide_env_values`) prints them.
+#[derive(Debug, Args)]
 struct ApplyArgs {
     /// Read and validate only; print what would change (with diffs); write nothing.
     #[arg(long)]
@@ -52,24 +54,11 @@ struct ApplyArgs {
     api_url: Option<String>,
     /// Datadog API key.
     #[arg(long, env = "DD_API_KEY", hide_env_values = true)]
-    api_key: String,
+    api_key: Secret,
     /// Datadog application key (with monitors, dashboards, SLOs, logs configuration and metric
     /// configuration write permissions).
     #[arg(long, env = "DD_APP_KEY", hide_env_values = true)]
-    app_key: String,
-}
-
-impl std::fmt::Debug for ApplyArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApplyArgs")
-            .field("dry_run", &self.dry_run)
-            .field("runbooks_url", &self.runbooks_url)
-            .field("site", &self.site)
-            .field("api_url", &self.api_url)
-            .field("api_key", &"<redacted>")
-            .field("app_key", &"<redacted>")
-            .finish()
-    }
+    app_key: Secret,
 }
 
 fn main() -> ExitCode {
@@ -103,8 +92,8 @@ fn main() -> ExitCode {
                 api_url: args
                     .api_url
                     .unwrap_or_else(|| apply::api_url_for_site(&args.site)),
-                api_key: args.api_key,
-                app_key: args.app_key,
+                api_key: args.api_key.into_inner(),
+                app_key: args.app_key.into_inner(),
                 dry_run: args.dry_run,
                 runbooks_url: args.runbooks_url,
             };
@@ -195,4 +184,33 @@ fn write_summary(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn debug_shows_neither_key() {
+        let cli = Cli::try_parse_from([
+            "datadog-resources",
+            "apply",
+            "--runbooks-url",
+            "https://example.com/runbooks",
+            "--api-key",
+            "api-0123456789",
+            "--app-key",
+            "app-9876543210",
+        ])
+        .expect("parses");
+        assert!(matches!(cli.command, Command::Apply(_)));
+        let printed = format!("{cli:?}");
+        assert!(
+            !printed.contains("0123456789") && !printed.contains("9876543210"),
+            "{printed}"
+        );
+        assert!(printed.contains(r#"api_key: "***""#), "{printed}");
+    }
 }

@@ -127,7 +127,11 @@ pub fn env_vars_read_by(binary: &str) -> std::collections::BTreeSet<String> {
     let names: std::collections::BTreeSet<String> = help
         .split("[env: ")
         .skip(1)
-        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_owned()))
+        // `[env: NAME=value]`, or `[env: NAME]` where the value is hidden (secrets).
+        .filter_map(|rest| {
+            let entry = rest.split_once(']').map_or(rest, |(entry, _)| entry);
+            entry.split('=').next().map(str::to_owned)
+        })
         .collect();
     assert!(
         !names.is_empty(),

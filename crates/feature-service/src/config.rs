@@ -1,14 +1,26 @@
-//! The service's configuration: flags with environment fallbacks, as Helm and Kubernetes set them.
+//! The service's configuration: flags with environment fallbacks, as Helm and Kubernetes set them. Each
+//! number has a range ([`Config::BOUNDS`]) outside which the service refuses to start; the Redis URL is a
+//! [`Secret`], so neither `Debug` nor `--help` prints its password.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use feature_store::{CacheConfig, RedisConfig, RedisTls, Registry, StoreConfig};
+use telemetry::{Bounds, Secret};
+
+/// A day, in milliseconds: the longest a row is served from the cache, fresh or stale.
+const DAY_MS: u64 = 24 * 3600 * 1000;
+const CACHE_TTL_MS: Bounds = Bounds::new("cache-ttl-ms", 0, DAY_MS);
+const CACHE_MAX_BYTES: Bounds = Bounds::new("cache-max-bytes", 0, 64 << 30);
+const CACHE_STALE_IF_ERROR_MS: Bounds = Bounds::new("cache-stale-if-error-ms", 0, DAY_MS);
+const REDIS_TIMEOUT_MS: Bounds = Bounds::new("redis-timeout-ms", 1, 600_000);
+const REDIS_CONNECT_TIMEOUT_MS: Bounds = Bounds::new("redis-connect-timeout-ms", 1, 600_000);
+const REDIS_POOL_SIZE: Bounds = Bounds::new("redis-pool-size", 1, 64);
 
 /// feature-service: online features (`features.v1.FeatureService/GetOnlineFeatures`) from Feast's Redis
 /// online store, or from the bundled snapshot when no Redis is configured.
-#[derive(Clone, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(name = "feature-service", version, about, long_about = None)]
 pub struct Config {
     /// Address to serve gRPC on.
@@ -16,33 +28,66 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Redis holding Feast's online store: redis://[:password@]host:port, rediss:// (TLS),
     /// redis-cluster://host:port?node=host:port... Unset: serve the embedded snapshot.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
     /// Feast project name (part of every Redis key).
     #[arg(long, env = "FEAST_PROJECT", default_value = "pricing")]
     pub feast_project: String,
     /// Feature registry JSON file; unset: the bundled registry.
     #[arg(long, env = "FEATURE_REGISTRY")]
     pub feature_registry: Option<PathBuf>,
-    /// How long a row read from Redis is served from the in-process cache, in milliseconds (0: no cache).
-    #[arg(long, env = "FEATURE_CACHE_TTL_MS", default_value_t = 5_000)]
+    /// How long a row read from Redis is served from the in-process cache, in milliseconds; 0: no cache
+    /// (0 to 86400000: a day).
+    #[arg(
+        long,
+        env = "FEATURE_CACHE_TTL_MS",
+        default_value_t = 5_000,
+        value_parser = CACHE_TTL_MS.parser::<u64>()
+    )]
     pub cache_ttl_ms: u64,
-    /// Upper bound of the memory the cache holds, in bytes (0: no cache).
-    #[arg(long, env = "FEATURE_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    /// Upper bound of the memory the cache holds, in bytes; 0: no cache (0 to 68719476736: 64 GiB).
+    #[arg(
+        long,
+        env = "FEATURE_CACHE_MAX_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        value_parser = CACHE_MAX_BYTES.parser::<u64>()
+    )]
     pub cache_max_bytes: u64,
     /// How long past its TTL a cached row is kept to answer with while Redis cannot be read, in
-    /// milliseconds (0: values not fresh in the cache are UNAVAILABLE during an outage).
-    #[arg(long, env = "FEATURE_CACHE_STALE_IF_ERROR_MS", default_value_t = 300_000)]
+    /// milliseconds; 0: values not fresh in the cache are UNAVAILABLE during an outage (0 to 86400000).
+    #[arg(
+        long,
+        env = "FEATURE_CACHE_STALE_IF_ERROR_MS",
+        default_value_t = 300_000,
+        value_parser = CACHE_STALE_IF_ERROR_MS.parser::<u64>()
+    )]
     pub cache_stale_if_error_ms: u64,
-    /// Longest a Redis read may take, in milliseconds; the request's own deadline can shorten it.
-    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Longest a Redis read may take, in milliseconds; the request's own deadline can shorten it (1 to
+    /// 600000: 10 min).
+    #[arg(
+        long,
+        env = "REDIS_TIMEOUT_MS",
+        default_value_t = 250,
+        value_parser = REDIS_TIMEOUT_MS.parser::<u64>()
+    )]
     pub redis_timeout_ms: u64,
     /// Longest one attempt to connect to Redis (TCP, TLS, AUTH) may take, in milliseconds; failed
-    /// attempts are retried in the background, the service answering UNAVAILABLE values meanwhile.
-    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// attempts are retried in the background, the service answering UNAVAILABLE values meanwhile (1 to
+    /// 600000).
+    #[arg(
+        long,
+        env = "REDIS_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000,
+        value_parser = REDIS_CONNECT_TIMEOUT_MS.parser::<u64>()
+    )]
     pub redis_connect_timeout_ms: u64,
-    /// Redis connections (per node) requests are spread over.
-    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Redis connections (per node) requests are spread over (1 to 64).
+    #[arg(
+        long,
+        env = "REDIS_POOL_SIZE",
+        default_value_t = 2,
+        value_parser = REDIS_POOL_SIZE.parser::<u64>()
+    )]
     pub redis_pool_size: u64,
     /// PEM CA certificate(s) that sign Redis's certificate, trusted instead of the system's roots
     /// (rediss:// URLs only).
@@ -62,10 +107,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The range of each numeric setting of the service's own, as its `--help` states it (the flattened
+    /// ones are [`server_kit::ServerArgs::BOUNDS`] and [`telemetry::TelemetryConfig::BOUNDS`]).
+    pub const BOUNDS: &'static [Bounds] = &[
+        CACHE_TTL_MS,
+        CACHE_MAX_BYTES,
+        CACHE_STALE_IF_ERROR_MS,
+        REDIS_TIMEOUT_MS,
+        REDIS_CONNECT_TIMEOUT_MS,
+        REDIS_POOL_SIZE,
+    ];
+
     /// The feature store's configuration for `registry`.
     pub fn store_config(&self, registry: Registry) -> StoreConfig {
         let redis = self.redis_url.as_ref().map(|url| {
-            let mut redis = RedisConfig::new(url.clone());
+            let mut redis = RedisConfig::new(url.expose());
             redis.timeout = Duration::from_millis(self.redis_timeout_ms);
             redis.connect_timeout = Duration::from_millis(self.redis_connect_timeout_ms);
             redis.pool_size = usize::try_from(self.redis_pool_size).unwrap_or(1);
@@ -85,32 +141,6 @@ impl Config {
             stale_if_error: Duration::from_millis(self.cache_stale_if_error_ms),
         };
         config
-    }
-}
-
-/// The Redis URL may carry a password: Debug shows it redacted. (The TLS settings are paths, not keys.)
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field(
-                "redis_url",
-                &self.redis_url.as_deref().map(feature_store::redact_url),
-            )
-            .field("feast_project", &self.feast_project)
-            .field("feature_registry", &self.feature_registry)
-            .field("cache_ttl_ms", &self.cache_ttl_ms)
-            .field("cache_max_bytes", &self.cache_max_bytes)
-            .field("cache_stale_if_error_ms", &self.cache_stale_if_error_ms)
-            .field("redis_timeout_ms", &self.redis_timeout_ms)
-            .field("redis_connect_timeout_ms", &self.redis_connect_timeout_ms)
-            .field("redis_pool_size", &self.redis_pool_size)
-            .field("redis_tls_ca_file", &self.redis_tls_ca_file)
-            .field("redis_tls_cert_file", &self.redis_tls_cert_file)
-            .field("redis_tls_key_file", &self.redis_tls_key_file)
-            .field("server", &self.server)
-            .field("telemetry", &self.telemetry)
-            .finish()
     }
 }
 

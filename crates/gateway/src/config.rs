@@ -1,13 +1,27 @@
-//! The gateway's settings: each flag falls back to an environment variable (`--help` lists them), and
-//! `Debug` never prints a secret.
+//! The gateway's settings: each flag falls back to an environment variable (`--help` lists them), each
+//! number has a range ([`Config::BOUNDS`]) outside which the gateway refuses to start, and neither
+//! `Debug` nor `--help` prints a secret.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use telemetry::{Bounds, Secret};
+
 use crate::predictor::{FeatureFallback, ModelFallback};
 
+/// A year: the longest a quote or an outcome is kept.
+const YEAR_SECS: u64 = 365 * 24 * 3600;
+const REQUEST_TIMEOUT_MS: Bounds = Bounds::new("request-timeout-ms", 1, 600_000);
+const FEATURE_TIMEOUT_MS: Bounds = Bounds::new("feature-timeout-ms", 1, 600_000);
+const BREAKER_FAILURES: Bounds = Bounds::new("breaker-failures", 1, 1_000);
+const BREAKER_OPEN_MS: Bounds = Bounds::new("breaker-open-ms", 1, 600_000);
+/// tower's retry budget refuses more than 1000 (retries per call).
+const RETRY_BUDGET_RATIO: Bounds<f64> = Bounds::new("retry-budget-ratio", 0.0, 1000.0);
+const QUOTE_TTL_SECS: Bounds = Bounds::new("quote-ttl-secs", 1, YEAR_SECS);
+const OUTCOME_RETENTION_SECS: Bounds = Bounds::new("outcome-retention-secs", 1, YEAR_SECS);
+
 /// Gateway settings: each flag falls back to the environment variable named in `--help`.
-#[derive(Clone, clap::Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "gateway",
     version,
@@ -25,8 +39,8 @@ pub struct Config {
     pub model_service_url: String,
     /// Redis keeping quotes for RecordOutcome (`redis://`, `rediss://`, `redis-cluster://`). Unset: an
     /// embedded in-memory store, lost on restart (local work only).
-    #[arg(long, env = "QUOTE_REDIS_URL")]
-    pub quote_redis_url: Option<String>,
+    #[arg(long, env = "QUOTE_REDIS_URL", hide_env_values = true)]
+    pub quote_redis_url: Option<Secret>,
     /// PEM CA certificate(s) that sign the quote store's certificate, trusted instead of the system's
     /// roots (rediss:// URLs only).
     #[arg(long, env = "QUOTE_REDIS_TLS_CA_FILE")]
@@ -46,11 +60,22 @@ pub struct Config {
         requires = "quote_redis_tls_cert_file"
     )]
     pub quote_redis_tls_key_file: Option<PathBuf>,
-    /// Each request's budget in milliseconds: downstream calls get what remains of it.
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 100)]
+    /// Each request's budget in milliseconds: downstream calls get what remains of it (1 to 600000: 10 min).
+    #[arg(
+        long,
+        env = "REQUEST_TIMEOUT_MS",
+        default_value_t = 100,
+        value_parser = REQUEST_TIMEOUT_MS.parser::<u64>()
+    )]
     pub request_timeout_ms: u64,
-    /// The most of the budget the feature fetch may take, in milliseconds, so the model call keeps the rest.
-    #[arg(long, env = "FEATURE_TIMEOUT_MS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The most of the budget the feature fetch may take, in milliseconds, so the model call keeps the rest
+    /// (1 to 600000).
+    #[arg(
+        long,
+        env = "FEATURE_TIMEOUT_MS",
+        default_value_t = 40,
+        value_parser = FEATURE_TIMEOUT_MS.parser::<u64>()
+    )]
     pub feature_timeout_ms: u64,
     /// When features cannot be read at all: score with the model's defaults (degraded) or fail.
     #[arg(long, env = "FEATURE_FALLBACK", value_enum, default_value_t = FeatureFallback::Defaults)]
@@ -58,20 +83,47 @@ pub struct Config {
     /// When the model-service cannot score: fail fast (UNAVAILABLE) or answer neutral pricing (degraded).
     #[arg(long, env = "MODEL_FALLBACK", value_enum, default_value_t = ModelFallback::Fail)]
     pub model_fallback: ModelFallback,
-    /// Consecutive failed calls to a dependency that open its circuit breaker.
-    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Consecutive failed calls to a dependency that open its circuit breaker (1 to 1000).
+    #[arg(
+        long,
+        env = "BREAKER_FAILURES",
+        default_value_t = 5,
+        value_parser = BREAKER_FAILURES.parser::<u32>()
+    )]
     pub breaker_failures: u32,
-    /// How long an open breaker fails fast before probing, in milliseconds (grows to 4x while probes fail).
-    #[arg(long, env = "BREAKER_OPEN_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How long an open breaker fails fast before probing, in milliseconds; grows to 4x while probes fail
+    /// (1 to 600000).
+    #[arg(
+        long,
+        env = "BREAKER_OPEN_MS",
+        default_value_t = 500,
+        value_parser = BREAKER_OPEN_MS.parser::<u64>()
+    )]
     pub breaker_open_ms: u64,
-    /// Retries of idempotent reads allowed, as a fraction of calls (10 s window, plus 3 a second).
-    #[arg(long, env = "RETRY_BUDGET_RATIO", default_value_t = 0.1)]
+    /// Retries of idempotent reads allowed, as a fraction of the calls of the last 10 s plus 3 a second
+    /// (0 to 1000).
+    #[arg(
+        long,
+        env = "RETRY_BUDGET_RATIO",
+        default_value_t = 0.1,
+        value_parser = RETRY_BUDGET_RATIO.parser::<f32>()
+    )]
     pub retry_budget_ratio: f32,
-    /// How long a quote can take an outcome, in seconds.
-    #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 900)]
+    /// How long a quote can take an outcome, in seconds (1 to 31536000: a year).
+    #[arg(
+        long,
+        env = "QUOTE_TTL_SECS",
+        default_value_t = 900,
+        value_parser = QUOTE_TTL_SECS.parser::<u64>()
+    )]
     pub quote_ttl_secs: u64,
-    /// How long a recorded outcome is kept with its quote, in seconds.
-    #[arg(long, env = "OUTCOME_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
+    /// How long a recorded outcome is kept with its quote, in seconds (1 to 31536000: a year).
+    #[arg(
+        long,
+        env = "OUTCOME_RETENTION_SECS",
+        default_value_t = 30 * 24 * 3600,
+        value_parser = OUTCOME_RETENTION_SECS.parser::<u64>()
+    )]
     pub outcome_retention_secs: u64,
     /// Customer-risk model name in the model repository.
     #[arg(long, env = "RISK_MODEL", default_value = "customer_risk")]
@@ -93,38 +145,19 @@ pub struct Config {
     pub telemetry: telemetry::TelemetryConfig,
 }
 
-impl std::fmt::Debug for Config {
-    // By hand, so that a password in QUOTE_REDIS_URL never reaches a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field("feature_service_url", &self.feature_service_url)
-            .field("model_service_url", &self.model_service_url)
-            .field(
-                "quote_redis_url",
-                &self.quote_redis_url.as_ref().map(|_| "<redacted>"),
-            )
-            .field("quote_redis_tls_ca_file", &self.quote_redis_tls_ca_file)
-            .field("quote_redis_tls_cert_file", &self.quote_redis_tls_cert_file)
-            .field("quote_redis_tls_key_file", &self.quote_redis_tls_key_file)
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .field("feature_timeout_ms", &self.feature_timeout_ms)
-            .field("feature_fallback", &self.feature_fallback)
-            .field("model_fallback", &self.model_fallback)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_open_ms", &self.breaker_open_ms)
-            .field("retry_budget_ratio", &self.retry_budget_ratio)
-            .field("quote_ttl_secs", &self.quote_ttl_secs)
-            .field("outcome_retention_secs", &self.outcome_retention_secs)
-            .field("risk_model", &self.risk_model)
-            .field("risk_model_version", &self.risk_model_version)
-            .field("surge_model", &self.surge_model)
-            .field("surge_model_version", &self.surge_model_version)
-            .field("server", &self.server)
-            .field("downstream_tls", &self.downstream_tls)
-            .field("telemetry", &self.telemetry)
-            .finish()
-    }
+impl Config {
+    /// The range of each integer setting of the gateway's own, as its `--help` states it (the flattened
+    /// ones are [`server_kit::ServerArgs::BOUNDS`] and [`telemetry::TelemetryConfig::BOUNDS`]).
+    pub const BOUNDS: &'static [Bounds] = &[
+        REQUEST_TIMEOUT_MS,
+        FEATURE_TIMEOUT_MS,
+        BREAKER_FAILURES,
+        BREAKER_OPEN_MS,
+        QUOTE_TTL_SECS,
+        OUTCOME_RETENTION_SECS,
+    ];
+    /// The range of each fractional setting, as its `--help` states it.
+    pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[RETRY_BUDGET_RATIO];
 }
 
 #[cfg(test)]
@@ -147,5 +180,6 @@ mod tests {
             .expect("parse");
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("redis://:***@redis:6379"), "{printed}");
     }
 }

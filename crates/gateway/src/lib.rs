@@ -61,10 +61,6 @@ pub enum StartError {
     QuoteStore(#[from] error::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("request_timeout_ms must be greater than 0")]
-    ZeroBudget,
-    #[error("retry_budget_ratio must be a number from 0 to 1000, not {0}")]
-    RetryRatio(f32),
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -73,12 +69,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    if config.request_timeout_ms == 0 {
-        return Err(StartError::ZeroBudget);
-    }
-    if !(0.0..=1000.0).contains(&config.retry_budget_ratio) {
-        return Err(StartError::RetryRatio(config.retry_budget_ratio));
-    }
     let budget = Duration::from_millis(config.request_timeout_ms);
     let metrics = telemetry::metrics().clone();
     // First: bad TLS files stop start-up, naming the file.
@@ -100,7 +90,7 @@ pub async fn run(
     let retention = Duration::from_secs(config.outcome_retention_secs);
     let quotes = match &config.quote_redis_url {
         Some(url) => {
-            let mut redis = RedisConfig::new(url.clone());
+            let mut redis = RedisConfig::new(url.expose());
             redis.tls = RedisTls {
                 ca_file: config.quote_redis_tls_ca_file.clone(),
                 client_cert_file: config.quote_redis_tls_cert_file.clone(),
@@ -131,14 +121,8 @@ pub async fn run(
         conversion: ConversionWindow::new(Duration::from_secs(15 * 60)),
     });
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection = advertised("grpc.reflection.v1.ServerReflection").build_v1()?;
+    let reflection_alpha = advertised("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
     let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;
 
     let local = listener.local_addr().ok();
@@ -179,3 +163,18 @@ pub async fn run(
     tracing::info!("gateway stopped");
     Ok(())
 }
+
+/// Server reflection for what the gateway serves: the public API, health and `reflection` itself. The
+/// descriptor set also holds the internal services' protos (the public API shares their types), which
+/// must not be advertised: their calls would fail here.
+fn advertised(reflection: &'static str) -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(SERVICE_NAME)
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(reflection)
+}
+
+/// The `grpc.health.v1` service's name.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";

@@ -22,21 +22,23 @@ enum Command {
     Demo {
         #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
         gateway: String,
-        /// Requests in the traffic burst.
-        #[arg(long, default_value_t = 3000)]
+        /// Requests in the traffic burst (1 to 1,000,000,000).
+        #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
         requests: u64,
     },
     /// Closed-loop load for a fixed time or request count; prints throughput and percentiles per RPC.
     Run {
         #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
         gateway: String,
-        #[arg(long, default_value_t = 32)]
+        /// Concurrent callers (1 to 10,000).
+        #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
         concurrency: usize,
-        /// Seconds to run.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds to run (1 to 86,400).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
-        #[arg(long, default_value_t = u64::MAX)]
-        max_requests: u64,
+        /// Stop after this many requests (1 to 1,000,000,000); unset: only the time limits the run.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        max_requests: Option<u64>,
         #[arg(long, value_enum, default_value_t = Mix::Mixed)]
         mix: Mix,
     },
@@ -57,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             let options = LoadOptions {
                 concurrency,
                 duration: Duration::from_secs(seconds),
-                max_requests,
+                max_requests: max_requests.unwrap_or(u64::MAX),
                 mix,
             };
             println!("load: {concurrency} concurrent, {seconds} s, mix {mix:?}");
@@ -180,4 +182,29 @@ async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn settings_outside_their_ranges_are_refused() {
+        Cli::command().debug_assert();
+        for bad in [
+            ["run", "--concurrency", "0"],
+            ["run", "--concurrency", "10001"],
+            ["run", "--seconds", "0"],
+            ["run", "--seconds", "18446744073709551615"],
+            ["run", "--max-requests", "0"],
+            ["demo", "--requests", "-1"],
+        ] {
+            let args = std::iter::once("loadgen").chain(bad);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
+        let args = ["loadgen", "run", "--concurrency", "64", "--seconds", "5"];
+        assert!(Cli::try_parse_from(args).is_ok());
+    }
 }

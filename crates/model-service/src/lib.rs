@@ -36,7 +36,13 @@ use crate::service::Models;
 /// The gRPC service name, as health checks know it.
 pub const SERVICE_NAME: &str = "models.v1.ModelService";
 
-/// Model-service settings: each flag falls back to the environment variable named in `--help`.
+const MAX_BATCH_ROWS: telemetry::Bounds = telemetry::Bounds::new("max-batch-rows", 1, 100_000);
+const DRIFT_INTERVAL_SECS: telemetry::Bounds = telemetry::Bounds::new("drift-interval-secs", 1, 86_400);
+const DRIFT_MIN_ROWS: telemetry::Bounds = telemetry::Bounds::new("drift-min-rows", 1, 100_000_000);
+const INFERENCE_TIMEOUT_MS: telemetry::Bounds = telemetry::Bounds::new("inference-timeout-ms", 1, 600_000);
+
+/// Model-service settings: each flag falls back to the environment variable named in `--help`; each
+/// number has a range ([`Config::BOUNDS`]) outside which the service refuses to start.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "model-service",
@@ -51,46 +57,58 @@ pub struct Config {
     /// `crates/model-service/models` in a checkout, `/models` in the container image).
     #[arg(long, env = "MODEL_REPOSITORY")]
     pub model_repository: PathBuf,
-    /// Most rows one Predict call may carry.
+    /// Most rows one Predict call may carry (1 to 100000).
     #[arg(
         long,
         env = "MAX_BATCH_ROWS",
         default_value_t = 1000,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = MAX_BATCH_ROWS.parser::<u32>()
     )]
     pub max_batch_rows: u32,
     /// Seconds between feature-drift evaluations: each one reports the PSI of every feature whose
-    /// window reached `--drift-min-rows`, and starts its next window.
+    /// window reached `--drift-min-rows`, and starts its next window (1 to 86400: a day).
     #[arg(
         long,
         env = "DRIFT_INTERVAL_SECS",
         default_value_t = 60,
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = DRIFT_INTERVAL_SECS.parser::<u64>()
     )]
     pub drift_interval_secs: u64,
     /// Rows a feature's drift window needs before its PSI is reported; a smaller window keeps
-    /// accumulating. Sampling noise alone gives PSI ≈ (bins − 1) / rows: 0.018 for 10 bins and 500 rows.
+    /// accumulating. Sampling noise alone gives PSI ≈ (bins − 1) / rows: 0.018 for 10 bins and 500 rows
+    /// (1 to 100000000).
     #[arg(
         long,
         env = "DRIFT_MIN_ROWS",
         default_value_t = 500,
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = DRIFT_MIN_ROWS.parser::<u64>()
     )]
     pub drift_min_rows: u64,
     /// Milliseconds a batch of more than 64 rows may take to get a blocking-pool slot and run, or less
     /// when the caller's deadline comes first; past it the call is answered DEADLINE_EXCEEDED. Smaller
-    /// batches run inline in well under a millisecond and are not bounded.
+    /// batches run inline in well under a millisecond and are not bounded (1 to 600000: 10 min).
     #[arg(
         long,
         env = "INFERENCE_TIMEOUT_MS",
         default_value_t = 50,
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = INFERENCE_TIMEOUT_MS.parser::<u64>()
     )]
     pub inference_timeout_ms: u64,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryConfig,
+}
+
+impl Config {
+    /// The range of each numeric setting of the service's own, as its `--help` states it (the flattened
+    /// ones are [`ServerArgs::BOUNDS`] and [`telemetry::TelemetryConfig::BOUNDS`]).
+    pub const BOUNDS: &'static [telemetry::Bounds] = &[
+        MAX_BATCH_ROWS,
+        DRIFT_INTERVAL_SECS,
+        DRIFT_MIN_ROWS,
+        INFERENCE_TIMEOUT_MS,
+    ];
 }
 
 /// Loads the model repository, then serves on `listener` until `shutdown` resolves and in-flight calls

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use telemetry::Bounds;
 use tonic::transport::{ClientTlsConfig, Endpoint, ServerTlsConfig};
 
 use crate::Error;
@@ -19,36 +20,54 @@ pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
 /// room for the drain delay and telemetry's final flush.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 
+const MAX_CONCURRENT_REQUESTS: Bounds = Bounds::new("max-concurrent-requests", 1, 65_536);
+/// From 1 KiB to 256 MiB.
+const MAX_REQUEST_BYTES: Bounds = Bounds::new("max-request-bytes", 1024, 256 * 1024 * 1024);
+/// Up to 10 minutes, far past any termination grace period Kubernetes is given in practice.
+const SHUTDOWN_DRAIN_DELAY_MS: Bounds = Bounds::new("shutdown-drain-delay-ms", 0, 600_000);
+const SHUTDOWN_GRACE_MS: Bounds = Bounds::new("shutdown-grace-ms", 0, 600_000);
+
 /// Server settings shared by every service: `#[command(flatten)] pub server: ServerArgs`.
 ///
 /// Holds file paths only, never key material, so the derived `Debug` is safe to log.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ServerArgs {
     /// Requests this process handles at once (health checks are exempt and not counted). One more is
-    /// answered RESOURCE_EXHAUSTED at once instead of queueing, so callers back off or go elsewhere.
+    /// answered RESOURCE_EXHAUSTED at once instead of queueing, so callers back off or go elsewhere
+    /// (1 to 65536).
     #[arg(
         long,
         env = "MAX_CONCURRENT_REQUESTS",
         default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = MAX_CONCURRENT_REQUESTS.parser::<u32>()
     )]
     pub max_concurrent_requests: u32,
     /// Largest request message accepted, in bytes (after decompression); a larger one is refused with
-    /// OUT_OF_RANGE (tonic's code for it) before it is decoded.
+    /// OUT_OF_RANGE (tonic's code for it) before it is decoded (1024 to 268435456: 1 KiB to 256 MiB).
     #[arg(
         long,
         env = "MAX_REQUEST_BYTES",
         default_value_t = DEFAULT_MAX_REQUEST_BYTES,
-        value_parser = clap::value_parser!(u32).range(1..)
+        value_parser = MAX_REQUEST_BYTES.parser::<u32>()
     )]
     pub max_request_bytes: u32,
     /// After SIGTERM, milliseconds to keep serving with health already NOT_SERVING, so load balancers
-    /// stop routing here before the listener closes. 0 stops accepting at once.
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY_MS", default_value_t = 0)]
+    /// stop routing here before the listener closes. 0 stops accepting at once (0 to 600000: 10 min).
+    #[arg(
+        long,
+        env = "SHUTDOWN_DRAIN_DELAY_MS",
+        default_value_t = 0,
+        value_parser = SHUTDOWN_DRAIN_DELAY_MS.parser::<u64>()
+    )]
     pub shutdown_drain_delay_ms: u64,
     /// Once no longer accepting, milliseconds in-flight requests get to finish; then the server stops
-    /// anyway (logging how many were still running).
-    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
+    /// anyway, logging how many were still running (0 to 600000: 10 min).
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_MS",
+        default_value_t = DEFAULT_SHUTDOWN_GRACE_MS,
+        value_parser = SHUTDOWN_GRACE_MS.parser::<u64>()
+    )]
     pub shutdown_grace_ms: u64,
     /// PEM certificate chain of this server. With `--tls-key-file` the server speaks only TLS (rustls).
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
@@ -84,6 +103,14 @@ impl Default for ServerArgs {
 }
 
 impl ServerArgs {
+    /// The range of each numeric setting, as its `--help` states it.
+    pub const BOUNDS: &'static [Bounds] = &[
+        MAX_CONCURRENT_REQUESTS,
+        MAX_REQUEST_BYTES,
+        SHUTDOWN_DRAIN_DELAY_MS,
+        SHUTDOWN_GRACE_MS,
+    ];
+
     /// For each generated server's `max_decoding_message_size`:
     /// `ModelServiceServer::new(svc).max_decoding_message_size(config.server.max_request_bytes())`.
     pub fn max_request_bytes(&self) -> usize {

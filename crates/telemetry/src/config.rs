@@ -1,14 +1,27 @@
 //! [`TelemetryConfig`]: the flags every binary shares, each falling back to the standard Datadog or
 //! OpenTelemetry environment variable so Helm and Kubernetes configure services the usual way.
 //!
-//! Bad values (an unparsable `DD_DOGSTATSD_URL`, an unknown `OTEL_TRACES_SAMPLER`) are rejected by clap
-//! at start-up with a one-line reason, before anything is bound.
+//! Bad values (an unparsable `DD_DOGSTATSD_URL`, an unknown `OTEL_TRACES_SAMPLER`, a number outside
+//! its [`TelemetryConfig::BOUNDS`]) are rejected by clap at start-up with a one-line reason, before
+//! anything is bound.
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::builder::BoolishValueParser;
 
 use crate::TelemetryError;
+use crate::settings::Bounds;
+
+const DOGSTATSD_PORT: Bounds = Bounds::new("dd-dogstatsd-port", 1, 65_535);
+/// 10 ms is the floor [`TelemetryConfig::metrics_flush_interval`] applied already; flushing less than once a
+/// minute would land points in the agent's 10 s buckets long after they were recorded.
+const METRICS_FLUSH_INTERVAL_MS: Bounds = Bounds::new("metrics-flush-interval-ms", 10, 60_000);
+const METRICS_MAX_SERIES: Bounds = Bounds::new("metrics-max-series", 1, 1 << 20);
+const METRICS_MAX_SAMPLES: Bounds = Bounds::new("metrics-max-samples", 1, 1 << 24);
+const SPAN_QUEUE_SIZE: Bounds = Bounds::new("otel-bsp-max-queue-size", 1, 1 << 20);
+/// The log writer's channel allocates every slot up front (about 32 bytes each).
+const LOG_BUFFER_LINES: Bounds = Bounds::new("log-buffer-lines", 1, 1 << 20);
+const SAMPLER_ARG: Bounds<f64> = Bounds::new("otel-traces-sampler-arg", 0.0, 1.0);
 
 /// Settings shared by every binary; flatten it into a service's `Config` with `#[command(flatten)]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,8 +38,13 @@ pub struct TelemetryConfig {
     /// Host of the Datadog agent (DogStatsD over UDP and the OTLP receiver).
     #[arg(long = "dd-agent-host", env = "DD_AGENT_HOST", default_value = "localhost")]
     pub agent_host: String,
-    /// DogStatsD UDP port on the agent host.
-    #[arg(long = "dd-dogstatsd-port", env = "DD_DOGSTATSD_PORT", default_value_t = 8125)]
+    /// DogStatsD UDP port on the agent host (1 to 65535).
+    #[arg(
+        long = "dd-dogstatsd-port",
+        env = "DD_DOGSTATSD_PORT",
+        default_value_t = 8125,
+        value_parser = DOGSTATSD_PORT.parser::<u16>()
+    )]
     pub dogstatsd_port: u16,
     /// DogStatsD address, `unix:///var/run/datadog/dsd.socket` or `udp://host:port`; wins over host/port.
     #[arg(long = "dd-dogstatsd-url", env = "DD_DOGSTATSD_URL")]
@@ -48,25 +66,30 @@ pub struct TelemetryConfig {
     /// line: the older origin detection, which every agent version reads.
     #[arg(long = "dd-entity-id", env = "DD_ENTITY_ID")]
     pub entity_id: Option<String>,
-    /// How often aggregated metrics are sent to the agent, in milliseconds.
+    /// How often aggregated metrics are sent to the agent, in milliseconds (10 to 60000).
     #[arg(
         long = "metrics-flush-interval-ms",
         env = "TELEMETRY_METRICS_FLUSH_INTERVAL_MS",
-        default_value_t = 1000
+        default_value_t = 1000,
+        value_parser = METRICS_FLUSH_INTERVAL_MS.parser::<u64>()
     )]
     pub metrics_flush_interval_ms: u64,
-    /// Cap on distinct metric series held between flushes; past it new series are dropped and counted.
+    /// Cap on distinct metric series held between flushes; past it new series are dropped and counted
+    /// (1 to 1048576).
     #[arg(
         long = "metrics-max-series",
         env = "TELEMETRY_METRICS_MAX_SERIES",
-        default_value_t = 4096
+        default_value_t = 4096,
+        value_parser = METRICS_MAX_SERIES.parser::<usize>()
     )]
     pub metrics_max_series: usize,
-    /// Cap on distribution samples buffered between flushes; past it samples are dropped and counted.
+    /// Cap on distribution samples buffered between flushes; past it samples are dropped and counted
+    /// (1 to 16777216).
     #[arg(
         long = "metrics-max-samples",
         env = "TELEMETRY_METRICS_MAX_SAMPLES",
-        default_value_t = 262_144
+        default_value_t = 262_144,
+        value_parser = METRICS_MAX_SAMPLES.parser::<usize>()
     )]
     pub metrics_max_samples: usize,
     /// Send traces (OTLP/gRPC to the agent); `false` keeps propagation but records no spans.
@@ -80,14 +103,19 @@ pub struct TelemetryConfig {
     #[arg(long = "otel-traces-sampler", env = "OTEL_TRACES_SAMPLER", value_enum,
           default_value_t = SamplerKind::ParentBasedAlwaysOn)]
     pub sampler: SamplerKind,
-    /// Ratio for the `traceidratio` samplers, in [0, 1].
-    #[arg(long = "otel-traces-sampler-arg", env = "OTEL_TRACES_SAMPLER_ARG", value_parser = parse_ratio)]
+    /// Ratio for the `traceidratio` samplers (0 to 1).
+    #[arg(
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        value_parser = SAMPLER_ARG.parser::<f64>()
+    )]
     pub sampler_arg: Option<f64>,
-    /// Spans waiting for export; past it spans are dropped and counted.
+    /// Spans waiting for export; past it spans are dropped and counted (1 to 1048576).
     #[arg(
         long = "otel-bsp-max-queue-size",
         env = "OTEL_BSP_MAX_QUEUE_SIZE",
-        default_value_t = 4096
+        default_value_t = 4096,
+        value_parser = SPAN_QUEUE_SIZE.parser::<usize>()
     )]
     pub span_queue_size: usize,
     /// Log format on stdout: `json` for Datadog's log collection, `pretty` for people.
@@ -96,8 +124,14 @@ pub struct TelemetryConfig {
     /// Log filter in `tracing` syntax, e.g. `info,gateway=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
-    /// Log lines buffered for the stdout writer thread; past it lines are dropped, not waited for.
-    #[arg(long = "log-buffer-lines", env = "LOG_BUFFER_LINES", default_value_t = 65_536)]
+    /// Log lines buffered for the stdout writer thread; past it lines are dropped, not waited for
+    /// (1 to 1048576).
+    #[arg(
+        long = "log-buffer-lines",
+        env = "LOG_BUFFER_LINES",
+        default_value_t = 65_536,
+        value_parser = LOG_BUFFER_LINES.parser::<usize>()
+    )]
     pub log_buffer_lines: usize,
 }
 
@@ -204,14 +238,19 @@ impl FromStr for DogStatsdUrl {
     }
 }
 
-fn parse_ratio(value: &str) -> Result<f64, String> {
-    match value.trim().parse::<f64>() {
-        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
-        _ => Err(format!("{value:?} is not a ratio between 0 and 1")),
-    }
-}
-
 impl TelemetryConfig {
+    /// The range of each integer setting, as its `--help` states it.
+    pub const BOUNDS: &'static [Bounds] = &[
+        DOGSTATSD_PORT,
+        METRICS_FLUSH_INTERVAL_MS,
+        METRICS_MAX_SERIES,
+        METRICS_MAX_SAMPLES,
+        SPAN_QUEUE_SIZE,
+        LOG_BUFFER_LINES,
+    ];
+    /// The range of each fractional setting, as its `--help` states it.
+    pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[SAMPLER_ARG];
+
     /// A configuration for tests and tools: the defaults, without reading the process's arguments or
     /// environment (pretty logs, agent on localhost).
     pub fn for_service(service: &str) -> Self {

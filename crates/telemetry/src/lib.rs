@@ -10,6 +10,8 @@
 //!   channels.
 //! - **Logs** ([`logs`]): JSON on stdout with `dd.trace_id`/`dd.span_id` and the service tags, or a
 //!   human format.
+//! - **Settings** ([`settings`]): what every binary's clap `Config` shares beyond these flags:
+//!   [`Secret`] for values `Debug` and `--help` must not show, [`Bounds`] for the range of a number.
 //!
 //! Every signal carries the unified service tags `env`, `service` and `version`. Telemetry never
 //! blocks or fails a request: with the agent away, metrics and spans are dropped and counted in
@@ -26,6 +28,7 @@ pub mod events;
 pub mod grpc;
 pub mod logs;
 mod metrics;
+pub mod settings;
 mod tags;
 pub mod trace;
 
@@ -38,6 +41,7 @@ pub use config::{DogStatsdUrl, LogFormat, SamplerKind, TelemetryConfig};
 pub use dropped::spans_dropped;
 pub use error::TelemetryError;
 pub use metrics::{EventAlert, Metrics, MetricsOptions, MetricsOrigin, MetricsStats};
+pub use settings::{Bounds, Secret};
 pub use tags::{
     DegradedReason, DropReason, JobStatus, LookupStatus, Signal, Tag, grpc_code_name, grpc_fault,
 };

@@ -24,7 +24,7 @@ pub struct Server {
 /// A configuration without reading the process's arguments; `redis_url` overrides REDIS_URL either way.
 pub fn config(redis_url: Option<&str>, extra: &[&str]) -> Config {
     let mut config = Config::parse_from(std::iter::once("feature-service").chain(extra.iter().copied()));
-    config.redis_url = redis_url.map(str::to_owned);
+    config.redis_url = redis_url.map(Into::into);
     config
 }
 

@@ -16,18 +16,24 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use feature_store::{CsvFile, MATERIALIZE_JOB, MaterializeOptions, RedisConfig, RedisTls, Registry};
-use telemetry::JobStatus;
 use telemetry::events::BatchJobFinished;
+use telemetry::{Bounds, JobStatus, Secret};
 
-#[derive(Parser)]
+const BATCH_SIZE: Bounds = Bounds::new("batch-size", 1, 100_000);
+const TIMEOUT_MS: Bounds = Bounds::new("timeout-ms", 1, 600_000);
+const CONNECT_TIMEOUT_MS: Bounds = Bounds::new("connect-timeout-ms", 1, 600_000);
+
+// Its numbers have ranges (`Args::BOUNDS`) outside which the job refuses to start; the Redis URL is a
+// `Secret`, so neither `Debug` nor `--help` prints its password.
+#[derive(Debug, Parser)]
 #[command(
     version,
     about = "Write feature rows from CSV files into Redis in Feast's online-store layout"
 )]
 struct Args {
     /// Redis to write to: redis://, rediss:// (TLS), redis-cluster://host:port?node=host:port...
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: String,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Secret,
     /// A CSV file of one feature view (repeatable): join key, event_timestamp, features.
     #[arg(long = "file", required_unless_present = "snapshot")]
     files: Vec<PathBuf>,
@@ -46,14 +52,19 @@ struct Args {
     /// Shift all timestamps so the newest row is now (relative ages are kept).
     #[arg(long)]
     rebase_timestamps: bool,
-    /// HSET commands per pipeline.
-    #[arg(long, default_value_t = 500)]
+    /// HSET commands per pipeline (1 to 100000).
+    #[arg(long, default_value_t = 500, value_parser = BATCH_SIZE.parser::<usize>())]
     batch_size: usize,
-    /// Timeout of each pipeline, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Timeout of each pipeline, in milliseconds (1 to 600000: 10 min).
+    #[arg(long, default_value_t = 10_000, value_parser = TIMEOUT_MS.parser::<u64>())]
     timeout_ms: u64,
-    /// How long to wait for a connection to Redis before failing, in milliseconds.
-    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    /// How long to wait for a connection to Redis before failing, in milliseconds (1 to 600000).
+    #[arg(
+        long,
+        env = "REDIS_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000,
+        value_parser = CONNECT_TIMEOUT_MS.parser::<u64>()
+    )]
     connect_timeout_ms: u64,
     /// PEM CA certificate(s) that sign Redis's certificate, trusted instead of the system's roots
     /// (rediss:// URLs only).
@@ -69,14 +80,11 @@ struct Args {
     telemetry: telemetry::TelemetryConfig,
 }
 
-impl std::fmt::Debug for Args {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Args")
-            .field("redis_url", &feature_store::redact_url(&self.redis_url))
-            .field("files", &self.files)
-            .field("snapshot", &self.snapshot)
-            .finish_non_exhaustive()
-    }
+#[cfg(test)]
+impl Args {
+    /// The range of each numeric setting of the job's own, as its `--help` states it (the flattened
+    /// ones are [`telemetry::TelemetryConfig::BOUNDS`]).
+    const BOUNDS: &'static [Bounds] = &[BATCH_SIZE, TIMEOUT_MS, CONNECT_TIMEOUT_MS];
 }
 
 #[tokio::main]
@@ -113,7 +121,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             return Err(error);
         }
     };
-    let mut redis = RedisConfig::new(args.redis_url);
+    let mut redis = RedisConfig::new(args.redis_url.into_inner());
     redis.timeout = Duration::from_millis(args.timeout_ms);
     redis.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     redis.tls = RedisTls {
@@ -158,4 +166,162 @@ fn load_inputs(args: &Args) -> anyhow::Result<(Registry, Vec<CsvFile>)> {
             .collect::<Result<_, _>>()?
     };
     Ok((registry, files))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every numeric setting has a documented range that clap enforces, whatever a flag or variable
+    //! holds (a zero batch size used to panic in the first pipeline); the Redis password is never in
+    //! `Debug`. `tests/materialize_settings.rs` runs the binary itself.
+
+    use clap::CommandFactory;
+    use proptest::prelude::*;
+    use telemetry::TelemetryConfig;
+    use telemetry::settings::{bounds_problems, numeric_flags, secrets_shown_by_help};
+
+    use super::*;
+
+    /// What the job needs besides.
+    const REQUIRED: [&str; 3] = ["--redis-url", "redis://:hunter2@redis:6379", "--snapshot"];
+
+    fn integer_bounds() -> Vec<Bounds> {
+        [Args::BOUNDS, TelemetryConfig::BOUNDS].concat()
+    }
+
+    /// Every numeric setting of `args`, by flag.
+    #[allow(clippy::cast_precision_loss)]
+    fn numbers(args: &Args) -> Vec<(&'static str, f64)> {
+        let telemetry = &args.telemetry;
+        vec![
+            ("batch-size", args.batch_size as f64),
+            ("timeout-ms", args.timeout_ms as f64),
+            ("connect-timeout-ms", args.connect_timeout_ms as f64),
+            ("dd-dogstatsd-port", f64::from(telemetry.dogstatsd_port)),
+            (
+                "metrics-flush-interval-ms",
+                telemetry.metrics_flush_interval_ms as f64,
+            ),
+            ("metrics-max-series", telemetry.metrics_max_series as f64),
+            ("metrics-max-samples", telemetry.metrics_max_samples as f64),
+            ("otel-bsp-max-queue-size", telemetry.span_queue_size as f64),
+            ("log-buffer-lines", telemetry.log_buffer_lines as f64),
+            ("otel-traces-sampler-arg", telemetry.sampler_arg.unwrap_or(0.0)),
+        ]
+    }
+
+    fn flags() -> Vec<String> {
+        numeric_flags(&Args::command())
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether `value` lies within the bounds documented for `flag`.
+    #[allow(clippy::cast_precision_loss)]
+    fn within(flag: &str, value: f64) -> bool {
+        let integer = integer_bounds()
+            .into_iter()
+            .find(|bounds| bounds.flag == flag)
+            .map(|bounds| Bounds::new(bounds.flag, bounds.min as f64, bounds.max as f64));
+        let fraction = TelemetryConfig::FRACTION_BOUNDS
+            .iter()
+            .copied()
+            .find(|bounds| bounds.flag == flag);
+        integer.or(fraction).is_some_and(|bounds| bounds.contains(value))
+    }
+
+    /// What a deployment could hand a numeric setting by mistake: the ends of every integer type and
+    /// past them, negatives, fractions and non-numbers, long runs of digits, and arbitrary numbers.
+    fn extreme_value() -> impl Strategy<Value = String> {
+        let fixed = [
+            "0",
+            "1",
+            "-1",
+            "-0",
+            "+1",
+            "65535",
+            "65536",
+            "4294967295",
+            "4294967296",
+            "9223372036854775807",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "0.5",
+            "1e3",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e309",
+            "0x10",
+            "1_000",
+            " 5",
+            "",
+        ];
+        prop_oneof![
+            prop::sample::select(fixed.to_vec()).prop_map(str::to_owned),
+            any::<u64>().prop_map(|value| value.to_string()),
+            any::<i64>().prop_map(|value| value.to_string()),
+            any::<f64>().prop_map(|value| value.to_string()),
+            "[0-9]{15,400}",
+        ]
+    }
+
+    #[test]
+    fn every_number_has_enforced_and_documented_bounds() {
+        let command = Args::command();
+        let problems = bounds_problems(
+            &command,
+            &REQUIRED,
+            &integer_bounds(),
+            TelemetryConfig::FRACTION_BOUNDS,
+        );
+        assert!(problems.is_empty(), "{problems:#?}");
+        let args = Args::try_parse_from(std::iter::once("materialize").chain(REQUIRED)).expect("parses");
+        let mut checked: Vec<&str> = numbers(&args).into_iter().map(|(flag, _)| flag).collect();
+        let mut numeric = numeric_flags(&command);
+        checked.sort_unstable();
+        numeric.sort_unstable();
+        assert_eq!(checked, numeric);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_value_is_refused_naming_its_flag_or_kept_within_bounds(
+            flag in prop::sample::select(flags()),
+            value in extreme_value(),
+        ) {
+            let arg = format!("--{flag}={value}");
+            let argv = std::iter::once("materialize").chain(REQUIRED).chain([arg.as_str()]);
+            match Args::try_parse_from(argv) {
+                Err(error) => {
+                    prop_assert!(
+                        matches!(
+                            error.kind(),
+                            clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+                        ),
+                        "{arg}: {error}"
+                    );
+                    prop_assert!(error.to_string().contains(&format!("--{flag} ")), "{arg}: {error}");
+                }
+                Ok(args) => {
+                    for (setting, number) in numbers(&args) {
+                        prop_assert!(within(setting, number), "{arg}: {setting} = {number}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_redis_host_but_not_the_password() {
+        let args = Args::try_parse_from(std::iter::once("materialize").chain(REQUIRED)).expect("parses");
+        let printed = format!("{args:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("redis://:***@redis:6379"), "{printed}");
+        assert!(secrets_shown_by_help(&Args::command()).is_empty());
+        assert_eq!(args.redis_url.expose(), REQUIRED[1]);
+    }
 }

@@ -55,7 +55,6 @@ pub use connection::RedisConnection;
 
 use crate::Error;
 use crate::events::RedisCommandFailed;
-use crate::redact::redact_url;
 
 /// Command names, as spans and the `command` metric tag carry them.
 pub(crate) const HGETALL: &str = "HGETALL";
@@ -121,10 +120,12 @@ impl RedisTls {
     }
 }
 
+/// By hand while `url` is a plain `String`: it is shown as the binaries' settings show a
+/// [`telemetry::Secret`], a URL without its password and anything else as `***`.
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &telemetry::Secret::from(self.url.as_str()))
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("pool_size", &self.pool_size)

@@ -1,0 +1,39 @@
+//! The Redis URL's password is printed neither by `--help` (clap shows environment values there unless
+//! told not to) nor by the configuration's `Debug`, which the service logs at start.
+
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use feature_service::Config;
+use telemetry::settings::secrets_shown_by_help;
+
+const URL: &str = "redis://:hunter2@redis:6379";
+
+#[tokio::test]
+async fn help_does_not_print_the_redis_password() {
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_feature-service"))
+        .arg("--help")
+        .env_clear()
+        .env("REDIS_URL", URL)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), help)
+        .await
+        .expect("--help exits")
+        .expect("feature-service runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    assert!(help.contains("REDIS_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+    assert!(secrets_shown_by_help(&Config::command()).is_empty());
+}
+
+#[test]
+fn debug_shows_the_redis_host_but_not_the_password() {
+    let config = Config::try_parse_from(["feature-service", "--redis-url", URL]).expect("parses");
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("redis://:***@redis:6379"), "{printed}");
+    let store = config.store_config(feature_store::Registry::bundled().expect("registry"));
+    assert_eq!(store.redis.map(|redis| redis.url).as_deref(), Some(URL));
+}
