@@ -112,7 +112,8 @@ pub async fn run_with_metrics(
         .add_service(health_service)
         .add_service(
             FeatureServiceServer::new(FeatureServiceImpl::new(store))
-                .max_decoding_message_size(server.max_request_bytes()),
+                .max_decoding_message_size(server.max_request_bytes())
+                .max_encoding_message_size(server.max_response_bytes()),
         );
     server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("feature-service stopped");

@@ -34,6 +34,7 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
             f64::from(server.max_concurrent_requests),
         ),
         ("max-request-bytes", f64::from(server.max_request_bytes)),
+        ("max-response-bytes", f64::from(server.max_response_bytes)),
         ("shutdown-drain-delay-ms", server.shutdown_drain_delay_ms as f64),
         ("shutdown-grace-ms", server.shutdown_grace_ms as f64),
         ("dd-dogstatsd-port", f64::from(telemetry.dogstatsd_port)),

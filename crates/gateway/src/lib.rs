@@ -157,7 +157,9 @@ pub async fn run(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(
-            InferenceServiceServer::from_arc(gateway).max_decoding_message_size(server.max_request_bytes()),
+            InferenceServiceServer::from_arc(gateway)
+                .max_decoding_message_size(server.max_request_bytes())
+                .max_encoding_message_size(server.max_response_bytes()),
         );
     server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("gateway stopped");

@@ -172,7 +172,11 @@ pub async fn run_with_metrics(
         .builder()
         .layer(layers)
         .add_service(health_server)
-        .add_service(ModelServiceServer::new(models).max_decoding_message_size(server.max_request_bytes()));
+        .add_service(
+            ModelServiceServer::new(models)
+                .max_decoding_message_size(server.max_request_bytes())
+                .max_encoding_message_size(server.max_response_bytes()),
+        );
     server.serve(router, listener, shutdown, &health).await?;
     tracing::info!("stopped");
     Ok(())

@@ -16,6 +16,9 @@ use crate::tls::{self, PemFile};
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 512;
 /// Default `MAX_REQUEST_BYTES`: tonic's own default, made explicit and adjustable.
 pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
+/// Default `MAX_RESPONSE_BYTES`: the largest answer a caller with gRPC's default 4 MiB receive limit
+/// can decode.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 4 * 1024 * 1024;
 /// Default `SHUTDOWN_GRACE_MS`: within Kubernetes' default 30 s termination grace period, leaving
 /// room for the drain delay and telemetry's final flush.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
@@ -23,6 +26,8 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 const MAX_CONCURRENT_REQUESTS: Bounds = Bounds::new("max-concurrent-requests", 1, 65_536);
 /// From 1 KiB to 256 MiB.
 const MAX_REQUEST_BYTES: Bounds = Bounds::new("max-request-bytes", 1024, 256 * 1024 * 1024);
+/// From 1 KiB to 256 MiB.
+const MAX_RESPONSE_BYTES: Bounds = Bounds::new("max-response-bytes", 1024, 256 * 1024 * 1024);
 /// Up to 10 minutes, far past any termination grace period Kubernetes is given in practice.
 const SHUTDOWN_DRAIN_DELAY_MS: Bounds = Bounds::new("shutdown-drain-delay-ms", 0, 600_000);
 const SHUTDOWN_GRACE_MS: Bounds = Bounds::new("shutdown-grace-ms", 0, 600_000);
@@ -51,6 +56,16 @@ pub struct ServerArgs {
         value_parser = MAX_REQUEST_BYTES.parser::<u32>()
     )]
     pub max_request_bytes: u32,
+    /// Largest response message sent, in bytes: an answer that would be larger is not sent but failed
+    /// with OUT_OF_RANGE, so no request can make a server build and ship an unbounded answer (1024 to
+    /// 268435456: 1 KiB to 256 MiB).
+    #[arg(
+        long,
+        env = "MAX_RESPONSE_BYTES",
+        default_value_t = DEFAULT_MAX_RESPONSE_BYTES,
+        value_parser = MAX_RESPONSE_BYTES.parser::<u32>()
+    )]
+    pub max_response_bytes: u32,
     /// After SIGTERM, milliseconds to keep serving with health already NOT_SERVING, so load balancers
     /// stop routing here before the listener closes. 0 stops accepting at once (0 to 600000: 10 min).
     #[arg(
@@ -92,6 +107,7 @@ impl Default for ServerArgs {
         Self {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             shutdown_drain_delay_ms: 0,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             tls_cert_file: None,
@@ -107,6 +123,7 @@ impl ServerArgs {
     pub const BOUNDS: &'static [Bounds] = &[
         MAX_CONCURRENT_REQUESTS,
         MAX_REQUEST_BYTES,
+        MAX_RESPONSE_BYTES,
         SHUTDOWN_DRAIN_DELAY_MS,
         SHUTDOWN_GRACE_MS,
     ];
@@ -115,6 +132,11 @@ impl ServerArgs {
     /// `ModelServiceServer::new(svc).max_decoding_message_size(config.server.max_request_bytes())`.
     pub fn max_request_bytes(&self) -> usize {
         usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// For each generated server's `max_encoding_message_size`.
+    pub fn max_response_bytes(&self) -> usize {
+        usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX)
     }
 
     pub fn drain_delay(&self) -> Duration {

@@ -59,6 +59,7 @@ pub struct Server {
     drain: Duration,
     grace: Duration,
     max_request_bytes: usize,
+    max_response_bytes: usize,
     security: &'static str,
     health_addr: Option<SocketAddr>,
 }
@@ -70,6 +71,7 @@ impl fmt::Debug for Server {
             .field("drain", &self.drain)
             .field("grace", &self.grace)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("security", &self.security)
             .field("health_addr", &self.health_addr)
             .finish()
@@ -107,6 +109,7 @@ impl Server {
             drain: args.drain_delay(),
             grace: args.grace(),
             max_request_bytes: args.max_request_bytes(),
+            max_response_bytes: args.max_response_bytes(),
             security,
             health_addr: args.health_listen_addr,
         })
@@ -128,6 +131,11 @@ impl Server {
     /// `MAX_REQUEST_BYTES`, for every generated server's `max_decoding_message_size`.
     pub fn max_request_bytes(&self) -> usize {
         self.max_request_bytes
+    }
+
+    /// `MAX_RESPONSE_BYTES`, for every generated server's `max_encoding_message_size`.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
     }
 
     /// The concurrency limit, shared by every builder of this server.

@@ -33,6 +33,7 @@ fn the_defaults_lie_within_the_bounds() {
         defaults.max_concurrent_requests.into()
     ));
     assert!(within("max-request-bytes", defaults.max_request_bytes.into()));
+    assert!(within("max-response-bytes", defaults.max_response_bytes.into()));
     assert!(within(
         "shutdown-drain-delay-ms",
         defaults.shutdown_drain_delay_ms
