@@ -161,6 +161,8 @@ async fn each_rpc_emits_the_catalog_metrics() {
         "business.outcomes.count",
         "business.revenue.dynamic_pricing",
         "business.booking.conversion_rate",
+        // From start, not only once a breaker first changes: a healthy stack reports closed breakers.
+        "circuit_breaker.state",
     ];
     for name in expected {
         let got = seen
@@ -213,6 +215,13 @@ async fn each_rpc_emits_the_catalog_metrics() {
         "the refused request is the caller's fault: {:?}",
         seen["api.predict.errors"].tag_values
     );
+    for dependency in ["feature-service", "model-service"] {
+        assert!(
+            seen["circuit_breaker.state"].tag_values.contains(dependency),
+            "no breaker state for {dependency}: {:?}",
+            seen["circuit_breaker.state"].tag_values
+        );
+    }
     // The model-service announces each version it serves (the dashboards' deployment timeline).
     let events: Vec<&str> = datagrams
         .iter()
@@ -244,5 +253,60 @@ async fn each_rpc_emits_the_catalog_metrics() {
     assert!(
         seen["api.predict.requests"].tag_values.contains("metrics-test"),
         "env tag value"
+    );
+}
+
+#[tokio::test]
+async fn calls_an_open_breaker_refuses_record_no_feature_fetch_time() {
+    let socket = DogStatsdSocket::bind();
+    let env = [
+        ("DD_DOGSTATSD_URL", socket.url()),
+        ("DD_ENV", "breaker-metrics-test".to_owned()),
+        ("DD_TRACE_ENABLED", "false".to_owned()),
+        ("BREAKER_FAILURES", "3".to_owned()),
+        // Long enough that no probe is let through during the test.
+        ("BREAKER_OPEN_MS", "60000".to_owned()),
+    ];
+    let ProcessStack {
+        models,
+        mut features,
+        gateway,
+    } = ProcessStack::start(&env).await;
+    let mut client =
+        proto::inference::v1::inference_service_client::InferenceServiceClient::new(gateway.channel());
+    features.kill();
+    let requests = 12;
+    for i in 0..requests {
+        let answer = client
+            .predict_customer_risk(PredictCustomerRiskRequest {
+                customer_id: format!("C{i:06}"),
+                ..Default::default()
+            })
+            .await
+            .expect("answered with the model's defaults");
+        assert!(answer.into_inner().metadata.expect("metadata").degraded);
+    }
+    let (status, _) = gateway.terminate().await;
+    assert!(status.success(), "gateway exited with {status}");
+    models.terminate().await;
+
+    let lines: Vec<String> = socket
+        .receive_all()
+        .iter()
+        .flat_map(|d| d.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let fetches: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("api.predict.feature_fetch_ms:"))
+        .collect();
+    let samples: usize = fetches
+        .iter()
+        .map(|l| l.split('|').next().unwrap_or_default().matches(':').count())
+        .sum();
+    // The calls that failed and opened the breaker (three failed attempts, retries included) were
+    // attempts and are timed; the rest, refused at once by the open breaker, were not calls at all.
+    assert!(
+        (1..=3).contains(&samples),
+        "{samples} samples for {requests} requests: {fetches:?}"
     );
 }

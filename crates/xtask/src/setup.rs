@@ -25,16 +25,51 @@ pub fn has_nextest() -> bool {
 
 /// redis-server and redis-cli (the tests start their own servers and a 3-node cluster).
 pub fn redis() -> Result<(), String> {
-    if succeeds("redis-server", &["--version"]) && succeeds("redis-cli", &["--version"]) {
+    if succeeds("redis-server", &["--version"]) && succeeds("redis-cli", &["--version"]) && serves_tls() {
         return Ok(());
     }
+    // Debian's redis-server is built with TLS, which the Redis TLS tests need.
     apt_install(&["redis-server", "redis-tools"])?;
     // Debian's package may start a system redis on 6379; the tests never use it, so leave it be.
-    if succeeds("redis-server", &["--version"]) {
-        Ok(())
-    } else {
-        Err("redis-server still missing after apt-get install".into())
+    if !succeeds("redis-server", &["--version"]) {
+        return Err("redis-server still missing after apt-get install".into());
     }
+    if !serves_tls() {
+        return Err(
+            "the redis-server first on PATH cannot serve TLS (built without BUILD_TLS=yes): put \
+                    Debian's (apt-get install redis-server) or one built with `make BUILD_TLS=yes` first"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether the redis-server on PATH knows the TLS settings: one built without TLS refuses `tls-port` at
+/// once; one with it starts (on a Unix socket of its own, no TCP port) and is stopped here.
+fn serves_tls() -> bool {
+    let socket = std::env::temp_dir().join(format!("xtask-redis-tls-probe-{}.sock", std::process::id()));
+    let socket = socket.to_string_lossy().into_owned();
+    let Ok(mut server) = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", "0", "--unixsocket", &socket])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        match server.try_wait() {
+            Ok(Some(_)) => return false,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(_) => break,
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_file(&socket);
+    true
 }
 
 /// The version of Datadog's APM test agent the trace tests were written against (OTLP over gRPC in, OTLP

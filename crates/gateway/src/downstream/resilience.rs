@@ -299,6 +299,8 @@ impl failsafe::Instrument for BreakerReport {
         self.state(0.5);
     }
 
+    /// Also called when the breaker is built (failsafe starts it closed), so the gauge has data from
+    /// the start rather than only after the first trouble; gauges are re-sent every flush.
     fn on_closed(&self) {
         self.half_open.store(false, Ordering::Release);
         self.state(0.0);

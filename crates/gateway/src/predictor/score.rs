@@ -132,11 +132,15 @@ impl Predictor {
                 .downstream
                 .online_features(request, deadline.capped(self.policy.feature_timeout))
                 .await;
-            self.metrics.distribution(
-                &API_PREDICT_FEATURE_FETCH_MS,
-                millis(started),
-                &[Tag::model(&spec.model)],
-            );
+            // A call the open breaker refused was no fetch: its near-zero time would only pull the
+            // percentiles down while the feature-service is away.
+            if !matches!(fetched, Err(Error::CircuitOpen(_))) {
+                self.metrics.distribution(
+                    &API_PREDICT_FEATURE_FETCH_MS,
+                    millis(started),
+                    &[Tag::model(&spec.model)],
+                );
+            }
             match fetched {
                 Ok(response) => fill_features(&spec, &response, &mut rows)?,
                 Err(error)
