@@ -118,30 +118,42 @@ impl From<Error> for Status {
 }
 
 impl From<&Error> for Status {
+    /// The status also names the error's kind in the `error-type` header, so `api.predict.errors` and
+    /// the `request failed` line share one `error_type` vocabulary (an open breaker and an outage are
+    /// both UNAVAILABLE, but not the same trouble).
     fn from(error: &Error) -> Self {
-        let message = error.to_string();
-        match error {
-            Error::InvalidArgument { .. } => Status::invalid_argument(message),
-            Error::QuoteNotFound(_) => Status::not_found(message),
-            Error::OutcomeConflict(_) => Status::already_exists(message),
-            Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
-            Error::Downstream { status, .. } => match status.code() {
-                // The callee says it is overloaded: pass that on so callers back off.
-                Code::ResourceExhausted => Status::resource_exhausted(message),
-                // The callee rejected what the gateway sent (a contract or configuration fault, e.g. a
-                // model name the repository does not hold): retrying cannot help, so do not invite it.
-                Code::InvalidArgument
-                | Code::NotFound
-                | Code::AlreadyExists
-                | Code::FailedPrecondition
-                | Code::OutOfRange
-                | Code::Unimplemented
-                | Code::PermissionDenied
-                | Code::Unauthenticated => Status::internal(message),
-                _ => Status::unavailable(message),
-            },
-            Error::QuoteStore(_) | Error::CircuitOpen(_) => Status::unavailable(message),
-            Error::BadResponse { .. } => Status::internal(message),
-        }
+        let mut status = status_of(error);
+        status.metadata_mut().insert(
+            telemetry::ERROR_TYPE_HEADER,
+            tonic::metadata::MetadataValue::from_static(error.kind()),
+        );
+        status
+    }
+}
+
+fn status_of(error: &Error) -> Status {
+    let message = error.to_string();
+    match error {
+        Error::InvalidArgument { .. } => Status::invalid_argument(message),
+        Error::QuoteNotFound(_) => Status::not_found(message),
+        Error::OutcomeConflict(_) => Status::already_exists(message),
+        Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+        Error::Downstream { status, .. } => match status.code() {
+            // The callee says it is overloaded: pass that on so callers back off.
+            Code::ResourceExhausted => Status::resource_exhausted(message),
+            // The callee rejected what the gateway sent (a contract or configuration fault, e.g. a
+            // model name the repository does not hold): retrying cannot help, so do not invite it.
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::PermissionDenied
+            | Code::Unauthenticated => Status::internal(message),
+            _ => Status::unavailable(message),
+        },
+        Error::QuoteStore(_) | Error::CircuitOpen(_) => Status::unavailable(message),
+        Error::BadResponse { .. } => Status::internal(message),
     }
 }

@@ -257,7 +257,7 @@ async fn each_rpc_emits_the_catalog_metrics() {
 }
 
 #[tokio::test]
-async fn calls_an_open_breaker_refuses_record_no_feature_fetch_time() {
+async fn an_open_breaker_shows_on_the_metrics_as_itself() {
     let socket = DogStatsdSocket::bind();
     let env = [
         ("DD_DOGSTATSD_URL", socket.url()),
@@ -268,7 +268,7 @@ async fn calls_an_open_breaker_refuses_record_no_feature_fetch_time() {
         ("BREAKER_OPEN_MS", "60000".to_owned()),
     ];
     let ProcessStack {
-        models,
+        mut models,
         mut features,
         gateway,
     } = ProcessStack::start(&env).await;
@@ -286,9 +286,20 @@ async fn calls_an_open_breaker_refuses_record_no_feature_fetch_time() {
             .expect("answered with the model's defaults");
         assert!(answer.into_inner().metadata.expect("metadata").degraded);
     }
+    // The model-service goes too: calls fail, first as the outage they are, then refused by the breaker.
+    models.kill();
+    for i in 0..requests {
+        let refused = client
+            .predict_customer_risk(PredictCustomerRiskRequest {
+                customer_id: format!("C{i:06}"),
+                ..Default::default()
+            })
+            .await
+            .expect_err("the model-service is gone");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    }
     let (status, _) = gateway.terminate().await;
     assert!(status.success(), "gateway exited with {status}");
-    models.terminate().await;
 
     let lines: Vec<String> = socket
         .receive_all()

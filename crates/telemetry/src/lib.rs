@@ -43,7 +43,8 @@ pub use error::TelemetryError;
 pub use metrics::{EventAlert, Metrics, MetricsOptions, MetricsOrigin, MetricsStats};
 pub use settings::{Bounds, Secret};
 pub use tags::{
-    DegradedReason, DropReason, JobStatus, LookupStatus, Signal, Tag, grpc_code_name, grpc_fault,
+    DegradedReason, DropReason, ERROR_KINDS, ERROR_TYPE_HEADER, JobStatus, LookupStatus, Signal, Tag,
+    error_type_of, grpc_code_name, grpc_fault,
 };
 use tracing_appender::non_blocking::WorkerGuard;
 

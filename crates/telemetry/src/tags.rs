@@ -354,6 +354,33 @@ impl DropReason {
     }
 }
 
+/// The response header a server names a failed call's kind in, when it knows more than the gRPC code
+/// (an open circuit breaker and a dependency outage are both UNAVAILABLE).
+pub const ERROR_TYPE_HEADER: &str = "error-type";
+
+/// The error kinds a server may name in [`ERROR_TYPE_HEADER`]: with the gRPC code names, the one bounded
+/// vocabulary of `error_type`, the same on `api.predict.errors` as in the `request failed` log lines.
+pub const ERROR_KINDS: &[&str] = &[
+    "invalid_argument",
+    "quote_not_found",
+    "outcome_conflict",
+    "downstream",
+    "deadline_exceeded",
+    "circuit_open",
+    "quote_store",
+    "bad_response",
+];
+
+/// A failed call's `error_type`: the kind its server named in [`ERROR_TYPE_HEADER`] if that is one of
+/// [`ERROR_KINDS`] (anything else is ignored, so the tag stays bounded), else the gRPC code's name.
+pub fn error_type_of(headers: &http::HeaderMap, code: tonic::Code) -> &'static str {
+    headers
+        .get(ERROR_TYPE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|named| ERROR_KINDS.iter().copied().find(|kind| *kind == named))
+        .unwrap_or_else(|| grpc_code_name(code))
+}
+
 /// The snake_case name of a gRPC code, as used in metric tags and `error_type`.
 pub fn grpc_code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
@@ -424,5 +451,23 @@ mod tests {
         for code in (1..=16).map(tonic::Code::from) {
             assert!(faults.contains(&grpc_fault(code)), "{code:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod error_type_tests {
+    use super::{ERROR_TYPE_HEADER, error_type_of};
+
+    #[test]
+    fn a_named_kind_is_used_only_from_the_bounded_vocabulary() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(error_type_of(&headers, tonic::Code::Unavailable), "unavailable");
+        headers.insert(ERROR_TYPE_HEADER, "circuit_open".parse().expect("ascii"));
+        assert_eq!(error_type_of(&headers, tonic::Code::Unavailable), "circuit_open");
+        headers.insert(
+            ERROR_TYPE_HEADER,
+            "anything-a-caller-made-up".parse().expect("ascii"),
+        );
+        assert_eq!(error_type_of(&headers, tonic::Code::Unavailable), "unavailable");
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         API_PREDICT_ERRORS, API_PREDICT_LATENCY_MS, API_PREDICT_REQUESTS, API_PREDICT_WITHIN_SLA,
         LATENCY_SLA_MS,
     },
-    tags::{Tag, grpc_code_name},
+    tags::{Tag, error_type_of, grpc_code_name},
     trace::spans::{self, RpcSide},
 };
 
@@ -51,21 +51,23 @@ impl RpcCall {
     }
 
     fn finish(mut self, code: tonic::Code, message: &str) {
-        self.complete(code, message);
+        self.complete(code, message, grpc_code_name(code));
     }
 
     /// Ends with the status in `headers` (response headers or trailers); `None` if there is none.
     fn finish_from(self, headers: &http::HeaderMap) -> Option<Self> {
         match tonic::Status::from_header_map(headers) {
             Some(status) => {
-                self.finish(status.code(), status.message());
+                let mut call = self;
+                let error_type = error_type_of(headers, status.code());
+                call.complete(status.code(), status.message(), error_type);
                 None
             }
             None => Some(self),
         }
     }
 
-    fn complete(&mut self, code: tonic::Code, message: &str) {
+    fn complete(&mut self, code: tonic::Code, message: &str, error_type: &'static str) {
         if self.done {
             return;
         }
@@ -83,7 +85,7 @@ impl RpcCall {
                     api.metrics.incr(&API_PREDICT_WITHIN_SLA, &[rpc]);
                 }
             } else {
-                let error_type = Tag::error_type(grpc_code_name(code));
+                let error_type = Tag::error_type(error_type);
                 api.metrics
                     .incr(&API_PREDICT_ERRORS, &[rpc, error_type, Tag::fault(code)]);
             }
@@ -93,7 +95,11 @@ impl RpcCall {
 
 impl Drop for RpcCall {
     fn drop(&mut self) {
-        self.complete(tonic::Code::Cancelled, "call dropped before its status was known");
+        self.complete(
+            tonic::Code::Cancelled,
+            "call dropped before its status was known",
+            grpc_code_name(tonic::Code::Cancelled),
+        );
     }
 }
 
