@@ -84,6 +84,11 @@ impl Error {
         }
     }
 
+    /// The dependency answered RESOURCE_EXHAUSTED: it is up, and shedding load.
+    pub fn is_shedding(&self) -> bool {
+        matches!(self, Self::Downstream { status, .. } if status.code() == Code::ResourceExhausted)
+    }
+
     /// The dependency could not be reached at all (connection refused or reset, shedding before work):
     /// an idempotent read may be retried elsewhere or a moment later.
     pub fn is_unreachable(&self) -> bool {

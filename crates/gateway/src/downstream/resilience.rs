@@ -208,7 +208,8 @@ impl Guard {
     /// Runs `call` within `deadline`: refused at once while the breaker is open; retried once, within the
     /// budget and the deadline, when the dependency could not be reached (every call here is an idempotent
     /// read). Outcomes feed the breaker: unreachable, timed out or erroring dependencies count as
-    /// failures; its answers, even rejections, show it is up.
+    /// failures; its answers, even rejections, show it is up; its RESOURCE_EXHAUSTED (shedding load)
+    /// counts neither way.
     async fn call<T, F>(&self, deadline: &Deadline, call: impl Fn(Duration) -> F) -> Result<T, Error>
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -241,6 +242,9 @@ impl Guard {
             match &outcome {
                 // A caller that left almost no time says nothing about the dependency's health.
                 Err(Error::DeadlineExceeded(_)) if remaining < MIN_JUDGED_TIME => {}
+                // A dependency that sheds load is up and protecting itself: held against its breaker,
+                // its refusals would open it and fail every call, not just the excess.
+                Err(error) if error.is_shedding() => {}
                 Err(error) if error.is_dependency_failure() => self.breaker.on_error(),
                 _ => self.breaker.on_success(),
             }

@@ -122,6 +122,34 @@ async fn rejections_show_the_dependency_is_up() {
 }
 
 #[tokio::test]
+async fn a_dependency_shedding_load_does_not_open_its_breaker() {
+    let layer = layer(2, 10_000, 0.0);
+    let calls = Arc::new(AtomicU32::new(0));
+    for _ in 0..10 {
+        let error = answered(&layer, &calls, Err(Code::ResourceExhausted))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Downstream { .. }), "{error}");
+        assert_eq!(
+            Status::from(error).code(),
+            Code::ResourceExhausted,
+            "passed on to the caller"
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        10,
+        "every call reached the dependency"
+    );
+    // It still opens for a dependency that fails.
+    for _ in 0..2 {
+        let _ = answered(&layer, &calls, Err(Code::Internal)).await;
+    }
+    let error = answered(&layer, &calls, Ok(())).await.unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen(_)), "{error}");
+}
+
+#[tokio::test]
 async fn unreachable_calls_are_retried_only_within_the_budget() {
     // A breaker that never opens here, so only the budget limits retries.
     let layer = layer(u32::MAX, 10, 0.1);
