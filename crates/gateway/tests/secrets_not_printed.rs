@@ -1,30 +1,17 @@
 //! The quote store URL's password is printed neither by `--help` (clap shows environment values there
 //! unless told not to) nor by the configuration's `Debug`, which the gateway logs at start.
 
-use std::time::Duration;
-
 use clap::{CommandFactory, Parser};
 use gateway::Config;
 use telemetry::settings::secrets_shown_by_help;
+use testkit::settings::assert_help_hides;
 
 const URL: &str = "redis://:hunter2@redis:6379";
 
 #[tokio::test]
 async fn help_does_not_print_the_quote_store_password() {
-    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .arg("--help")
-        .env_clear()
-        .env("QUOTE_REDIS_URL", URL)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), help)
-        .await
-        .expect("--help exits")
-        .expect("gateway runs");
-    let help = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{help}");
-    assert!(help.contains("QUOTE_REDIS_URL"), "{help}");
-    assert!(!help.contains("hunter2"), "{help}");
+    let bin = env!("CARGO_BIN_EXE_gateway");
+    assert_help_hides(bin, &[], &[("QUOTE_REDIS_URL", URL)], &["hunter2"]).await;
     assert!(secrets_shown_by_help(&Config::command()).is_empty());
 }
 

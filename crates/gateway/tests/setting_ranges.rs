@@ -3,30 +3,28 @@
 //! runs with a value inside the range. A quote TTL past `Instant`'s range used to panic when the first
 //! quote was stored.
 
-use std::time::Duration;
-
-use clap::{CommandFactory, Parser};
 use gateway::Config;
-use proptest::prelude::*;
 use server_kit::ServerArgs;
 use telemetry::TelemetryConfig;
-use telemetry::settings::{Bounds, bounds_problems, numeric_flags};
+use testkit::server_numbers;
+use testkit::settings::{SettingRanges, assert_refused_at_start, telemetry_numbers};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+testkit::setting_ranges_tests!(ranges());
 
-fn integer_bounds() -> Vec<Bounds> {
-    [Config::BOUNDS, ServerArgs::BOUNDS, TelemetryConfig::BOUNDS].concat()
+#[tokio::test]
+async fn a_bad_value_in_the_environment_stops_the_gateway_at_start_with_one_line() {
+    let env = [
+        ("REQUEST_TIMEOUT_MS", "18446744073709551615"),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_gateway");
+    assert_refused_at_start(bin, &[], &env, "--request-timeout-ms", "is not in 1..=600000").await;
 }
 
-fn fraction_bounds() -> Vec<Bounds<f64>> {
-    [Config::FRACTION_BOUNDS, TelemetryConfig::FRACTION_BOUNDS].concat()
-}
-
-/// Every numeric setting of `config`, by flag.
+/// Every numeric setting of `config`, by flag: its own, the server's and telemetry's.
 #[allow(clippy::cast_precision_loss)]
 fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
-    let (server, telemetry) = (&config.server, &config.telemetry);
-    vec![
+    let own = [
         ("request-timeout-ms", config.request_timeout_ms as f64),
         ("feature-timeout-ms", config.feature_timeout_ms as f64),
         ("breaker-failures", f64::from(config.breaker_failures)),
@@ -34,144 +32,17 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
         ("retry-budget-ratio", f64::from(config.retry_budget_ratio)),
         ("quote-ttl-secs", config.quote_ttl_secs as f64),
         ("outcome-retention-secs", config.outcome_retention_secs as f64),
-        (
-            "max-concurrent-requests",
-            f64::from(server.max_concurrent_requests),
-        ),
-        ("max-request-bytes", f64::from(server.max_request_bytes)),
-        ("max-response-bytes", f64::from(server.max_response_bytes)),
-        ("shutdown-drain-delay-ms", server.shutdown_drain_delay_ms as f64),
-        ("shutdown-grace-ms", server.shutdown_grace_ms as f64),
-        ("dd-dogstatsd-port", f64::from(telemetry.dogstatsd_port)),
-        (
-            "metrics-flush-interval-ms",
-            telemetry.metrics_flush_interval_ms as f64,
-        ),
-        ("metrics-max-series", telemetry.metrics_max_series as f64),
-        ("metrics-max-samples", telemetry.metrics_max_samples as f64),
-        ("otel-bsp-max-queue-size", telemetry.span_queue_size as f64),
-        ("log-buffer-lines", telemetry.log_buffer_lines as f64),
-        ("otel-traces-sampler-arg", telemetry.sampler_arg.unwrap_or(0.0)),
-    ]
-}
-
-/// The long flag of every numeric setting.
-fn flags() -> Vec<String> {
-    numeric_flags(&Config::command())
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Whether `value` lies within the bounds documented for `flag`.
-#[allow(clippy::cast_precision_loss)]
-fn within(flag: &str, value: f64) -> bool {
-    let integer = integer_bounds()
-        .into_iter()
-        .find(|bounds| bounds.flag == flag)
-        .map(|bounds| Bounds::new(bounds.flag, bounds.min as f64, bounds.max as f64));
-    let fraction = fraction_bounds().into_iter().find(|bounds| bounds.flag == flag);
-    integer.or(fraction).is_some_and(|bounds| bounds.contains(value))
-}
-
-/// What a deployment could hand a numeric setting by mistake: the ends of every integer type and past
-/// them, negatives, fractions and non-numbers, long runs of digits, and arbitrary numbers.
-fn extreme_value() -> impl Strategy<Value = String> {
-    let fixed = [
-        "0",
-        "1",
-        "-1",
-        "-0",
-        "+1",
-        "65535",
-        "65536",
-        "4294967295",
-        "4294967296",
-        "9223372036854775807",
-        "18446744073709551615",
-        "18446744073709551616",
-        "-9223372036854775808",
-        "0.5",
-        "1e3",
-        "NaN",
-        "inf",
-        "-inf",
-        "1e309",
-        "0x10",
-        "1_000",
-        " 5",
-        "",
     ];
-    prop_oneof![
-        prop::sample::select(fixed.to_vec()).prop_map(str::to_owned),
-        any::<u64>().prop_map(|value| value.to_string()),
-        any::<i64>().prop_map(|value| value.to_string()),
-        any::<f64>().prop_map(|value| value.to_string()),
-        "[0-9]{15,400}",
-    ]
+    let server = server_numbers!(&config.server);
+    [&own[..], &server, &telemetry_numbers(&config.telemetry)].concat()
 }
 
-#[test]
-fn every_number_has_enforced_and_documented_bounds() {
-    let problems = bounds_problems(&Config::command(), &[], &integer_bounds(), &fraction_bounds());
-    assert!(problems.is_empty(), "{problems:#?}");
-    // The property below checks every numeric setting.
-    let config = Config::try_parse_from(["gateway"]).expect("defaults parse");
-    let mut checked: Vec<&str> = numbers(&config).into_iter().map(|(flag, _)| flag).collect();
-    let command = Config::command();
-    let mut numeric = numeric_flags(&command);
-    checked.sort_unstable();
-    numeric.sort_unstable();
-    assert_eq!(checked, numeric);
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
-
-    #[test]
-    fn any_value_is_refused_naming_its_flag_or_kept_within_bounds(
-        flag in prop::sample::select(flags()),
-        value in extreme_value(),
-    ) {
-        let arg = format!("--{flag}={value}");
-        match Config::try_parse_from(["gateway", arg.as_str()]) {
-            Err(error) => {
-                prop_assert!(
-                    matches!(
-                        error.kind(),
-                        clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
-                    ),
-                    "{arg}: {error}"
-                );
-                prop_assert!(error.to_string().contains(&format!("--{flag} ")), "{arg}: {error}");
-            }
-            Ok(config) => {
-                for (setting, number) in numbers(&config) {
-                    prop_assert!(within(setting, number), "{arg}: {setting} = {number}");
-                }
-            }
-        }
+fn ranges() -> SettingRanges<Config> {
+    SettingRanges {
+        name: "gateway",
+        required: &[],
+        integer: [Config::BOUNDS, ServerArgs::BOUNDS, TelemetryConfig::BOUNDS].concat(),
+        fraction: [Config::FRACTION_BOUNDS, TelemetryConfig::FRACTION_BOUNDS].concat(),
+        numbers,
     }
-}
-
-#[tokio::test]
-async fn a_bad_value_in_the_environment_stops_the_gateway_at_start_with_one_line() {
-    let run = tokio::process::Command::new(BIN)
-        .env_clear()
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("REQUEST_TIMEOUT_MS", "18446744073709551615")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("the gateway refuses to start instead of serving")
-        .expect("gateway runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let first = stderr.lines().next().unwrap_or_default();
-    assert!(
-        first.contains("--request-timeout-ms") && first.contains("is not in 1..=600000"),
-        "{stderr}"
-    );
 }

@@ -9,6 +9,9 @@
 //!   received, flattened.
 //! - [`certs::TestPki`]: a throwaway CA with server and client certificates, as PEM files.
 //! - [`features`]: Feast values and `GetOnlineFeatures` requests as tests write and send them.
+//! - [`settings::SettingRanges`]: the property that a binary's numeric settings are refused or kept
+//!   within their documented ranges; [`settings::assert_refused_at_start`] and
+//!   [`settings::assert_help_hides`]: the binary itself, started with a bad value or a secret.
 //! - [`bin_dir`]: where the workspace's binaries are; [`installed`]: the tools `cargo xtask setup`
 //!   installed; [`free_port`]: a loopback port to listen on.
 #![forbid(unsafe_code)]
@@ -18,6 +21,7 @@ pub mod certs;
 pub mod features;
 pub mod otlp;
 pub mod redis;
+pub mod settings;
 pub mod statsd;
 
 use std::net::TcpListener;

@@ -175,143 +175,35 @@ mod tests {
     //! `Debug`. `tests/materialize_settings.rs` runs the binary itself.
 
     use clap::CommandFactory;
-    use proptest::prelude::*;
     use telemetry::TelemetryConfig;
-    use telemetry::settings::{bounds_problems, numeric_flags, secrets_shown_by_help};
+    use telemetry::settings::secrets_shown_by_help;
+    use testkit::settings::{SettingRanges, telemetry_numbers};
 
     use super::*;
 
     /// What the job needs besides.
     const REQUIRED: [&str; 3] = ["--redis-url", "redis://:hunter2@redis:6379", "--snapshot"];
 
-    fn integer_bounds() -> Vec<Bounds> {
-        [Args::BOUNDS, TelemetryConfig::BOUNDS].concat()
-    }
+    testkit::setting_ranges_tests!(ranges());
 
-    /// Every numeric setting of `args`, by flag.
+    /// Every numeric setting of `args`, by flag: its own and telemetry's.
     #[allow(clippy::cast_precision_loss)]
     fn numbers(args: &Args) -> Vec<(&'static str, f64)> {
-        let telemetry = &args.telemetry;
-        vec![
+        let own = [
             ("batch-size", args.batch_size as f64),
             ("timeout-ms", args.timeout_ms as f64),
             ("connect-timeout-ms", args.connect_timeout_ms as f64),
-            ("dd-dogstatsd-port", f64::from(telemetry.dogstatsd_port)),
-            (
-                "metrics-flush-interval-ms",
-                telemetry.metrics_flush_interval_ms as f64,
-            ),
-            ("metrics-max-series", telemetry.metrics_max_series as f64),
-            ("metrics-max-samples", telemetry.metrics_max_samples as f64),
-            ("otel-bsp-max-queue-size", telemetry.span_queue_size as f64),
-            ("log-buffer-lines", telemetry.log_buffer_lines as f64),
-            ("otel-traces-sampler-arg", telemetry.sampler_arg.unwrap_or(0.0)),
-        ]
-    }
-
-    fn flags() -> Vec<String> {
-        numeric_flags(&Args::command())
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Whether `value` lies within the bounds documented for `flag`.
-    #[allow(clippy::cast_precision_loss)]
-    fn within(flag: &str, value: f64) -> bool {
-        let integer = integer_bounds()
-            .into_iter()
-            .find(|bounds| bounds.flag == flag)
-            .map(|bounds| Bounds::new(bounds.flag, bounds.min as f64, bounds.max as f64));
-        let fraction = TelemetryConfig::FRACTION_BOUNDS
-            .iter()
-            .copied()
-            .find(|bounds| bounds.flag == flag);
-        integer.or(fraction).is_some_and(|bounds| bounds.contains(value))
-    }
-
-    /// What a deployment could hand a numeric setting by mistake: the ends of every integer type and
-    /// past them, negatives, fractions and non-numbers, long runs of digits, and arbitrary numbers.
-    fn extreme_value() -> impl Strategy<Value = String> {
-        let fixed = [
-            "0",
-            "1",
-            "-1",
-            "-0",
-            "+1",
-            "65535",
-            "65536",
-            "4294967295",
-            "4294967296",
-            "9223372036854775807",
-            "18446744073709551615",
-            "18446744073709551616",
-            "-9223372036854775808",
-            "0.5",
-            "1e3",
-            "NaN",
-            "inf",
-            "-inf",
-            "1e309",
-            "0x10",
-            "1_000",
-            " 5",
-            "",
         ];
-        prop_oneof![
-            prop::sample::select(fixed.to_vec()).prop_map(str::to_owned),
-            any::<u64>().prop_map(|value| value.to_string()),
-            any::<i64>().prop_map(|value| value.to_string()),
-            any::<f64>().prop_map(|value| value.to_string()),
-            "[0-9]{15,400}",
-        ]
+        [&own[..], &telemetry_numbers(&args.telemetry)].concat()
     }
 
-    #[test]
-    fn every_number_has_enforced_and_documented_bounds() {
-        let command = Args::command();
-        let problems = bounds_problems(
-            &command,
-            &REQUIRED,
-            &integer_bounds(),
-            TelemetryConfig::FRACTION_BOUNDS,
-        );
-        assert!(problems.is_empty(), "{problems:#?}");
-        let args = Args::try_parse_from(std::iter::once("materialize").chain(REQUIRED)).expect("parses");
-        let mut checked: Vec<&str> = numbers(&args).into_iter().map(|(flag, _)| flag).collect();
-        let mut numeric = numeric_flags(&command);
-        checked.sort_unstable();
-        numeric.sort_unstable();
-        assert_eq!(checked, numeric);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1024))]
-
-        #[test]
-        fn any_value_is_refused_naming_its_flag_or_kept_within_bounds(
-            flag in prop::sample::select(flags()),
-            value in extreme_value(),
-        ) {
-            let arg = format!("--{flag}={value}");
-            let argv = std::iter::once("materialize").chain(REQUIRED).chain([arg.as_str()]);
-            match Args::try_parse_from(argv) {
-                Err(error) => {
-                    prop_assert!(
-                        matches!(
-                            error.kind(),
-                            clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
-                        ),
-                        "{arg}: {error}"
-                    );
-                    prop_assert!(error.to_string().contains(&format!("--{flag} ")), "{arg}: {error}");
-                }
-                Ok(args) => {
-                    for (setting, number) in numbers(&args) {
-                        prop_assert!(within(setting, number), "{arg}: {setting} = {number}");
-                    }
-                }
-            }
+    fn ranges() -> SettingRanges<Args> {
+        SettingRanges {
+            name: "materialize",
+            required: &REQUIRED,
+            integer: [Args::BOUNDS, TelemetryConfig::BOUNDS].concat(),
+            fraction: TelemetryConfig::FRACTION_BOUNDS.to_vec(),
+            numbers,
         }
     }
 
