@@ -22,5 +22,5 @@ fn debug_shows_the_redis_host_but_not_the_password() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("redis://:***@redis:6379"), "{printed}");
     let store = config.store_config(feature_store::Registry::bundled().expect("registry"));
-    assert_eq!(store.redis.map(|redis| redis.url).as_deref(), Some(URL));
+    assert_eq!(store.redis.as_ref().map(|redis| redis.url.expose()), Some(URL));
 }

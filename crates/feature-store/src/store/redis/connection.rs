@@ -87,15 +87,19 @@ impl RedisConnection {
     /// what waiting cannot fix: a malformed URL or unknown scheme ([`Error::InvalidRedisUrl`]), unusable
     /// TLS files ([`Error::InvalidTlsConfig`]), no Tokio runtime to connect on ([`Error::Connect`]).
     pub fn open(config: &RedisConfig) -> Result<Self, Error> {
-        let url = redact_url(&config.url);
-        let scheme = config.url.split_once("://").map_or("", |(scheme, _)| scheme);
+        let url = redact_url(config.url.expose());
+        let scheme = config
+            .url
+            .expose()
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme);
         if !SCHEMES.contains(&scheme) {
             return Err(Error::InvalidRedisUrl {
                 url,
                 reason: format!("the scheme must be one of {}", SCHEMES.join(", ")),
             });
         }
-        let mut fred_config = Config::from_url(&config.url).map_err(|e| Error::InvalidRedisUrl {
+        let mut fred_config = Config::from_url(config.url.expose()).map_err(|e| Error::InvalidRedisUrl {
             url: url.clone(),
             reason: e.details().to_string(),
         })?;

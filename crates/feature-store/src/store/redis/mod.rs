@@ -84,11 +84,12 @@ impl ReadStrategy {
     }
 }
 
-/// Connection settings for Redis.
-#[derive(Clone)]
+/// Connection settings for Redis. `Debug` shows the URL without its password.
+#[derive(Clone, Debug)]
 pub struct RedisConfig {
-    /// `redis://`, `rediss://`, `redis-cluster://`, ... (see the module documentation).
-    pub url: String,
+    /// `redis://`, `rediss://`, `redis-cluster://`, ... (see the module documentation); a secret, since
+    /// it carries the password.
+    pub url: telemetry::Secret,
     /// The longest a read may take (the request's own deadline shortens it further).
     pub timeout: Duration,
     /// The longest one connection attempt (TCP, TLS, AUTH, cluster discovery) may take; failed attempts
@@ -120,25 +121,10 @@ impl RedisTls {
     }
 }
 
-/// By hand while `url` is a plain `String`: it is shown as the binaries' settings show a
-/// [`telemetry::Secret`], a URL without its password and anything else as `***`.
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &telemetry::Secret::from(self.url.as_str()))
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("pool_size", &self.pool_size)
-            .field("read_strategy", &self.read_strategy)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
-
 impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: telemetry::Secret::from(url.into()),
             timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_secs(5),
             pool_size: 2,
