@@ -11,9 +11,9 @@
 //! The Redis connection is the feature store's ([`RedisConnection`]): the same URL schemes (standalone,
 //! TLS, cluster), TLS files, pool, and throttled connection-failure log. Redis being away never stops the
 //! gateway: it connects (and reconnects) in the background, and while it is not connected QuotePrice and
-//! RecordOutcome fail at once with UNAVAILABLE (nothing was stored, so
-//! the caller retries; a retried outcome is recognised as a duplicate). Every command is bounded by what
-//! remains of the request's deadline. Predictions do not need the quote store.
+//! RecordOutcome fail at once with UNAVAILABLE (nothing was stored, so the caller retries; a retried
+//! outcome is recognised as a duplicate). Every command is bounded by what remains of the request's
+//! deadline. Predictions do not need the quote store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
