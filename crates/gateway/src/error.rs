@@ -55,22 +55,6 @@ impl Error {
         }
     }
 
-    /// Whose fault the failure is, for the one failed-request log line (`server_kit::reject`): the
-    /// caller's mistakes each time, an outage (a dependency or the quote store failing) at most once a
-    /// second, and a dependency rejecting what the gateway sent, or answering out of contract, as the
-    /// gateway's own fault.
-    pub fn blame(&self) -> Blame {
-        match self {
-            Self::InvalidArgument { .. } | Self::QuoteNotFound(_) | Self::OutcomeConflict(_) => Blame::Caller,
-            Self::QuoteStore(_) => Blame::Dependency,
-            error if error.is_dependency_failure() => Blame::Dependency,
-            Self::Downstream { .. }
-            | Self::BadResponse { .. }
-            | Self::DeadlineExceeded(_)
-            | Self::CircuitOpen(_) => Blame::Server,
-        }
-    }
-
     /// The dependency is down, overloaded or too slow (as opposed to answering, even with a rejection):
     /// what a circuit breaker counts and a fallback may stand in for.
     pub fn is_dependency_failure(&self) -> bool {
@@ -111,8 +95,20 @@ impl server_kit::Failure for Error {
         self.kind()
     }
 
+    /// Whose fault the failure is, for the one failed-request log line (`server_kit::reject`): the
+    /// caller's mistakes each time, an outage (a dependency or the quote store failing) at most once a
+    /// second, and a dependency rejecting what the gateway sent, or answering out of contract, as the
+    /// gateway's own fault.
     fn blame(&self) -> Blame {
-        Error::blame(self)
+        match self {
+            Self::InvalidArgument { .. } | Self::QuoteNotFound(_) | Self::OutcomeConflict(_) => Blame::Caller,
+            Self::QuoteStore(_) => Blame::Dependency,
+            error if error.is_dependency_failure() => Blame::Dependency,
+            Self::Downstream { .. }
+            | Self::BadResponse { .. }
+            | Self::DeadlineExceeded(_)
+            | Self::CircuitOpen(_) => Blame::Server,
+        }
     }
 }
 
