@@ -81,11 +81,22 @@ impl Error {
 
     /// Maps a failed downstream call: its deadline passing stays DEADLINE_EXCEEDED, anything else is the
     /// dependency being unavailable to us.
+    ///
+    /// The client never cancels a call itself (its own timer ends a call as DEADLINE_EXCEEDED), so a
+    /// CANCELLED is the transport's: the connection closed before the answer came, which is how a
+    /// dependency that crashes mid-call looks. That is UNAVAILABLE, as the gRPC spec has a broken
+    /// connection, so the read is retried and the breaker counts the outage.
     pub fn downstream(service: &'static str, status: Status) -> Self {
-        if status.code() == Code::DeadlineExceeded || status.code() == Code::Cancelled {
-            Self::DeadlineExceeded(service)
-        } else {
-            Self::Downstream { service, status }
+        match status.code() {
+            Code::DeadlineExceeded => Self::DeadlineExceeded(service),
+            Code::Cancelled => Self::Downstream {
+                service,
+                status: Status::unavailable(format!(
+                    "connection lost before the answer ({})",
+                    status.message()
+                )),
+            },
+            _ => Self::Downstream { service, status },
         }
     }
 }

@@ -150,6 +150,23 @@ async fn a_dependency_shedding_load_does_not_open_its_breaker() {
 }
 
 #[tokio::test]
+async fn a_connection_lost_mid_call_is_the_outage_it_is() {
+    // hyper ends a call whose connection closes before the answer (a dependency that crashed mid-call)
+    // as CANCELLED: an unreachable dependency, retried and counted, not the caller's deadline.
+    let layer = layer(2, 60_000, 1000.0);
+    let calls = Arc::new(AtomicU32::new(0));
+    let error = answered(&layer, &calls, Err(Code::Cancelled)).await.unwrap_err();
+    assert!(error.is_unreachable(), "{error}");
+    assert_eq!(Status::from(&error).code(), Code::Unavailable, "{error}");
+    assert_eq!(calls.load(Ordering::Relaxed), 2, "retried once");
+    let error = answered(&layer, &calls, Ok(())).await.unwrap_err();
+    assert!(
+        matches!(error, Error::CircuitOpen(_)),
+        "both attempts counted: {error}"
+    );
+}
+
+#[tokio::test]
 async fn unreachable_calls_are_retried_only_within_the_budget() {
     // A breaker that never opens here, so only the budget limits retries.
     let layer = layer(u32::MAX, 10, 0.1);
