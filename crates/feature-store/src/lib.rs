@@ -7,7 +7,8 @@
 //! - [`OnlineStore::open`] + [`StoreConfig`]: Redis when a URL is given (connected in the background, so
 //!   a Redis that is down at start-up is no error; [`OnlineStore::wait_connected`]), else the bundled
 //!   snapshot.
-//! - [`OnlineStore::get_online_features`]: one Redis round trip per request; per value a status
+//! - [`OnlineStore::get_online_features`]: one Redis round trip per request (per primary in a cluster,
+//!   so that a lost primary costs only the keys in its slots); per value a status
 //!   (PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE, NULL_VALUE, INVALID, or UNAVAILABLE when Redis cannot be read
 //!   and the cache, stale rows included, has nothing) and the event time.
 //! - [`RedisConfig`] + [`RedisTls`]: URL (AUTH in its user info), timeouts, pool, TLS trust and client

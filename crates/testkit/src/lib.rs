@@ -3,7 +3,8 @@
 //! depends on no service crate; the end-to-end suites that start the services are in `system-tests`).
 //!
 //! - [`redis::RedisServer`]: a private `redis-server` (AUTH, TLS); [`redis::RedisCluster`]: a Redis
-//!   Cluster of N primaries on loopback.
+//!   Cluster of N primaries on loopback, with replicas if asked, and what failover tests need (the
+//!   primary serving a key, killing it, waiting until its replica took over).
 //! - [`statsd::StatsdAgent`]: a DogStatsD stand-in on a real UDP socket.
 //! - [`agent::TestAgent`]: Datadog's APM test agent receiving OTLP traces; [`otlp`]: the spans it
 //!   received, flattened.

@@ -215,14 +215,16 @@ impl OnlineStore {
             .unwrap_or_default()
     }
 
-    /// Validates `request`, reads every entity key it needs in one round trip (cache misses only), and
-    /// returns one vector per feature with a value, status and event time per entity row. The Redis call
+    /// Validates `request`, reads every entity key it needs in one round trip (cache misses only; in a
+    /// cluster, one per primary the keys live on, side by side), and returns one vector per feature with
+    /// a value, status and event time per entity row. The Redis call
     /// is bounded by the configured timeout and by `deadline`, whichever comes first. `deadline` is when
     /// the answer is due, its answering margin already taken ([`Deadline::for_request`]): the store adds
     /// none of its own.
     ///
     /// When Redis cannot be read ([`Error::is_outage`]) the answer is still `Ok`: cached rows (stale ones
-    /// too) stand in, the other values are UNAVAILABLE. Errors are a request that does not validate
+    /// too) stand in, the other values are UNAVAILABLE. In a cluster this holds per primary: a lost
+    /// primary costs the keys in its slots, until its replica is promoted. Errors are a request that does not validate
     /// ([`Error::Request`]), a `deadline` already spent when Redis would be called
     /// ([`Error::DeadlineExceeded`]), and Redis errors that are not outages.
     ///

@@ -1,5 +1,6 @@
 //! The Redis read path of [`OnlineStore::get_online_features`]: the cache first, then one pipeline for
-//! every miss, and when Redis cannot be read ([`Error::is_outage`]) the stand-ins: stale cached rows,
+//! every miss (one per node in a cluster), and for the keys Redis could not be read for
+//! ([`Error::is_outage`]: all of them, or those of a lost cluster node) the stand-ins: stale cached rows,
 //! else UNAVAILABLE rows.
 //!
 //! The Redis call's timeout is the configured one, shortened to what is left of the request's
@@ -89,16 +90,15 @@ impl OnlineStore {
                 })
                 .collect()
         };
-        // One round trip, traced, measured and (if it fails) logged by the backend.
-        let fetched = match read.redis.fetch(&keys, fields, timeout).await {
-            Ok(fetched) => fetched,
-            Err(error) if error.is_outage() => {
-                self.stand_in(plan, &missing, stale, read.unavailable, rows);
-                return Ok(());
-            }
-            Err(error) => return Err(error),
-        };
+        // One round trip (per cluster node), traced, measured and (if it fails) logged by the backend. A key
+        // is `None` when its node could not be read (an outage); another failure fails the request.
+        let fetched = read.redis.fetch(&keys, fields, timeout).await?;
+        let mut unread = Vec::new();
         for (&k, fetched) in missing.iter().zip(&fetched) {
+            let Some(fetched) = fetched else {
+                unread.push(k);
+                continue;
+            };
             let key_views = &plan.key_views[k];
             // HGETALL brought every view stored under the key: cache them all.
             let decode: &[usize] = match (read.strategy, key_views.first(), &inner.cache) {
@@ -118,11 +118,21 @@ impl OnlineStore {
                 }
             }
         }
+        if !unread.is_empty() {
+            // Stale rows stand in only for keys that could not be read.
+            let mut unread_key = vec![false; plan.keys.len()];
+            for &k in &unread {
+                unread_key[k] = true;
+            }
+            stale.retain(|row| unread_key[row.key]);
+            self.stand_in(plan, &unread, stale, read.unavailable, rows);
+        }
         Ok(())
     }
 
-    /// Redis could not be read: stale cached rows stand in where the cache has them (counted in
-    /// `cache.feast.stale_served`), every other row the request needs is UNAVAILABLE. The current span
+    /// Redis could not be read for the keys `missing` (all of them, or those of a cluster node that could
+    /// not be read): stale cached rows stand in where the cache has them (counted in
+    /// `cache.feast.stale_served`), every other row they need is UNAVAILABLE. The current span
     /// (the gRPC server span while serving) is marked degraded: the call succeeds, its Redis span failed,
     /// and a trace should show why the answer lacks values.
     fn stand_in(

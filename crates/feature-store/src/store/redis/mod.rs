@@ -5,7 +5,9 @@
 //! [`RedisConnection`]).
 //!
 //! Every request is one pipeline: one command per distinct entity key (keys differ per entity, and in a
-//! cluster they live in different slots, so no multi-key command can replace it).
+//! cluster they live in different slots, so no multi-key command can replace it). In a cluster it is one
+//! pipeline per primary the keys live on, sent side by side ([`ClusterNodes`]): a primary that cannot be
+//! read costs the keys it serves, and the others are answered.
 //!
 //! Each pipeline is one round trip, and one `redis.query` span in APM (`db.system=redis`, the command as
 //! `db.operation`/`db.statement`, the number of keys as `redis.pipeline_length`; never a key or a value),
@@ -32,6 +34,7 @@
 //! views the request did not ask for. So HGETALL is the default; HMGET stays available
 //! ([`ReadStrategy::HashGetFields`]) for hashes that grow large (many views on one entity).
 
+mod cluster;
 mod connection;
 mod tls;
 
@@ -45,6 +48,7 @@ use fred::clients::Client;
 use fred::error::ErrorKind;
 use fred::prelude::HashesInterface;
 use fred::types::{Key, Value};
+use futures::future::join_all;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use telemetry::catalog::REDIS_COMMAND_LATENCY_MS;
@@ -53,6 +57,8 @@ use telemetry::{Metrics, Tag};
 
 pub use connection::RedisConnection;
 
+use self::cluster::{ClusterNodes, Route};
+use self::connection::ClientSettings;
 use crate::Error;
 use crate::events::RedisCommandFailed;
 
@@ -63,6 +69,9 @@ pub(crate) const HSET: &str = "HSET";
 
 /// One Redis hash as read: field bytes → value bytes.
 pub(crate) type Hash = HashMap<Bytes, Bytes>;
+
+/// One Redis hash to write: its key and its field/value pairs.
+pub(crate) type HashWrite = (Bytes, Vec<(Bytes, Bytes)>);
 
 /// How a request's hashes are read. See the module documentation for the measurements behind the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,49 +151,126 @@ pub(crate) enum Fetched {
     NotAHash,
 }
 
-/// Feast reads and writes over a [`RedisConnection`], traced and measured.
+/// Feast reads and writes over a [`RedisConnection`] (standalone, TLS, sentinel) or, for a cluster, a
+/// pool per primary ([`ClusterNodes`]), traced and measured.
 pub(crate) struct RedisBackend {
-    connection: RedisConnection,
+    redis: Redis,
     strategy: ReadStrategy,
     metrics: Metrics,
+}
+
+enum Redis {
+    Connection(RedisConnection),
+    Cluster(ClusterNodes),
 }
 
 impl RedisBackend {
     /// Checks the URL and TLS files and starts connecting; returns at once without waiting for Redis.
     pub fn connect(config: &RedisConfig, metrics: Metrics) -> Result<Self, Error> {
+        let settings = ClientSettings::new(config)?;
+        let redis = if settings.is_cluster() {
+            Redis::Cluster(ClusterNodes::open(settings))
+        } else {
+            Redis::Connection(RedisConnection::with_settings(settings)?)
+        };
         Ok(Self {
-            connection: RedisConnection::open(config)?,
+            redis,
             strategy: config.read_strategy,
             metrics,
         })
     }
 
-    /// Whether a connection is up now.
+    /// Whether a connection is up now (for a cluster: one to every primary).
     pub fn is_connected(&self) -> bool {
-        self.connection.is_connected()
+        match &self.redis {
+            Redis::Connection(connection) => connection.is_connected(),
+            Redis::Cluster(nodes) => nodes.is_connected(),
+        }
     }
 
-    /// Resolves once the first connection has been made.
+    /// Resolves once the first connection has been made (for a cluster: to every primary).
     pub async fn wait_connected(&self) {
-        self.connection.wait_connected().await;
+        match &self.redis {
+            Redis::Connection(connection) => connection.wait_connected().await,
+            Redis::Cluster(nodes) => nodes.wait_connected().await,
+        }
     }
 
     /// [`RedisBackend::wait_connected`], or a `Connect` error saying why not after `timeout`.
     pub async fn connected_within(&self, timeout: Duration) -> Result<(), Error> {
-        self.connection.connected_within(timeout).await
+        match &self.redis {
+            Redis::Connection(connection) => connection.connected_within(timeout).await,
+            Redis::Cluster(nodes) => nodes.connected_within(timeout).await,
+        }
     }
 
-    /// Reads the hashes of `keys` in one pipeline; `fields[i]` lists what HMGET asks of `keys[i]`.
+    fn url(&self) -> &str {
+        match &self.redis {
+            Redis::Connection(connection) => connection.url(),
+            Redis::Cluster(nodes) => nodes.url(),
+        }
+    }
+
+    fn log(&self) -> &telemetry::logs::Throttle {
+        match &self.redis {
+            Redis::Connection(connection) => connection.log(),
+            Redis::Cluster(nodes) => nodes.log(),
+        }
+    }
+
+    /// Where each of `keys` is sent: the one connection, or the pool of the primary serving its slot.
+    fn route(&self, keys: &[Bytes]) -> Vec<Route> {
+        match &self.redis {
+            Redis::Connection(connection) => vec![Route {
+                keys: (0..keys.len()).collect(),
+                client: connection.connected_client().cloned(),
+            }],
+            Redis::Cluster(nodes) => nodes.route(keys),
+        }
+    }
+
+    /// Reads the hashes of `keys`, one pipeline per node (one in all but a cluster); `fields[i]` lists
+    /// what HMGET asks of `keys[i]`. A key is `None` when its node could not be read for a passing reason
+    /// ([`Error::is_outage`]; counted and logged here); any other failure fails the whole read.
     pub async fn fetch(
         &self,
         keys: &[Bytes],
         fields: impl Fn(usize) -> Vec<Bytes>,
         timeout: Duration,
-    ) -> Result<Vec<Fetched>, Error> {
-        self.round_trip(self.strategy.command(), keys.len(), |client| {
-            self.fetch_on(client, keys, fields, timeout)
-        })
-        .await
+    ) -> Result<Vec<Option<Fetched>>, Error> {
+        let routes = self.route(keys);
+        let reads = routes.iter().map(|route| async {
+            let route_keys: Vec<Bytes> = route.keys.iter().map(|&k| keys[k].clone()).collect();
+            let route_fields = |i: usize| route.keys.get(i).map_or_else(Vec::new, |&k| fields(k));
+            self.round_trip(
+                self.strategy.command(),
+                route_keys.len(),
+                &route.client,
+                |client| self.fetch_on(client, &route_keys, route_fields, timeout),
+            )
+            .await
+        });
+        let results = join_all(reads).await;
+        let mut fetched: Vec<Option<Fetched>> = keys.iter().map(|_| None).collect();
+        for (route, result) in routes.iter().zip(results) {
+            match result {
+                Ok(hashes) => {
+                    for (&k, hash) in route.keys.iter().zip(hashes) {
+                        fetched[k] = Some(hash);
+                    }
+                }
+                Err(error) if error.is_outage() => self.refresh_soon(),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// A node could not be read: in a cluster it may have been replaced, so the slot map is asked for.
+    fn refresh_soon(&self) {
+        if let Redis::Cluster(nodes) = &self.redis {
+            nodes.refresh_soon();
+        }
     }
 
     async fn fetch_on(
@@ -233,21 +319,29 @@ impl RedisBackend {
             .collect()
     }
 
-    /// Writes `HSET key field value ...` commands in one pipeline (materialization).
-    pub async fn write(
-        &self,
-        rows: Vec<(Bytes, Vec<(Bytes, Bytes)>)>,
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        self.round_trip(HSET, rows.len(), |client| Self::write_on(client, rows, timeout))
-            .await
+    /// Writes `HSET key field value ...` commands in one pipeline per node (materialization); fails if any
+    /// node could not be written.
+    pub async fn write(&self, rows: Vec<HashWrite>, timeout: Duration) -> Result<(), Error> {
+        let keys: Vec<Bytes> = rows.iter().map(|(key, _)| key.clone()).collect();
+        let routes = self.route(&keys);
+        let mut rows: Vec<Option<HashWrite>> = rows.into_iter().map(Some).collect();
+        let writes = routes.iter().map(|route| {
+            let batch: Vec<_> = route.keys.iter().filter_map(|&k| rows[k].take()).collect();
+            self.round_trip(HSET, batch.len(), &route.client, move |client| {
+                Self::write_on(client, batch, timeout)
+            })
+        });
+        for result in join_all(writes).await {
+            result.inspect_err(|error| {
+                if error.is_outage() {
+                    self.refresh_soon();
+                }
+            })?;
+        }
+        Ok(())
     }
 
-    async fn write_on(
-        client: &Client,
-        rows: Vec<(Bytes, Vec<(Bytes, Bytes)>)>,
-        timeout: Duration,
-    ) -> Result<(), Error> {
+    async fn write_on(client: &Client, rows: Vec<HashWrite>, timeout: Duration) -> Result<(), Error> {
         let pipeline = client.pipeline();
         for (key, fields) in rows {
             let map: Vec<(Key, Value)> = fields
@@ -264,13 +358,14 @@ impl RedisBackend {
             .map_err(|e| Error::from_redis(e, timeout))
     }
 
-    /// One pipeline of `keys` `command`s, traced and measured. The latency is recorded only for pipelines
-    /// that were sent: while fred reconnects, calls fail at once and would only drag the percentiles down
-    /// (they are counted in `redis.command.errors` instead).
+    /// One pipeline of `keys` `command`s on `client`, traced and measured. The latency is recorded only
+    /// for pipelines that were sent: while a node is not connected, calls fail at once and would only drag
+    /// the percentiles down (they are counted in `redis.command.errors` instead).
     async fn round_trip<'a, T, F>(
         &'a self,
         command: &'static str,
         keys: usize,
+        client: &'a Result<Client, fred::error::Error>,
         call: impl FnOnce(&'a Client) -> F,
     ) -> Result<T, Error>
     where
@@ -281,7 +376,7 @@ impl RedisBackend {
             "redis.pipeline_length",
             i64::try_from(keys).unwrap_or(i64::MAX),
         ));
-        let result = match self.connection.client() {
+        let result = match client {
             Ok(client) => {
                 let started = Instant::now();
                 let result = call(client).await;
@@ -290,7 +385,8 @@ impl RedisBackend {
                     .distribution(&REDIS_COMMAND_LATENCY_MS, elapsed_ms, &[Tag::command(command)]);
                 result
             }
-            Err(error) => Err(error),
+            // Not connected: as UNAVAILABLE as a refused connection.
+            Err(error) => Err(Error::Unavailable(error.clone())),
         };
         if let Err(error) = &result {
             let error_type = error.error_type();
@@ -299,10 +395,10 @@ impl RedisBackend {
                 command,
                 error_type,
                 keys,
-                url: self.connection.url(),
+                url: self.url(),
                 error,
             }
-            .emit(&self.metrics, self.connection.log());
+            .emit(&self.metrics, self.log());
         }
         spans::end(&cx);
         result

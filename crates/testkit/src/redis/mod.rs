@@ -1,21 +1,28 @@
-//! Real `redis-server` processes for tests: one standalone server ([`RedisServer`]) or a Redis Cluster of
-//! primaries ([`RedisCluster`]), on ephemeral loopback ports, without persistence, in a temporary directory,
-//! and killed on drop. A standalone server can require a password, serve TLS ([`RedisTlsOptions`]), and be
-//! killed and started again on the same port ([`RedisServer::kill`], [`RedisServer::restart`]) for outage
-//! tests.
+//! Real `redis-server` processes for tests: one standalone server ([`RedisServer`]) or a Redis Cluster
+//! ([`RedisCluster`]: primaries, optionally with replicas, and what failover tests need), on ephemeral
+//! loopback ports, without persistence, in a temporary directory, and killed on drop. A standalone server
+//! can require a password, serve TLS ([`RedisTlsOptions`]), and be killed and started again on the same port
+//! ([`RedisServer::kill`], [`RedisServer::restart`]) for outage tests.
 //!
 //! Ports are picked by binding `127.0.0.1:0` and releasing the port; another process can take it before
 //! redis-server binds it, so a server that fails to start is retried on fresh ports. Readiness is observed,
 //! never slept for: redis-server's "Ready to accept connections" log line, then a `PING` that must answer
 //! (on the plain port; a TLS-only server is ready at its log line).
 
+mod cluster;
+mod resp;
+
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use cluster::{ClusterNode, RedisCluster, RedisClusterOptions};
+pub use resp::Reply;
+use resp::{read_reply, send};
 
 /// How long one redis-server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -330,116 +337,6 @@ fn spawn(
     }
 }
 
-/// A Redis Cluster of primaries (no replicas) on loopback, every slot assigned; killed when dropped.
-#[derive(Debug)]
-pub struct RedisCluster {
-    nodes: Vec<RedisServer>,
-}
-
-impl RedisCluster {
-    /// Starts `primaries` cluster-mode servers (at least 3, as `redis-cli --cluster create` requires),
-    /// joins them with `redis-cli --cluster create`, and waits until every node reports `cluster_state:ok`.
-    pub fn start(primaries: usize) -> io::Result<Self> {
-        if primaries < 3 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a Redis Cluster needs 3 primaries or more",
-            ));
-        }
-        let mut nodes = Vec::with_capacity(primaries);
-        for _ in 0..primaries {
-            nodes.push(start_cluster_node()?);
-        }
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let output = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|error| io::Error::new(error.kind(), format!("cannot run redis-cli: {error}")))?;
-        if !output.status.success() {
-            return Err(io::Error::other(format!(
-                "redis-cli --cluster create failed: {}",
-                String::from_utf8_lossy(&output.stdout)
-            )));
-        }
-        let cluster = Self { nodes };
-        cluster.wait_converged()?;
-        Ok(cluster)
-    }
-
-    /// Gossip takes a moment to spread the new topology: poll each node's own view until all agree.
-    fn wait_converged(&self) -> io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let known = format!("cluster_known_nodes:{}", self.nodes.len());
-        loop {
-            let mut ready = true;
-            for node in &self.nodes {
-                let info = node.command(&["CLUSTER", "INFO"])?.into_text()?;
-                if !(info.contains("cluster_state:ok") && info.contains(&known)) {
-                    ready = false;
-                    break;
-                }
-            }
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "Redis Cluster did not reach cluster_state:ok",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&node=...`: fred's cluster URL form.
-    pub fn url(&self) -> String {
-        let mut url = String::from("redis-cluster://");
-        for (i, node) in self.nodes.iter().enumerate() {
-            match i {
-                0 => url.push_str(&format!("127.0.0.1:{}", node.port)),
-                1 => url.push_str(&format!("?node=127.0.0.1:{}", node.port)),
-                _ => url.push_str(&format!("&node=127.0.0.1:{}", node.port)),
-            }
-        }
-        url
-    }
-
-    pub fn nodes(&self) -> &[RedisServer] {
-        &self.nodes
-    }
-}
-
-fn start_cluster_node() -> io::Result<RedisServer> {
-    let mut last_error = None;
-    for _ in 0..START_ATTEMPTS {
-        // The cluster bus defaults to port + 10000, which can overflow or collide for ephemeral ports: give
-        // it a free port of its own.
-        let bus = crate::free_port();
-        let extra: Vec<String> = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "5000",
-            "--cluster-port",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain([bus.to_string()])
-        .collect();
-        match RedisServer::try_start(&RedisOptions::default(), &extra) {
-            Ok(server) => return Ok(server),
-            Err(error) => last_error = Some(error),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| io::Error::other("cluster node did not start")))
-}
-
 /// Reads redis-server's log until it is ready to accept connections or exits (a taken port, a bad flag).
 /// The reader thread keeps draining the log afterwards so the server never blocks on a full pipe.
 fn wait_ready(stdout: ChildStdout) -> io::Result<()> {
@@ -469,84 +366,4 @@ fn wait_ready(stdout: ChildStdout) -> io::Result<()> {
             "redis-server did not become ready",
         )),
     }
-}
-
-/// A RESP reply, as much of it as tests need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    Status(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-impl Reply {
-    fn expect_status(self, want: &str) -> io::Result<()> {
-        match self {
-            Reply::Status(s) if s == want => Ok(()),
-            other => Err(io::Error::other(format!("expected +{want}, got {other:?}"))),
-        }
-    }
-
-    /// The reply as text (a status or a bulk string).
-    pub fn into_text(self) -> io::Result<String> {
-        match self {
-            Reply::Status(s) => Ok(s),
-            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            other => Err(io::Error::other(format!("expected text, got {other:?}"))),
-        }
-    }
-}
-
-fn send(stream: &mut TcpStream, args: &[&[u8]]) -> io::Result<()> {
-    let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        buf.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        buf.extend_from_slice(arg);
-        buf.extend_from_slice(b"\r\n");
-    }
-    stream.write_all(&buf)
-}
-
-fn read_reply(reader: &mut impl BufRead) -> io::Result<Reply> {
-    let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line)?;
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "truncated RESP reply",
-        ));
-    }
-    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let number = || {
-        text.parse::<i64>()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    };
-    Ok(match line[0] {
-        b'+' => Reply::Status(text),
-        b'-' => Reply::Error(text),
-        b':' => Reply::Integer(number()?),
-        b'$' => match usize::try_from(number()?) {
-            Ok(len) => {
-                let mut data = vec![0; len + 2];
-                reader.read_exact(&mut data)?;
-                data.truncate(len);
-                Reply::Bulk(Some(data))
-            }
-            Err(_) => Reply::Bulk(None),
-        },
-        b'*' => match usize::try_from(number()?) {
-            Ok(len) => Reply::Array(Some(
-                (0..len).map(|_| read_reply(reader)).collect::<io::Result<_>>()?,
-            )),
-            Err(_) => Reply::Array(None),
-        },
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad RESP type {other}"),
-            ));
-        }
-    })
 }
