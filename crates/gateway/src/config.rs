@@ -77,6 +77,12 @@ pub struct Config {
         value_parser = FEATURE_TIMEOUT_MS.parser::<u64>()
     )]
     pub feature_timeout_ms: u64,
+    /// Move the concurrency limit below MAX_CONCURRENT_REQUESTS to keep the latency of the calls served
+    /// near its no-queue level, refusing the excess at once with RESOURCE_EXHAUSTED (a spike costs only
+    /// the excess); `false` keeps the fixed limit.
+    #[arg(long, env = "ADAPTIVE_CONCURRENCY", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub adaptive_concurrency: bool,
     /// When features cannot be read at all: score with the model's defaults (degraded) or fail.
     #[arg(long, env = "FEATURE_FALLBACK", value_enum, default_value_t = FeatureFallback::Defaults)]
     pub feature_fallback: FeatureFallback,

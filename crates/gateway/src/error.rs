@@ -79,16 +79,17 @@ impl Error {
         matches!(self, Self::Downstream { status, .. } if status.code() == Code::Unavailable)
     }
 
-    /// Maps a failed downstream call: its deadline passing stays DEADLINE_EXCEEDED, anything else is the
-    /// dependency being unavailable to us.
+    /// Maps a failed downstream call made within `deadline`: its deadline passing stays
+    /// DEADLINE_EXCEEDED, anything else is the dependency being unavailable to us.
     ///
-    /// The client never cancels a call itself (its own timer ends a call as DEADLINE_EXCEEDED), so a
-    /// CANCELLED is the transport's: the connection closed before the answer came, which is how a
-    /// dependency that crashes mid-call looks. That is UNAVAILABLE, as the gRPC spec has a broken
-    /// connection, so the read is retried and the breaker counts the outage.
-    pub fn downstream(service: &'static str, status: Status) -> Self {
+    /// CANCELLED is either: tonic ends a call whose grpc-timeout passed as CANCELLED "Timeout expired",
+    /// and hyper ends one whose connection closed before the answer (a dependency that crashed mid-call)
+    /// as CANCELLED too. With the deadline spent it is the deadline; before it, the broken connection,
+    /// which the gRPC spec makes UNAVAILABLE, so the read is retried and the breaker counts the outage.
+    pub fn downstream(service: &'static str, status: Status, deadline: &server_kit::Deadline) -> Self {
         match status.code() {
             Code::DeadlineExceeded => Self::DeadlineExceeded(service),
+            Code::Cancelled if deadline.is_spent() => Self::DeadlineExceeded(service),
             Code::Cancelled => Self::Downstream {
                 service,
                 status: Status::unavailable(format!(

@@ -72,7 +72,10 @@ pub async fn run(
     let budget = Duration::from_millis(config.request_timeout_ms);
     let metrics = telemetry::metrics().clone();
     // First: bad TLS files stop start-up, naming the file.
-    let server = server_kit::Server::new(&config.server, metrics.clone())?;
+    let mut server = server_kit::Server::new(&config.server, metrics.clone())?;
+    if config.adaptive_concurrency {
+        server = server.with_adaptive_limit(metrics.clone());
+    }
     let connect_timeout = Duration::from_secs(1);
     let tls = &config.downstream_tls;
     let downstream = Downstream::new(

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use loadgen::{LoadOptions, Mix, connect, customer, quote_request, run_load, wait_ready};
+use loadgen::{
+    LoadOptions, Mix, OpenLoopOptions, connect, customer, quote_request, run_load, run_open_loop, wait_ready,
+};
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
     PredictionMetadata, RecordOutcomeRequest,
@@ -26,7 +28,8 @@ enum Command {
         #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
         requests: u64,
     },
-    /// Closed-loop load for a fixed time or request count; prints throughput and percentiles per RPC.
+    /// Load for a fixed time: closed loop (fixed concurrency) or, with --rate, open loop (fixed arrival
+    /// rate); prints throughput, goodput (answers neither errors nor degraded) and percentiles per RPC.
     Run {
         #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
         gateway: String,
@@ -37,8 +40,12 @@ enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         seconds: u64,
         /// Stop after this many requests (1 to 1,000,000,000); unset: only the time limits the run.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000), conflicts_with = "rate")]
         max_requests: Option<u64>,
+        /// Open loop: start this many requests a second whatever the answers (1 to 1,000,000), with
+        /// latency measured from each request's scheduled start; --concurrency is then ignored.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate: Option<u32>,
         #[arg(long, value_enum, default_value_t = Mix::Mixed)]
         mix: Mix,
     },
@@ -53,9 +60,20 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
             max_requests,
+            rate,
             mix,
         } => {
             wait_ready(&gateway, Duration::from_secs(60)).await?;
+            if let Some(rate) = rate {
+                println!("load: open loop, {rate} requests a second, {seconds} s, mix {mix:?}");
+                let options = OpenLoopOptions {
+                    rate: f64::from(rate),
+                    duration: Duration::from_secs(seconds),
+                    mix,
+                };
+                print!("{}", run_open_loop(&gateway, options).await?.render());
+                return Ok(());
+            }
             let options = LoadOptions {
                 concurrency,
                 duration: Duration::from_secs(seconds),
@@ -199,6 +217,8 @@ mod tests {
             ["run", "--seconds", "0"],
             ["run", "--seconds", "18446744073709551615"],
             ["run", "--max-requests", "0"],
+            ["run", "--rate", "0"],
+            ["run", "--rate", "1000001"],
             ["demo", "--requests", "-1"],
         ] {
             let args = std::iter::once("loadgen").chain(bad);

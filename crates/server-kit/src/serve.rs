@@ -86,7 +86,12 @@ impl Server {
         let overload = OverloadLayer::new(args.max_concurrent_requests as usize, metrics);
         let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT));
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            // h2 closes a connection (GOAWAY) once more than 20 streams its peer reset wait to be
+            // accepted: a guard against rapid-reset floods that, on a server short of CPU, also fires
+            // when a caller's deadlines expire faster than the server accepts, and then fails every call
+            // on the connection, not just the late ones. As many as the calls it may run bounds the same.
+            .http2_max_pending_accept_reset_streams(Some(args.max_concurrent_requests as usize));
         let security = match args.server_tls()? {
             None => "plaintext",
             Some(tls) => {
@@ -136,6 +141,14 @@ impl Server {
     /// `MAX_RESPONSE_BYTES`, for every generated server's `max_encoding_message_size`.
     pub fn max_response_bytes(&self) -> usize {
         self.max_response_bytes
+    }
+
+    /// Makes the concurrency limit adaptive ([`OverloadLayer::adaptive`]), with `MAX_CONCURRENT_REQUESTS`
+    /// as its ceiling; refusals and the limit are reported on `metrics`.
+    #[must_use]
+    pub fn with_adaptive_limit(mut self, metrics: Metrics) -> Self {
+        self.overload = OverloadLayer::adaptive(self.overload.max(), metrics);
+        self
     }
 
     /// The concurrency limit, shared by every builder of this server.

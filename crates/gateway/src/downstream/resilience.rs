@@ -11,9 +11,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use failsafe::StateMachine;
 use failsafe::failure_policy::{self, ConsecutiveFailures};
@@ -158,6 +158,9 @@ struct Guard {
     /// wait out its timeout; here one call probes and the rest keep failing fast until it answers.
     half_open: Arc<AtomicBool>,
     probing: Arc<AtomicBool>,
+    /// When the dependency last answered a call successfully, in microseconds since `epoch` (0: never).
+    last_answer: Arc<AtomicU64>,
+    epoch: Instant,
     retries: Arc<TpsBudget>,
     metrics: Metrics,
 }
@@ -196,6 +199,8 @@ impl Guard {
                 .build(),
             half_open,
             probing: Arc::new(AtomicBool::new(false)),
+            last_answer: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
             retries: Arc::new(TpsBudget::new(
                 Duration::from_secs(10),
                 3,
@@ -209,7 +214,8 @@ impl Guard {
     /// budget and the deadline, when the dependency could not be reached (every call here is an idempotent
     /// read). Outcomes feed the breaker: unreachable, timed out or erroring dependencies count as
     /// failures; its answers, even rejections, show it is up; its RESOURCE_EXHAUSTED (shedding load)
-    /// counts neither way.
+    /// counts neither way, nor does a timeout while it answered other calls (busy, not down) or one the
+    /// gateway, short of CPU, noticed late (overloaded itself).
     async fn call<T, F>(&self, deadline: &Deadline, call: impl Fn(Duration) -> F) -> Result<T, Error>
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -234,18 +240,33 @@ impl Guard {
             if remaining.is_zero() {
                 return Err(Error::DeadlineExceeded(self.service));
             }
+            let sent = self.now();
             let outcome = match tokio::time::timeout(remaining, call(remaining)).await {
-                Ok(Ok(response)) => Ok(response.into_inner()),
-                Ok(Err(status)) => Err(Error::downstream(self.service, status)),
+                Ok(Ok(response)) => {
+                    self.last_answer.fetch_max(self.now(), Ordering::Relaxed);
+                    Ok(response.into_inner())
+                }
+                Ok(Err(status)) => Err(Error::downstream(self.service, status, deadline)),
                 Err(_) => Err(Error::DeadlineExceeded(self.service)),
             };
+            let overdue = Instant::now().saturating_duration_since(deadline.instant());
             match &outcome {
                 // A caller that left almost no time says nothing about the dependency's health.
                 Err(Error::DeadlineExceeded(_)) if remaining < MIN_JUDGED_TIME => {}
+                // Nor does a call that timed out while the dependency answered others: it is busy (or this
+                // gateway is, and late to read the answer), not down. Held against the breaker, the
+                // timeouts of an overload would open it and fail every call, not just the excess.
+                Err(Error::DeadlineExceeded(_)) if self.last_answer.load(Ordering::Relaxed) > sent => {}
+                // Nor does one whose timeout this gateway noticed late: starved of CPU, it may not have
+                // read an answer that was waiting.
+                Err(Error::DeadlineExceeded(_)) if overdue > MAX_TIMER_LAG => {}
                 // A dependency that sheds load is up and protecting itself: held against its breaker,
                 // its refusals would open it and fail every call, not just the excess.
                 Err(error) if error.is_shedding() => {}
-                Err(error) if error.is_dependency_failure() => self.breaker.on_error(),
+                Err(error) if error.is_dependency_failure() => {
+                    tracing::debug!(dependency = self.service, %error, ?overdue, detail = ?error, "held against the breaker");
+                    self.breaker.on_error();
+                }
                 _ => self.breaker.on_success(),
             }
             match outcome {
@@ -266,9 +287,22 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Microseconds since the guard was made (at least 1, so that 0 can mean "never").
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
 /// A call given less time than this that times out is not held against the dependency's breaker: the
 /// caller's deadline, not the dependency, was the limit.
 const MIN_JUDGED_TIME: Duration = Duration::from_millis(10);
+
+/// A timeout noticed this long after the deadline was noticed late because the gateway itself was short
+/// of CPU (timers fire within a millisecond otherwise).
+const MAX_TIMER_LAG: Duration = Duration::from_millis(5);
 
 /// A retry with less time than this left would only add load: it cannot finish.
 const MIN_RETRY_TIME: Duration = Duration::from_millis(5);

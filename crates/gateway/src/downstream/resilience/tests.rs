@@ -167,6 +167,19 @@ async fn a_connection_lost_mid_call_is_the_outage_it_is() {
 }
 
 #[tokio::test]
+async fn a_call_cancelled_by_its_own_grpc_timeout_is_the_deadline() {
+    // tonic ends a call whose grpc-timeout passed as CANCELLED "Timeout expired": with the deadline
+    // spent, that is DEADLINE_EXCEEDED, not a lost connection.
+    let deadline = Deadline::after(Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let error = Error::downstream(MODEL_SERVICE, Status::cancelled("Timeout expired"), &deadline);
+    assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
+    let live = Deadline::after(Duration::from_secs(10));
+    let error = Error::downstream(MODEL_SERVICE, Status::cancelled("connection closed"), &live);
+    assert!(error.is_unreachable(), "{error}");
+}
+
+#[tokio::test]
 async fn unreachable_calls_are_retried_only_within_the_budget() {
     // A breaker that never opens here, so only the budget limits retries.
     let layer = layer(u32::MAX, 10, 0.1);
@@ -182,6 +195,58 @@ async fn unreachable_calls_are_retried_only_within_the_budget() {
         retries <= requests / 10 + 30,
         "{retries} retries for {requests} calls"
     );
+}
+
+#[tokio::test]
+async fn timeouts_of_a_dependency_answering_other_calls_do_not_open_the_breaker() {
+    // Overload: some calls wait out their deadline while the dependency keeps answering the rest.
+    let layer = layer(3, 60_000, 0.0);
+    let calls = Arc::new(AtomicU32::new(0));
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let layer = layer.clone();
+            tokio::spawn(async move { hanging(&layer, Duration::from_millis(50)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    answered(&layer, &calls, Ok(()))
+        .await
+        .expect("answered meanwhile");
+    for timed_out in waiting {
+        let error = timed_out.await.expect("task").unwrap_err();
+        assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
+    }
+    answered(&layer, &calls, Ok(()))
+        .await
+        .expect("six timeouts of a busy dependency left the breaker closed");
+    // A dependency that answers nothing while calls wait: those timeouts are the outage they look like.
+    for _ in 0..3 {
+        let _ = hanging(&layer, Duration::from_millis(20)).await;
+    }
+    let error = answered(&layer, &calls, Ok(())).await.unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen(_)), "{error}");
+}
+
+#[tokio::test]
+async fn timeouts_the_gateway_noticed_late_do_not_open_the_breaker() {
+    // A gateway short of CPU reads its timers (and the answers waiting) late: its own overload, not the
+    // dependency's failure.
+    let layer = layer(1, 60_000, 0.0);
+    let starved = layer.clone();
+    let call = tokio::spawn(async move { hanging(&starved, Duration::from_millis(20)).await });
+    tokio::task::yield_now().await;
+    // The test runtime has one thread: blocking it starves the call's timer.
+    std::thread::sleep(Duration::from_millis(60));
+    let error = call.await.expect("task").unwrap_err();
+    assert!(matches!(error, Error::DeadlineExceeded(_)), "{error}");
+    let calls = Arc::new(AtomicU32::new(0));
+    answered(&layer, &calls, Ok(()))
+        .await
+        .expect("a late-noticed timeout left the breaker closed");
+    // The same timeout noticed on time opens it (one failure opens this breaker).
+    let _ = hanging(&layer, Duration::from_millis(20)).await;
+    let error = answered(&layer, &calls, Ok(())).await.unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen(_)), "{error}");
 }
 
 #[tokio::test]

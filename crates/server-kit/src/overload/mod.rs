@@ -1,5 +1,7 @@
-//! Overload protection for a whole process: at most `MAX_CONCURRENT_REQUESTS` requests run at once, and
-//! the next one is answered RESOURCE_EXHAUSTED at once rather than queued.
+//! Overload protection for a whole process: at most so many requests run at once, and the next one is
+//! answered RESOURCE_EXHAUSTED at once rather than queued. The limit is `MAX_CONCURRENT_REQUESTS`, or,
+//! for a server built with [`OverloadLayer::adaptive`], one that moves below it to keep the latency of the
+//! calls served near its no-queue level ([`gradient`]), so that a spike costs only the excess.
 //!
 //! A queue in front of a saturated service only adds latency: every queued request waits for one that is
 //! already late, and callers with deadlines time out anyway, after having held their connections and
@@ -16,21 +18,27 @@
 //!   outside it. Each refusal adds 1 to `grpc.server.shed`.
 //!
 //! A request holds its slot until its response body is finished or dropped, so streaming responses count
-//! for as long as they stream. `grpc.health.v1.Health` calls are neither limited nor counted: a
+//! for as long as they stream. The limit in force is the gauge `grpc.server.concurrency_limit`, sent
+//! from start and on every change. `grpc.health.v1.Health` calls are neither limited nor counted: a
 //! saturated replica is busy, not unhealthy, and a failing probe would get it restarted.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use telemetry::Metrics;
-use telemetry::catalog::GRPC_SERVER_SHED;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use telemetry::catalog::{GRPC_SERVER_CONCURRENCY_LIMIT, GRPC_SERVER_SHED};
 use tower::{Layer, Service};
+
+use gradient::Gradient;
+
+mod gradient;
 
 /// Requests to these gRPC services bypass the limit.
 const EXEMPT_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
@@ -42,15 +50,66 @@ pub struct OverloadLayer {
 }
 
 struct Limit {
-    permits: Arc<Semaphore>,
+    in_flight: AtomicUsize,
     max: usize,
+    /// Moves the limit below `max`; without it the limit is `max`.
+    gradient: Option<Gradient>,
     metrics: Metrics,
+}
+
+impl Limit {
+    fn current(&self) -> usize {
+        self.gradient.as_ref().map_or(self.max, Gradient::limit)
+    }
+
+    /// A slot if one is free.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let in_flight = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        if in_flight > self.current() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        if let Some(gradient) = &self.gradient {
+            gradient.admitted(in_flight);
+        }
+        Some(Slot {
+            limit: Arc::clone(self),
+            admitted: Instant::now(),
+            in_flight,
+        })
+    }
+}
+
+/// One admitted request's place in the limit, given back when dropped.
+struct Slot {
+    limit: Arc<Limit>,
+    admitted: Instant,
+    /// Requests in flight when this one was admitted, itself included.
+    in_flight: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limit.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let Some(gradient) = &self.limit.gradient else {
+            return;
+        };
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.admitted);
+        if let Some(limit) = gradient.finished(latency, self.in_flight, now) {
+            self.limit
+                .metrics
+                .gauge(&GRPC_SERVER_CONCURRENCY_LIMIT, limit as f64, &[]);
+            tracing::debug!(limit, "concurrency limit moved");
+        }
+    }
 }
 
 impl fmt::Debug for OverloadLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OverloadLayer")
             .field("max", &self.limit.max)
+            .field("limit", &self.limit())
             .field("in_flight", &self.in_flight())
             .finish()
     }
@@ -59,25 +118,48 @@ impl fmt::Debug for OverloadLayer {
 impl OverloadLayer {
     /// At most `max` requests at once (at least 1); refusals are counted on `metrics`.
     pub fn new(max: usize, metrics: Metrics) -> Self {
-        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        Self::with(max, None, metrics)
+    }
+
+    /// At most as many requests at once as keep latency near its no-queue level, and never more than
+    /// `max` ([`gradient`]); refusals are counted on `metrics`.
+    pub fn adaptive(max: usize, metrics: Metrics) -> Self {
+        let max = max.max(1);
+        Self::with(max, Some(Gradient::new(max)), metrics)
+    }
+
+    fn with(max: usize, gradient: Option<Gradient>, metrics: Metrics) -> Self {
+        let limit = Limit {
+            in_flight: AtomicUsize::new(0),
+            max: max.max(1),
+            gradient,
+            metrics,
+        };
+        limit
+            .metrics
+            .gauge(&GRPC_SERVER_CONCURRENCY_LIMIT, limit.current() as f64, &[]);
         Self {
-            limit: Arc::new(Limit {
-                permits: Arc::new(Semaphore::new(max)),
-                max,
-                metrics,
-            }),
+            limit: Arc::new(limit),
         }
     }
 
     /// Requests running now (health checks not counted).
     pub fn in_flight(&self) -> usize {
-        self.limit
-            .max
-            .saturating_sub(self.limit.permits.available_permits())
+        self.limit.in_flight.load(Ordering::Acquire)
     }
 
+    /// `MAX_CONCURRENT_REQUESTS`: the limit, or the most the adaptive limit may rise to.
     pub fn max(&self) -> usize {
         self.limit.max
+    }
+
+    /// The limit in force now.
+    pub fn limit(&self) -> usize {
+        self.limit.current()
+    }
+
+    pub fn is_adaptive(&self) -> bool {
+        self.limit.gradient.is_some()
     }
 }
 
@@ -126,15 +208,12 @@ where
         if EXEMPT_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
             return OverloadFuture::running(self.inner.call(request), None);
         }
-        match Arc::clone(&self.limit.permits).try_acquire_owned() {
-            Ok(permit) => OverloadFuture::running(self.inner.call(request), Some(permit)),
-            Err(_) => {
-                RequestShed {
-                    max: self.limit.max,
-                    path,
-                }
-                .emit(&self.limit.metrics);
-                OverloadFuture::Shed { max: self.limit.max }
+        match self.limit.admit() {
+            Some(slot) => OverloadFuture::running(self.inner.call(request), Some(slot)),
+            None => {
+                let limit = self.limit.current();
+                RequestShed { limit, path }.emit(&self.limit.metrics);
+                OverloadFuture::Shed { limit }
             }
         }
     }
@@ -142,16 +221,16 @@ where
 
 /// The refusal: a trailers-only gRPC response (HTTP 200, `content-type: application/grpc`,
 /// `grpc-status: 8` and the message in the headers, empty body).
-fn overloaded<B>(max: usize) -> http::Response<OverloadBody<B>> {
+fn overloaded<B>(limit: usize) -> http::Response<OverloadBody<B>> {
     tonic::Status::resource_exhausted(format!(
-        "server overloaded: {max} requests in flight; retry with backoff"
+        "server overloaded: {limit} requests in flight; retry with backoff"
     ))
     .into_http()
 }
 
 /// A request refused because the server was at its concurrency limit.
 struct RequestShed<'a> {
-    max: usize,
+    limit: usize,
     path: &'a str,
 }
 
@@ -161,7 +240,7 @@ impl RequestShed<'_> {
     fn emit(&self, metrics: &Metrics) {
         metrics.incr(&GRPC_SERVER_SHED, &[]);
         tracing::debug!(
-            max = self.max,
+            limit = self.limit,
             path = self.path,
             "request shed: concurrency limit reached"
         );
@@ -175,17 +254,17 @@ pin_project! {
         Running {
             #[pin]
             future: F,
-            permit: Option<OwnedSemaphorePermit>,
+            slot: Option<Slot>,
         },
         Shed {
-            max: usize,
+            limit: usize,
         },
     }
 }
 
 impl<F> OverloadFuture<F> {
-    fn running(future: F, permit: Option<OwnedSemaphorePermit>) -> Self {
-        Self::Running { future, permit }
+    fn running(future: F, slot: Option<Slot>) -> Self {
+        Self::Running { future, slot }
     }
 }
 
@@ -207,13 +286,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            OverloadFutureProj::Running { future, permit } => {
+            OverloadFutureProj::Running { future, slot } => {
                 let response = std::task::ready!(future.poll(cx))?;
                 // The slot moves into the body: a request is in flight until its response is sent.
-                let permit = permit.take();
-                Poll::Ready(Ok(response.map(|body| OverloadBody::Inner { body, permit })))
+                let slot = slot.take();
+                Poll::Ready(Ok(response.map(|body| OverloadBody::Inner { body, slot })))
             }
-            OverloadFutureProj::Shed { max } => Poll::Ready(Ok(overloaded(*max))),
+            OverloadFutureProj::Shed { limit } => Poll::Ready(Ok(overloaded(*limit))),
         }
     }
 }
@@ -226,7 +305,7 @@ pin_project! {
         Inner {
             #[pin]
             body: B,
-            permit: Option<OwnedSemaphorePermit>,
+            slot: Option<Slot>,
         },
         Empty,
     }
@@ -259,11 +338,11 @@ impl<B: Body> Body for OverloadBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project() {
-            OverloadBodyProj::Inner { body, permit } => {
+            OverloadBodyProj::Inner { body, slot } => {
                 let frame = std::task::ready!(body.poll_frame(cx));
                 if frame.is_none() {
                     // Finished: free the slot now rather than when hyper gets round to dropping us.
-                    permit.take();
+                    slot.take();
                 }
                 Poll::Ready(frame)
             }

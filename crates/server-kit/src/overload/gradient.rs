@@ -1,0 +1,301 @@
+//! The adaptive concurrency limit: how many requests may run at once, moved every window so that the
+//! latency of the calls served stays close to the latency the server has when nothing queues.
+//!
+//! A server past its capacity does not get faster by taking more work: every call admitted beyond the
+//! point where its CPU (or a dependency) is saturated only waits, and with it every call behind it, until
+//! deadlines pass and the answers are errors or degraded. The limit that keeps throughput at capacity with
+//! no standing queue depends on the machine, the build, the mix and the neighbours, so it is measured,
+//! not configured. This is the gradient controller of Envoy's adaptive concurrency filter (itself after
+//! Netflix's concurrency-limits), with one difference in how the no-queue latency is learnt:
+//!
+//! - Every [`WINDOW`] (and at least [`MIN_SAMPLES`] calls), the median latency of the calls that finished
+//!   is compared with the no-queue latency plus a [`BUFFER`] of 25%:
+//!   `gradient = clamp(no_queue × 1.25 / median, 0.5, 2)` and `limit = limit × gradient + √limit`. Latency
+//!   growing with the work in flight shrinks the limit (by at most half a window); latency at its no-queue
+//!   level lets it grow, with √limit of headroom so that the limit settles a little above the point of
+//!   saturation: throughput stays at capacity, latency near its floor, and the excess is refused at once.
+//! - The no-queue latency is the median of the calls admitted while at most [`IDLE_IN_FLIGHT`] others
+//!   ran, from the latest window that had enough of them. Envoy pins the limit low for a moment every
+//!   minute to measure it; here the limit itself does that when needed: when calls get slower for a
+//!   reason more admissions did not cause (a slow dependency), the limit falls until calls run nearly
+//!   alone, those calls show the new no-queue latency, and the limit grows back, within a second or two.
+//! - The limit never grows past twice the most calls the window had in flight (but at least
+//!   [`INITIAL_LIMIT`]): unused headroom would let a sudden spike in before the next window could react.
+//!
+//! The controller takes one uncontended lock per finished call (a few tens of nanoseconds); admission
+//! reads one atomic.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often the limit moves.
+pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+/// A window closes only once this many calls finished in it (or after [`LONGEST_WINDOW`]).
+pub(crate) const MIN_SAMPLES: usize = 20;
+/// A window with fewer calls than [`MIN_SAMPLES`] closes after this long, if it has any.
+const LONGEST_WINDOW: Duration = Duration::from_secs(1);
+/// The limit never falls below this: a server always takes some work.
+pub(crate) const MIN_LIMIT: usize = 3;
+/// The limit a server starts with, and the least the in-flight cap on growth allows.
+pub(crate) const INITIAL_LIMIT: usize = 64;
+/// A call admitted with at most this many others in flight ran nearly alone: its latency is the
+/// no-queue latency.
+const IDLE_IN_FLIGHT: usize = MIN_LIMIT;
+/// A window needs this many such calls to set the no-queue latency.
+const MIN_IDLE_SAMPLES: usize = 5;
+/// Latency this far above the no-queue latency is still taken as no queue.
+const BUFFER: f64 = 0.25;
+/// The most one window may shrink or grow the limit by.
+const MIN_GRADIENT: f64 = 0.5;
+const MAX_GRADIENT: f64 = 2.0;
+/// Samples kept per window; past this many, the rest of the window's calls are not sampled.
+const MAX_SAMPLES: usize = 4096;
+
+/// The limit and the window of latencies it is moved by; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Gradient {
+    max: usize,
+    limit: AtomicUsize,
+    /// The most calls in flight at once during the current window.
+    peak: AtomicUsize,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    /// Latencies (µs) of the calls that finished in this window.
+    latencies: Vec<u32>,
+    /// Those of the calls among them admitted while at most [`IDLE_IN_FLIGHT`] others ran.
+    idle: Vec<u32>,
+    /// The no-queue latency (µs), once a window had enough idle calls to show it.
+    no_queue: Option<u32>,
+}
+
+impl Gradient {
+    /// A limit between [`MIN_LIMIT`] and `max` (which wins if it is lower), starting at
+    /// [`INITIAL_LIMIT`].
+    pub(crate) fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            max,
+            limit: AtomicUsize::new(INITIAL_LIMIT.min(max)),
+            peak: AtomicUsize::new(0),
+            window: Mutex::new(Window {
+                started: Instant::now(),
+                latencies: Vec::with_capacity(MAX_SAMPLES),
+                idle: Vec::with_capacity(MAX_SAMPLES),
+                no_queue: None,
+            }),
+        }
+    }
+
+    /// The limit now.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A call was admitted with `in_flight` calls (itself included) running.
+    pub(crate) fn admitted(&self, in_flight: usize) {
+        self.peak.fetch_max(in_flight, Ordering::Relaxed);
+    }
+
+    /// A call admitted with `in_flight` calls (itself included) running finished after `latency`.
+    /// Returns the new limit when this call closed a window that moved it.
+    pub(crate) fn finished(&self, latency: Duration, in_flight: usize, now: Instant) -> Option<usize> {
+        let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX).max(1);
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window.latencies.len() < MAX_SAMPLES {
+            window.latencies.push(micros);
+            if in_flight <= IDLE_IN_FLIGHT {
+                window.idle.push(micros);
+            }
+        }
+        let elapsed = now.saturating_duration_since(window.started);
+        let samples = window.latencies.len();
+        if elapsed < WINDOW || (samples < MIN_SAMPLES && elapsed < LONGEST_WINDOW) {
+            return None;
+        }
+        let peak = self.peak.swap(0, Ordering::Relaxed);
+        let current = self.limit();
+        let next = window.close(current, peak, self.max, now);
+        drop(window);
+        if next == current {
+            return None;
+        }
+        self.limit.store(next, Ordering::Relaxed);
+        Some(next)
+    }
+}
+
+impl Window {
+    /// The next limit after `current`, given that at most `peak` calls were in flight; starts a new window.
+    fn close(&mut self, current: usize, peak: usize, max: usize, now: Instant) -> usize {
+        if self.idle.len() >= MIN_IDLE_SAMPLES {
+            self.no_queue = Some(median(&mut self.idle));
+        }
+        let sample = median(&mut self.latencies);
+        // Before any window showed the no-queue latency (a start under load), the quickest call stands in:
+        // lower than the truth, so the limit errs toward refusing until idle calls show the real figure.
+        let no_queue = self
+            .no_queue
+            .unwrap_or_else(|| self.latencies.iter().copied().min().unwrap_or(sample));
+        self.latencies.clear();
+        self.idle.clear();
+        self.started = now;
+        next_limit(current, peak, max, f64::from(no_queue), f64::from(sample))
+    }
+}
+
+/// The gradient step (module docs), clamped to `MIN_LIMIT..=max` and to twice the `peak` in flight.
+fn next_limit(current: usize, peak: usize, max: usize, no_queue: f64, sample: f64) -> usize {
+    let gradient = (no_queue * (1.0 + BUFFER) / sample.max(1.0)).clamp(MIN_GRADIENT, MAX_GRADIENT);
+    let current_f = current as f64;
+    let mut next = (current_f * gradient + current_f.sqrt()).round() as usize;
+    if next > current {
+        next = next.min((2 * peak).max(INITIAL_LIMIT)).max(current);
+    }
+    next.clamp(MIN_LIMIT.min(max), max)
+}
+
+/// The median of `values` (not empty), reordering them.
+fn median(values: &mut [u32]) -> u32 {
+    let middle = values.len() / 2;
+    *values.select_nth_unstable(middle).1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A limit and the clock its windows close by.
+    struct Sim {
+        gradient: Gradient,
+        now: Instant,
+    }
+
+    impl Sim {
+        fn new(max: usize) -> Self {
+            Self {
+                gradient: Gradient::new(max),
+                now: Instant::now(),
+            }
+        }
+
+        fn limit(&self) -> usize {
+            self.gradient.limit()
+        }
+
+        /// One window of calls, the `i`th of them admitted with `in_flight(i, limit)` running (capped by
+        /// the limit) and taking `latency(limit)`.
+        fn window(&mut self, latency: impl Fn(usize) -> Duration, in_flight: impl Fn(usize, usize) -> usize) {
+            self.now += WINDOW;
+            let limit = self.limit();
+            for i in 0..MIN_SAMPLES {
+                let running = in_flight(i, limit).min(limit);
+                self.gradient.admitted(running);
+                self.gradient.finished(latency(limit), running, self.now);
+            }
+        }
+
+        /// `windows` windows with `in_flight` callers: the limit after them.
+        fn drive(&mut self, windows: usize, latency: impl Fn(usize) -> Duration, in_flight: usize) -> usize {
+            for _ in 0..windows {
+                self.window(&latency, |_, _| in_flight);
+            }
+            self.limit()
+        }
+    }
+
+    /// A server that saturates at `saturation` calls in flight, each taking `service` alone: past it,
+    /// latency grows with the calls in flight (they queue).
+    fn saturating(service: Duration, saturation: usize) -> impl Fn(usize) -> Duration {
+        move |in_flight| service.mul_f64((in_flight as f64 / saturation as f64).max(1.0))
+    }
+
+    #[test]
+    fn under_overload_the_limit_settles_just_past_saturation() {
+        let mut sim = Sim::new(512);
+        // Light traffic first shows the no-queue latency.
+        sim.drive(3, |_| Duration::from_millis(1), 1);
+        // Then far more callers than the server can take at once: the limit binds.
+        let limit = sim.drive(50, saturating(Duration::from_millis(1), 8), 10_000);
+        assert!(
+            (8..=20).contains(&limit),
+            "limit {limit}: at least the 8 that saturate the server, and not far past them"
+        );
+    }
+
+    #[test]
+    fn a_slow_dependency_is_learnt_as_the_new_no_queue_latency() {
+        let mut sim = Sim::new(512);
+        sim.drive(3, |_| Duration::from_millis(1), 1);
+        // Every call now takes 30 ms whatever the concurrency: the limit first falls...
+        let slow = |_| Duration::from_millis(30);
+        let fallen = sim.drive(8, slow, 100);
+        assert!(fallen < 10, "limit {fallen}");
+        // ...until calls run nearly alone, their latency becomes the no-queue latency, and the limit grows
+        // back to what the 100 callers use within two seconds.
+        for _ in 0..20 {
+            sim.window(slow, |i, _| if i % 2 == 0 { 1 } else { 100 });
+        }
+        assert!(sim.limit() >= 100, "limit {}", sim.limit());
+    }
+
+    #[test]
+    fn the_limit_grows_no_further_than_traffic_uses_it() {
+        let mut sim = Sim::new(512);
+        let limit = sim.drive(30, |_| Duration::from_millis(1), 5);
+        assert_eq!(
+            limit, INITIAL_LIMIT,
+            "5 in flight never need more than the initial 64"
+        );
+        let limit = sim.drive(30, |_| Duration::from_millis(1), 100);
+        assert_eq!(limit, 200, "twice the peak of 100");
+    }
+
+    #[test]
+    fn the_limit_stays_within_its_bounds() {
+        let mut sim = Sim::new(512);
+        sim.drive(3, |_| Duration::from_millis(1), 1);
+        // Calls that never get faster however few are admitted (and never run alone): the limit halves
+        // each window, and the √limit headroom holds it at 4 or 5, above the floor of 3.
+        let limit = sim.drive(50, |_| Duration::from_secs(2), 512);
+        assert!((MIN_LIMIT..=5).contains(&limit), "limit {limit}");
+        let mut small = Sim::new(2);
+        assert_eq!(
+            small.limit(),
+            2,
+            "MAX_CONCURRENT_REQUESTS below the initial limit wins"
+        );
+        assert_eq!(
+            small.drive(10, |_| Duration::from_secs(2), 2),
+            2,
+            "and the floor never exceeds it"
+        );
+    }
+
+    #[test]
+    fn a_window_waits_for_enough_calls() {
+        let gradient = Gradient::new(512);
+        let later = Instant::now() + WINDOW * 2;
+        for i in 0..MIN_SAMPLES - 1 {
+            let (latency, in_flight) = if i < MIN_SAMPLES / 2 {
+                (Duration::from_millis(1), 1)
+            } else {
+                (Duration::from_secs(1), 64)
+            };
+            assert_eq!(
+                gradient.finished(latency, in_flight, later),
+                None,
+                "too few calls to judge by"
+            );
+        }
+        // Half the calls waited a thousand times as long as those that ran alone: halved, plus headroom.
+        assert_eq!(gradient.finished(Duration::from_secs(1), 64, later), Some(40));
+    }
+}
