@@ -141,12 +141,12 @@ fn a_tag_the_metric_lacks() {
         |d| {
             let query = &mut d["widgets"][0]["definition"]["widgets"][0]["definition"]["requests"][0]["queries"]
                 [0]["query"];
-            *query = json!("sum:api.predict.requests{$env,model:crai} by {rpc}.as_rate()");
+            *query = json!("sum:api.predict.requests{$env,feature:tenure_days} by {rpc}.as_rate()");
         },
         &[
             "dashboards/real-time-operations.json",
             "widget \"Request rate (requests/s)\"",
-            "`api.predict.requests` has no tag `model`",
+            "`api.predict.requests` has no tag `feature`",
         ],
     );
 }

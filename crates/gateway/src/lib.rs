@@ -138,6 +138,7 @@ pub async fn run(
         );
     }
     health.serving().await;
+    let (risk_model, surge_model) = (config.risk_model.as_str(), config.surge_model.as_str());
     let router = server
         .builder_without_limit()
         // Nothing outlives its budget: tonic also honours a shorter grpc-timeout sent by the caller.
@@ -148,6 +149,11 @@ pub async fn run(
         .layer(
             GrpcServerLayer::new()
                 .with_api_metrics(&PUBLIC_RPCS)
+                .with_api_models("PredictCustomerRisk", &[risk_model])
+                .with_api_models("BatchPredictCustomerRisk", &[risk_model])
+                .with_api_models("PredictDemandSurge", &[surge_model])
+                .with_api_models("BatchPredictDemandSurge", &[surge_model])
+                .with_api_models("QuotePrice", &[risk_model, surge_model])
                 .with_metrics(metrics),
         )
         // Inside it, the concurrency limit: a call refused as RESOURCE_EXHAUSTED still shows in the API

@@ -254,6 +254,31 @@ async fn each_rpc_emits_the_catalog_metrics() {
         seen["api.predict.requests"].tag_values.contains("metrics-test"),
         "env tag value"
     );
+    // Each request counts under the model its RPC runs, as in the design record's `model:crai` example
+    // (QuotePrice runs both).
+    let requests: Vec<&str> = datagrams
+        .iter()
+        .flat_map(|d| d.lines())
+        .filter(|l| l.starts_with("api.predict.requests:"))
+        .collect();
+    for (rpc, models) in [
+        ("PredictCustomerRisk", &["customer_risk"][..]),
+        ("BatchPredictCustomerRisk", &["customer_risk"]),
+        ("PredictDemandSurge", &["demand_surge"]),
+        ("BatchPredictDemandSurge", &["demand_surge"]),
+        ("QuotePrice", &["customer_risk/demand_surge"]),
+        ("RecordOutcome", &[]),
+    ] {
+        let line = requests
+            .iter()
+            .find(|l| l.contains(&format!("rpc:{rpc},")) || l.contains(&format!("rpc:{rpc}|")))
+            .unwrap_or_else(|| panic!("no api.predict.requests for {rpc}: {requests:?}"));
+        let tagged: Vec<&str> = line
+            .split(['#', ',', '|'])
+            .filter_map(|t| t.strip_prefix("model:"))
+            .collect();
+        assert_eq!(tagged, models, "{rpc}: {line}");
+    }
 }
 
 #[tokio::test]

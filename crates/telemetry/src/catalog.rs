@@ -167,8 +167,8 @@ macro_rules! metrics {
 }
 
 metrics! {
-    API_PREDICT_REQUESTS = "api.predict.requests", Count, "request", [Rpc, Status], from ["gateway"],
-        "Public API calls by RPC and gRPC status.";
+    API_PREDICT_REQUESTS = "api.predict.requests", Count, "request", [Rpc, Status, Model], from ["gateway"],
+        "Public API calls by RPC and gRPC status, tagged with the model the RPC runs (QuotePrice: both, joined by /; RecordOutcome: none).";
     API_PREDICT_ERRORS = "api.predict.errors", Count, "error", [Rpc, ErrorType, Fault], from ["gateway"],
         "Public API calls that failed, by RPC, error type and whose fault (server: the platform failed; client: the request was refused).";
     API_PREDICT_LATENCY_MS = "api.predict.latency_ms", Distribution, "millisecond", [Rpc, Status], from ["gateway"],

@@ -269,7 +269,7 @@ fn a_tag_key_not_allowed_for_the_metric_is_rejected() {
         port: 9,
     };
     let metrics = Metrics::start(MetricsOptions::new(target, tags)).expect("start");
-    metrics.incr(&catalog::API_PREDICT_REQUESTS, &[Tag::model("risk")]);
+    metrics.incr(&catalog::API_PREDICT_REQUESTS, &[Tag::feature("risk_score")]);
 }
 
 #[test]

@@ -26,6 +26,8 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct ApiMetrics {
     pub(crate) rpc: &'static str,
+    /// The `model` tag of `api.predict.requests`: the model the RPC runs, or its models joined by `/`.
+    pub(crate) model: Option<std::sync::Arc<str>>,
     pub(crate) metrics: Metrics,
 }
 
@@ -77,7 +79,12 @@ impl RpcCall {
             let status = Tag::grpc_status(code);
             let rpc = Tag::rpc(api.rpc);
             let millis = spans::millis(self.start.elapsed());
-            api.metrics.incr(&API_PREDICT_REQUESTS, &[rpc, status]);
+            match &api.model {
+                Some(model) => api
+                    .metrics
+                    .incr(&API_PREDICT_REQUESTS, &[rpc, status, Tag::model(model)]),
+                None => api.metrics.incr(&API_PREDICT_REQUESTS, &[rpc, status]),
+            }
             api.metrics
                 .distribution(&API_PREDICT_LATENCY_MS, millis, &[rpc, status]);
             if code == tonic::Code::Ok {

@@ -54,7 +54,8 @@ pub struct GrpcServerLayer {
 
 #[derive(Debug, Default)]
 struct ServerConfig {
-    api_methods: Vec<&'static str>,
+    /// The public API's methods, each with the models it runs (its `model` tag).
+    api_methods: Vec<(&'static str, Option<Arc<str>>)>,
     metrics: Option<Metrics>,
     trace_all: bool,
 }
@@ -75,7 +76,21 @@ impl GrpcServerLayer {
     /// Also records `api.predict.requests`, `api.predict.latency_ms` and `api.predict.errors` for
     /// these method names (the public API); other methods get spans only.
     pub fn with_api_metrics(self, methods: &[&'static str]) -> Self {
-        self.map(|c| c.api_methods = methods.to_vec())
+        self.map(|c| c.api_methods = methods.iter().map(|m| (*m, None)).collect())
+    }
+
+    /// Tags `api.predict.requests` for `method` (one of [`Self::with_api_metrics`]'s) with the models it
+    /// runs, as the design record's `model:crai` example does: one `model` tag, the names joined by `/`
+    /// when the RPC runs several (a DogStatsD aggregate carries one value per tag key).
+    pub fn with_api_models(self, method: &str, models: &[&str]) -> Self {
+        let model: Arc<str> = Arc::from(models.join("/"));
+        self.map(|c| {
+            for (name, tagged) in &mut c.api_methods {
+                if *name == method {
+                    *tagged = Some(model.clone());
+                }
+            }
+        })
     }
 
     /// Sends those metrics to `metrics` instead of [`Metrics::global`] (tests).
@@ -143,9 +158,10 @@ where
             .config
             .api_methods
             .iter()
-            .find(|m| **m == method)
-            .map(|rpc| ApiMetrics {
+            .find(|(m, _)| *m == method)
+            .map(|(rpc, model)| ApiMetrics {
                 rpc,
+                model: model.clone(),
                 metrics: self
                     .config
                     .metrics
