@@ -29,6 +29,19 @@ async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
             .await;
         assert!(answer.is_err(), "the model-service is gone");
     }
+    // It comes back: a probe gets through, the breaker closes, and the log says so.
+    models.restart().await;
+    let back = std::time::Instant::now();
+    loop {
+        if client.predict_customer_risk(risk("C000001")).await.is_ok() {
+            break;
+        }
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(20),
+            "the gateway never used the model-service again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (status, lines) = gateway.terminate().await;
     assert!(status.success(), "gateway exited with {status}");
     features.terminate().await;
@@ -55,6 +68,21 @@ async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
             "`{reserved}` is Datadog's: {opened}"
         );
     }
+    let last_breaker_line = lines
+        .iter()
+        .rfind(|l| {
+            l["dependency"] == "model-service"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("circuit breaker"))
+        })
+        .expect("breaker lines");
+    assert!(
+        last_breaker_line["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("circuit breaker closed")),
+        "after the recovery the last breaker line still says: {last_breaker_line}"
+    );
     let failed = lines
         .iter()
         .find(|l| l["message"] == "request failed")

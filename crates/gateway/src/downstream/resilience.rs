@@ -190,6 +190,7 @@ impl Guard {
             service,
             metrics: metrics.clone(),
             half_open: half_open.clone(),
+            tripped: AtomicBool::new(false),
         };
         Self {
             service,
@@ -313,6 +314,8 @@ struct BreakerReport {
     service: &'static str,
     metrics: Metrics,
     half_open: Arc<AtomicBool>,
+    /// Opened since it was last closed: its closing is news (its first closing, at build, is not).
+    tripped: AtomicBool,
 }
 
 impl failsafe::Instrument for BreakerReport {
@@ -323,6 +326,7 @@ impl failsafe::Instrument for BreakerReport {
 
     fn on_open(&self) {
         self.half_open.store(false, Ordering::Release);
+        self.tripped.store(true, Ordering::Release);
         tracing::error!(
             alert = telemetry::logs::CRITICAL,
             dependency = self.service,
@@ -338,9 +342,16 @@ impl failsafe::Instrument for BreakerReport {
     }
 
     /// Also called when the breaker is built (failsafe starts it closed), so the gauge has data from
-    /// the start rather than only after the first trouble; gauges are re-sent every flush.
+    /// the start rather than only after the first trouble; gauges are re-sent every flush. Closing after
+    /// an opening is logged, so the last line about a recovered dependency does not say "probing".
     fn on_closed(&self) {
         self.half_open.store(false, Ordering::Release);
+        if self.tripped.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                dependency = self.service,
+                "circuit breaker closed: a probe succeeded, calls go through again"
+            );
+        }
         self.state(0.0);
     }
 }
