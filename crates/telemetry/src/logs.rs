@@ -44,8 +44,26 @@ use crate::{
 /// keeps them 90 days in the `critical-alerts` index (`@alert:critical`); other errors 30 days.
 pub const CRITICAL: &str = "critical";
 
-/// The SDK's and exporter's own log targets (`opentelemetry-otlp` has a hyphen).
-const QUIET_OTEL: &str = ",opentelemetry=warn,opentelemetry_sdk=off,opentelemetry-otlp=off";
+/// Libraries whose own lines repeat what this crate reports once, throttled: left out unless `RUST_LOG`
+/// names them. The OpenTelemetry SDK and exporter log every failed export (each second while the agent
+/// is down; telemetry reports those as `telemetry.dropped` plus one warning a minute); the Redis client
+/// logs a warning for every command an outage fails ("Broadcasting error ..."), where the services log
+/// `Redis connection failed` at most once a second and count every failure in `redis.command.errors`.
+const QUIET: &[(&str, &str)] = &[
+    (
+        "opentelemetry",
+        ",opentelemetry=warn,opentelemetry_sdk=off,opentelemetry-otlp=off",
+    ),
+    ("fred", ",fred=error"),
+];
+
+/// `RUST_LOG` with the [`QUIET`] directives of the libraries it does not name.
+fn with_quiet_libraries(filter: &str) -> String {
+    QUIET
+        .iter()
+        .filter(|(library, _)| !filter.contains(library))
+        .fold(filter.to_owned(), |all, (_, quiet)| all + quiet)
+}
 
 /// Keys this formatter writes itself; event or span fields with these names are not repeated.
 const RESERVED: &[&str] = &[
@@ -140,16 +158,9 @@ pub(crate) fn install(config: &TelemetryConfig, tags: &ServiceTags) -> Option<Wo
         .finish(std::io::stdout());
     let dropped_lines = writer.error_counter();
     let writer = Stdout(writer);
-    // The SDK logs every failed export at ERROR (each second while the agent is down); telemetry
-    // reports those as `telemetry.dropped` plus one warning a minute instead, unless asked for.
-    let quiet = if config.log_filter.contains("opentelemetry") {
-        ""
-    } else {
-        QUIET_OTEL
-    };
-    let filter = EnvFilter::try_new(format!("{}{quiet}", config.log_filter));
+    let filter = EnvFilter::try_new(with_quiet_libraries(&config.log_filter));
     let bad_filter = filter.is_err();
-    let fallback = || EnvFilter::new(format!("info{QUIET_OTEL}"));
+    let fallback = || EnvFilter::new(with_quiet_libraries("info"));
     let registry = tracing_subscriber::registry().with(filter.unwrap_or_else(|_| fallback()));
     let installed = match config.log_format {
         LogFormat::Json => registry.with(json_layer(tags, writer)).try_init(),
@@ -364,6 +375,21 @@ mod throttle_tests {
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(throttle.ready(), Some(2));
         assert_eq!(throttle.ready(), None);
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::with_quiet_libraries;
+
+    #[test]
+    fn chatty_libraries_are_quiet_unless_rust_log_names_them() {
+        let filter = with_quiet_libraries("info");
+        assert!(filter.contains(",fred=error"), "{filter}");
+        assert!(filter.contains(",opentelemetry_sdk=off"), "{filter}");
+        let filter = with_quiet_libraries("info,fred=debug");
+        assert!(!filter.contains("fred=error"), "asked for: {filter}");
+        assert!(filter.contains(",opentelemetry_sdk=off"), "{filter}");
     }
 }
 
