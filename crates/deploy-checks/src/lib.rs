@@ -178,3 +178,100 @@ pub fn env_entry<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
 pub fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
     env_entry(container, name)?["value"].as_str()
 }
+
+/// One setting a binary reads from the environment, as its `--help` states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The environment variable.
+    pub env: String,
+    /// The default `--help` shows; `None` when there is none, or when its value is hidden (secrets).
+    pub default: Option<String>,
+    /// The values an enumeration or a boolean takes, each in backticks (with what it means, when the help
+    /// says).
+    pub possible: Option<String>,
+    /// The help text, on one line.
+    pub help: String,
+}
+
+/// The settings `binary` reads from the environment, in its `--help` order, from its long help (the
+/// blocks `--flag <VALUE>`, its text, `[env: NAME=]`, `[default: ...]`, `[possible values: ...]`).
+pub fn settings_of(binary: &str) -> Vec<Setting> {
+    let path = testkit::bin_dir().join(binary);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test`, which builds it",
+        path.display()
+    );
+    parse_settings(&run_ok(&path, &["--help"]))
+}
+
+/// See [`settings_of`].
+pub fn parse_settings(help: &str) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    // Each option's block begins with a line `  -x, --flag <VALUE>` or `      --flag`.
+    let mut block: Vec<&str> = Vec::new();
+    let mut flush = |block: &mut Vec<&str>| {
+        if let Some(setting) = setting_of(block) {
+            settings.push(setting);
+        }
+        block.clear();
+    };
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("--") || (trimmed.starts_with('-') && trimmed.get(2..4) == Some(", ")) {
+            flush(&mut block);
+        }
+        block.push(line);
+    }
+    flush(&mut block);
+    settings
+}
+
+fn setting_of(block: &[&str]) -> Option<Setting> {
+    let bracketed = |key: &str| -> Option<String> {
+        block.iter().find_map(|line| {
+            let rest = line.trim().strip_prefix(&format!("[{key}: "))?;
+            Some(rest.strip_suffix(']').unwrap_or(rest).to_owned())
+        })
+    };
+    let env = bracketed("env")?;
+    let (env, hidden) = match env.split_once('=') {
+        Some((name, _)) => (name.to_owned(), false),
+        None => (env, true),
+    };
+    let lines: Vec<&str> = block
+        .iter()
+        .skip(1)
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty() && !line.starts_with('['))
+        .collect();
+    // An enumeration documents its values as a block: `Possible values:` then `- name: what it is`.
+    let (help, values) = match lines.iter().position(|line| *line == "Possible values:") {
+        Some(at) => (&lines[..at], Some(&lines[at + 1..])),
+        None => (&lines[..], None),
+    };
+    let described = values.map(|values| {
+        values
+            .iter()
+            .filter_map(|value| value.strip_prefix("- "))
+            .map(|value| match value.split_once(':') {
+                Some((name, what)) => format!("`{name}` ({})", what.trim()),
+                None => format!("`{}`", value.trim()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let listed = bracketed("possible values").map(|values| {
+        values
+            .split(", ")
+            .map(|value| format!("`{value}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    Some(Setting {
+        env,
+        default: if hidden { None } else { bracketed("default") },
+        possible: described.or(listed),
+        help: help.join(" "),
+    })
+}

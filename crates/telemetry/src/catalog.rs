@@ -208,7 +208,7 @@ metrics! {
     CACHE_MODEL_METADATA_MISS = "cache.model_metadata.miss", Count, "miss", [], from ["gateway"],
         "Gateway model-metadata cache misses.";
     FEATURES_LOOKUPS = "features.lookups", Count, "lookup", [FeatureView, Status], from ["feature-service"],
-        "Feature values looked up, by view and availability (present, not_found, outside_max_age, null, invalid).";
+        "Feature values looked up, by view and availability (present, not_found, outside_max_age, null, invalid, unavailable).";
     FEATURES_STALENESS_S = "features.staleness_s", Distribution, "second", [FeatureView], from ["feature-service"],
         "Age of the feature row served (now - event timestamp).";
     REDIS_COMMAND_LATENCY_MS = "redis.command.latency_ms", Distribution, "millisecond", [Command], from ["feature-service", "materialize"],
