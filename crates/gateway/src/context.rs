@@ -91,13 +91,13 @@ pub struct RequestContextService<S> {
 /// The longest `x-request-id` taken from a caller; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-impl<S, B> Service<http::Request<B>> for RequestContextService<S>
+impl<S, B, ResB> Service<http::Request<B>> for RequestContextService<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<http::Request<B>, Response = http::Response<ResB>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Instrumented<S::Future>;
+    type Future = Answered<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -106,7 +106,10 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().rsplit('/').next().unwrap_or_default();
         let Some(rpc) = self.layer.rpcs.iter().copied().find(|rpc| *rpc == method) else {
-            return self.inner.call(request).instrument(tracing::Span::none());
+            return Answered {
+                inner: self.inner.call(request).instrument(tracing::Span::none()),
+                request_id: None,
+            };
         };
         let headers = request.headers();
         let request_id = headers
@@ -123,6 +126,7 @@ where
             customer_id = tracing::field::Empty,
             zone_id = tracing::field::Empty,
         );
+        let header = http::HeaderValue::from_str(&request_id).ok();
         request.extensions_mut().insert(RequestContext {
             rpc,
             request_id,
@@ -130,6 +134,35 @@ where
             started: Instant::now(),
             span: span.clone(),
         });
-        self.inner.call(request).instrument(span)
+        Answered {
+            inner: self.inner.call(request).instrument(span),
+            request_id: header,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestContextService`]: the answer, error or not, carries its request
+    /// id in the `x-request-id` response header, so a caller can quote it and find the call's log lines.
+    pub struct Answered<F> {
+        #[pin]
+        inner: Instrumented<F>,
+        request_id: Option<http::HeaderValue>,
+    }
+}
+
+impl<F, ResB, E> Future for Answered<F>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut answer = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(id)) = (&mut answer, this.request_id.take()) {
+            response.headers_mut().insert("x-request-id", id);
+        }
+        Poll::Ready(answer)
     }
 }

@@ -4,9 +4,9 @@
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-use telemetry::logs::Throttle;
-
-/// Whose fault a failed request is: its log level, and whether lines are held back during an outage.
+/// Whose fault a failed request is: its log level. Every failed request has its line (an operator
+/// searches for the request id a caller quotes); what an outage repeats is aggregated in the lines about
+/// the dependency itself (a breaker opening, `Redis connection failed`), not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
     /// The caller sent what cannot be served (a bad field, an unknown quote or model): WARN, each time,
@@ -14,9 +14,7 @@ pub enum Blame {
     Caller,
     /// This service was too busy or too slow (shed, timed out under load): WARN, each time.
     Load,
-    /// A dependency is down, overloaded or too slow: WARN, at most one line a second per process,
-    /// since during an outage every request fails the same way (metrics and spans still count each one;
-    /// the line's `held_back` says how many it stands for).
+    /// A dependency is down, overloaded or too slow: WARN, each time.
     Dependency,
     /// Already logged where it happened (e.g. the Redis client's failure log): DEBUG.
     Reported,
@@ -35,8 +33,6 @@ pub struct RequestFailed<'a> {
     pub duration: Duration,
 }
 
-static DEPENDENCY_LOG: Throttle = Throttle::new(Duration::from_secs(1));
-
 impl RequestFailed<'_> {
     /// Writes the line, at the level its blame calls for.
     pub fn emit(&self) {
@@ -46,13 +42,8 @@ impl RequestFailed<'_> {
         let code = telemetry::grpc_code_name(self.code);
         let duration_ms = self.duration.as_secs_f64() * 1e3;
         match self.blame {
-            Blame::Caller | Blame::Load => {
+            Blame::Caller | Blame::Load | Blame::Dependency => {
                 tracing::warn!(error_type, grpc.code = code, error.message = %error, duration_ms, "request failed");
-            }
-            Blame::Dependency => {
-                if let Some(held_back) = DEPENDENCY_LOG.ready() {
-                    tracing::warn!(error_type, grpc.code = code, error.message = %error, duration_ms, held_back, "request failed");
-                }
             }
             Blame::Reported => {
                 tracing::debug!(error_type, grpc.code = code, error.message = %error, duration_ms, "request failed");
