@@ -138,21 +138,23 @@ pub fn base_price(value: f64) -> Result<f64, Error> {
     Ok(value)
 }
 
-/// An ISO 4217 code: three ASCII upper-case letters; empty means USD.
+/// The ISO 4217 code of a circulating currency (not a fund, a precious metal, a testing or "no currency"
+/// code, nor one superseded by another); empty means USD.
 pub fn currency(value: &str) -> Result<String, Error> {
     if value.is_empty() {
         return Ok("USD".to_owned());
     }
-    if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(value.to_owned())
-    } else {
-        Err(Error::invalid(
+    let circulating = iso_currency::Currency::from_code(value)
+        .filter(|c| !c.is_fund() && !c.is_special() && c.is_superseded().is_none());
+    match circulating {
+        Some(_) => Ok(value.to_owned()),
+        None => Err(Error::invalid(
             "currency",
             format!(
-                "must be a 3-letter ISO 4217 code such as USD, got {}",
+                "must be the ISO 4217 code of a circulating currency, such as USD or EUR, got {}",
                 quoted(value)
             ),
-        ))
+        )),
     }
 }
 
@@ -244,7 +246,14 @@ mod tests {
             );
         }
         assert_eq!(currency("").unwrap(), "USD");
+        assert_eq!(currency("EUR").unwrap(), "EUR");
+        assert_eq!(currency("JPY").unwrap(), "JPY");
         assert!(currency("usd").is_err());
+        // Three capital letters, but no currency: invented, testing, "no currency", gold, a fund.
+        for code in ["XYZ", "XTS", "XXX", "XAU", "BOV"] {
+            let err = currency(code).unwrap_err().to_string();
+            assert!(err.contains("ISO 4217") && err.contains(code), "{code}: {err}");
+        }
         assert!(outcome(true, 12.5).is_ok());
         assert!(outcome(false, 0.0).is_ok());
         assert!(outcome(false, 3.0).is_err());
