@@ -30,7 +30,8 @@ pub struct Config {
     /// redis-cluster://host:port?node=host:port... Unset: serve the embedded snapshot.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
-    /// Feast project name (part of every Redis key).
+    /// Feast project name (part of every Redis key); a project with no key in Redis is warned about once
+    /// at start (`features.project_keys_found` 0).
     #[arg(long, env = "FEAST_PROJECT", default_value = "pricing")]
     pub feast_project: String,
     /// Feature registry JSON file; unset: the bundled registry.

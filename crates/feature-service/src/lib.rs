@@ -26,6 +26,11 @@
 //!   Redis, so flipping readiness on a Redis error would pull all of them out of the load balancer at
 //!   once and turn a Redis blip into a total outage of the service, cache included.
 //!
+//! A `FEAST_PROJECT` that names no key in Redis cannot be told from a healthy start by its answers (every
+//! feature NOT_FOUND), so once connected the service walks Redis for one (a bounded `SCAN`) and, finding
+//! none, logs one warning naming the project and sets `features.project_keys_found` to 0 (1 otherwise).
+//! It does not stop start-up: the project's keys may be materialized later.
+//!
 //! Telemetry: a server span per call from `telemetry::grpc::GrpcServerLayer` (the caller's trace joined
 //! from W3C or Datadog headers), under which the store traces each Redis round trip; the store sends the
 //! cache, feature availability, staleness and Redis metrics (see `feature_store`).
@@ -39,7 +44,7 @@ mod service;
 
 use std::future::Future;
 
-use feature_store::{OnlineStore, Registry};
+use feature_store::{BackendKind, OnlineStore, Registry};
 use proto::features::v1::feature_service_server::FeatureServiceServer;
 use telemetry::Metrics;
 use telemetry::grpc::GrpcServerLayer;
@@ -137,4 +142,12 @@ async fn serving_once_connected(store: OnlineStore, health: server_kit::Health) 
     store.wait_connected().await;
     health.serving().await;
     tracing::info!(backend = ?store.backend(), "feature-service serving");
+    // Once, after serving began: a FEAST_PROJECT that names no key in Redis answers every feature
+    // NOT_FOUND, which looks like a healthy service; say so (a warning and `features.project_keys_found`).
+    // It never holds back start-up or fails a request.
+    if store.backend() == BackendKind::Redis
+        && let Err(error) = store.check_project_keys().await
+    {
+        tracing::info!(%error, "could not check that Redis holds keys of the Feast project");
+    }
 }

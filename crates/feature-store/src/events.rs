@@ -7,11 +7,12 @@
 
 use std::time::Duration;
 
-use telemetry::catalog::REDIS_COMMAND_ERRORS;
+use telemetry::catalog::{FEATURES_PROJECT_KEYS_FOUND, REDIS_COMMAND_ERRORS};
 use telemetry::logs::Throttle;
 use telemetry::{Metrics, Tag};
 
 use crate::Error;
+use crate::store::ProjectKeys;
 
 /// How often a Redis failure may be logged, per [`crate::RedisConnection`] (one per process in the service).
 pub(crate) const REDIS_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,5 +81,38 @@ impl RedisConnectionFailed<'_> {
             held_back,
             "Redis connection failed"
         );
+    }
+}
+
+/// What the walk of Redis at start found of the Feast project's keys: `features.project_keys_found` 1 or
+/// 0 (a gauge, so it stays visible while the process lives), and a warning when there are none, since
+/// every feature will then be NOT_FOUND. Nothing is sent when the walk stopped at its bound.
+#[derive(Debug)]
+pub(crate) struct ProjectKeysChecked<'a> {
+    pub project: &'a str,
+    pub keys: ProjectKeys,
+}
+
+impl ProjectKeysChecked<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        let project = self.project;
+        match self.keys {
+            ProjectKeys::Found => {
+                metrics.gauge(&FEATURES_PROJECT_KEYS_FOUND, 1.0, &[]);
+                tracing::info!(project, "Redis holds keys of the Feast project");
+            }
+            ProjectKeys::Missing => {
+                metrics.gauge(&FEATURES_PROJECT_KEYS_FOUND, 0.0, &[]);
+                tracing::warn!(
+                    project,
+                    "Redis holds no key of the Feast project: every feature will be missing (NOT_FOUND) \
+                     until it is materialized; check FEAST_PROJECT"
+                );
+            }
+            ProjectKeys::NotWithinBound => tracing::info!(
+                project,
+                "no key of the Feast project in the first million keys of Redis; the rest was not walked"
+            ),
+        }
     }
 }

@@ -78,6 +78,31 @@ pub fn redis_key(serialized_entity_key: &[u8], project: &str) -> Bytes {
     key.freeze()
 }
 
+/// The project of a Redis key laid out by [`redis_key`]: what follows the serialized entity key (its
+/// count, then a type tag, a length and the bytes of each join key and of each value), or `None` when
+/// `key` does not start with a whole serialized entity key. Tells a key of project `pricing` from one of
+/// `dynamic_pricing`, which a suffix match alone would not.
+pub fn key_project(key: &[u8]) -> Option<&[u8]> {
+    let take_u32 = |rest: &mut &[u8]| -> Option<usize> {
+        let (word, tail) = rest.split_first_chunk::<4>()?;
+        *rest = tail;
+        usize::try_from(u32::from_le_bytes(*word)).ok()
+    };
+    let mut rest = key;
+    let count = take_u32(&mut rest)?;
+    // Every join key and every value takes at least its 8-byte tag and length: a count past that is no
+    // entity key (and is not looped over).
+    if count == 0 || count > rest.len() / 16 {
+        return None;
+    }
+    for _ in 0..2 * count {
+        take_u32(&mut rest)?;
+        let len = take_u32(&mut rest)?;
+        rest = rest.get(len..)?;
+    }
+    Some(rest)
+}
+
 /// The hash field of a feature: Murmur3-32 (seed 0) of `"view:feature"`, little endian.
 pub fn field_hash(view: &str, feature: &str) -> std::io::Result<Bytes> {
     let name = format!("{view}:{feature}");
@@ -178,6 +203,21 @@ mod tests {
         want.extend_from_slice(&[2, 0, 0, 0, 5, 0, 0, 0]);
         want.extend_from_slice(b"c-001");
         assert_eq!(key, want);
+    }
+
+    #[test]
+    fn the_project_is_what_follows_the_entity_key() {
+        let value = Value {
+            val: Some(Val::Int64Val(7)),
+        };
+        let entity = serialize_entity_key(&[("zone_id", &value), ("a", &value)]).expect("serializes");
+        let key = redis_key(&entity, "dynamic_pricing");
+        assert_eq!(key_project(&key), Some(&b"dynamic_pricing"[..]));
+        assert_eq!(key_project(&entity), Some(&b""[..]));
+        assert_eq!(key_project(&key[..entity.len() - 1]), None);
+        assert_eq!(key_project(b"pricing"), None);
+        assert_eq!(key_project(&[0, 0, 0, 0]), None);
+        assert_eq!(key_project(&[255, 255, 255, 255, 2, 0, 0, 0]), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`OnlineStore::open`] + [`StoreConfig`]: Redis when a URL is given (connected in the background, so
 //!   a Redis that is down at start-up is no error; [`OnlineStore::wait_connected`]), else the bundled
 //!   snapshot.
+//! - [`OnlineStore::check_project_keys`]: whether Redis holds any key of the project at all (a bounded
+//!   `SCAN`), reported once as `features.project_keys_found` and, when it holds none, a warning.
 //! - [`OnlineStore::get_online_features`]: one Redis round trip per request (per primary in a cluster,
 //!   so that a lost primary costs only the keys in its slots); per value a status
 //!   (PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE, NULL_VALUE, INVALID, or UNAVAILABLE when Redis cannot be read
@@ -48,7 +50,7 @@ pub use redact::redact_url;
 pub use registry::{BUNDLED_REGISTRY, EVENT_TIMESTAMP_COLUMN, Entity, Feature, FeatureView, Registry};
 pub use request::{MAX_ENTITY_ROWS, MAX_FEATURE_REFS, MAX_VALUES};
 pub use store::{
-    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ReadStrategy, RedisConfig,
+    BackendKind, CacheConfig, CacheObserver, CacheStats, OnlineStore, ProjectKeys, ReadStrategy, RedisConfig,
     RedisConnection, RedisTls, StoreConfig,
 };
 pub use value_type::ValueType;

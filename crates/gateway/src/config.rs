@@ -1,11 +1,14 @@
 //! The gateway's settings: each flag falls back to an environment variable (`--help` lists them), each
-//! number has a range ([`Config::BOUNDS`]) outside which the gateway refuses to start, and neither
-//! `Debug` nor `--help` prints a secret.
+//! number has a range ([`Config::BOUNDS`]) outside which the gateway refuses to start, each downstream
+//! URL must be `http(s)://host:port`, settings that cannot work together are refused too
+//! ([`Config::check`]), and neither `Debug` nor `--help` prints a secret.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::{CommandFactory, Parser};
 use telemetry::{Bounds, Secret};
+use tonic::transport::Uri;
 
 use crate::predictor::{FeatureFallback, ModelFallback};
 
@@ -31,11 +34,21 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
     pub listen_addr: SocketAddr,
-    /// The feature-service's URL.
-    #[arg(long, env = "FEATURE_SERVICE_URL", default_value = "http://127.0.0.1:50052")]
+    /// The feature-service's URL: http://host:port, or https://host:port with DOWNSTREAM_TLS_CA_FILE.
+    #[arg(
+        long,
+        env = "FEATURE_SERVICE_URL",
+        default_value = "http://127.0.0.1:50052",
+        value_parser = service_url
+    )]
     pub feature_service_url: String,
-    /// The model-service's URL.
-    #[arg(long, env = "MODEL_SERVICE_URL", default_value = "http://127.0.0.1:50053")]
+    /// The model-service's URL: http://host:port, or https://host:port with DOWNSTREAM_TLS_CA_FILE.
+    #[arg(
+        long,
+        env = "MODEL_SERVICE_URL",
+        default_value = "http://127.0.0.1:50053",
+        value_parser = service_url
+    )]
     pub model_service_url: String,
     /// Redis keeping quotes for RecordOutcome (`redis://`, `rediss://`, `redis-cluster://`). Unset: an
     /// embedded in-memory store, lost on restart (local work only).
@@ -68,8 +81,8 @@ pub struct Config {
         value_parser = REQUEST_TIMEOUT_MS.parser::<u64>()
     )]
     pub request_timeout_ms: u64,
-    /// The most of the budget the feature fetch may take, in milliseconds, so the model call keeps the rest
-    /// (1 to 600000).
+    /// The most of the budget the feature fetch may take, in milliseconds, so the model call keeps the rest:
+    /// below --request-timeout-ms, or the gateway refuses to start (1 to 600000).
     #[arg(
         long,
         env = "FEATURE_TIMEOUT_MS",
@@ -164,13 +177,70 @@ impl Config {
     ];
     /// The range of each fractional setting, as its `--help` states it.
     pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[RETRY_BUDGET_RATIO];
+
+    /// Parses the flags and the environment as [`clap::Parser::parse`] does, then refuses what
+    /// [`Config::check`] refuses the same way: a one-line reason and exit code 2.
+    pub fn parse_checked() -> Self {
+        let config = Self::parse();
+        if let Err(problem) = config.check() {
+            Self::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, problem)
+                .exit();
+        }
+        config
+    }
+
+    /// Refuses settings that are each within their range but cannot work together.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        // The feature fetch is bounded by its own timeout and the model call gets what remains of the
+        // budget: a feature timeout as long as the budget can leave the model call nothing.
+        if self.feature_timeout_ms >= self.request_timeout_ms {
+            return Err(SettingsError::FeatureTimeout {
+                feature_ms: self.feature_timeout_ms,
+                request_ms: self.request_timeout_ms,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Settings that cannot work together ([`Config::check`]); the message names each of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "--feature-timeout-ms (FEATURE_TIMEOUT_MS) {feature_ms} must be below --request-timeout-ms \
+         (REQUEST_TIMEOUT_MS) {request_ms}: the feature fetch must leave the model call part of the budget"
+    )]
+    FeatureTimeout { feature_ms: u64, request_ms: u64 },
+}
+
+/// clap's parser of a downstream service's URL: `http://` or `https://`, a host and a port. tonic takes
+/// `127.0.0.1:50053` (no scheme) as well, and then every call fails with a bare "transport error" while
+/// the gateway reports SERVING; a missing port would quietly mean 80 or 443, where no service listens.
+fn service_url(raw: &str) -> Result<String, String> {
+    let problem = match raw.parse::<Uri>() {
+        Err(error) => format!("not a URL ({error})"),
+        Ok(uri) => match uri.scheme_str() {
+            None => "no scheme".to_owned(),
+            Some(scheme) if scheme != "http" && scheme != "https" => format!("{scheme}:// is no gRPC scheme"),
+            Some(_) if uri.host().is_none_or(str::is_empty) => "no host".to_owned(),
+            Some(_) => match uri.port_u16() {
+                None => "no port".to_owned(),
+                Some(0) => "port 0".to_owned(),
+                Some(_) => return Ok(raw.to_owned()),
+            },
+        },
+    };
+    Err(format!(
+        "{problem}: expected http://host:port or https://host:port"
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
 
-    use super::Config;
+    use super::{Config, SettingsError};
 
     #[test]
     fn flags_are_consistent_and_default_to_one_machine() {
@@ -178,6 +248,58 @@ mod tests {
         let config = Config::try_parse_from(["gateway"]).expect("defaults parse");
         assert_eq!(config.listen_addr.port(), 50051);
         assert_eq!(config.request_timeout_ms, 100);
+    }
+
+    #[test]
+    fn downstream_urls_need_a_scheme_a_host_and_a_port() {
+        for url in [
+            "http://feature-service:50052",
+            "https://[::1]:443",
+            "http://10.0.0.7:1/",
+        ] {
+            let config = Config::try_parse_from(["gateway", "--feature-service-url", url]);
+            assert_eq!(config.expect(url).feature_service_url, url);
+        }
+        for (url, problem) in [
+            ("127.0.0.1:58053", "no scheme"),
+            ("ftp://x:21", "ftp:// is no gRPC scheme"),
+            ("http://:50053", "no host"),
+            ("http://model-service", "no port"),
+            ("http://model-service:0", "port 0"),
+            ("", "not a URL"),
+        ] {
+            let error = Config::try_parse_from(["gateway", "--model-service-url", url])
+                .expect_err(url)
+                .to_string();
+            let first = error.lines().next().unwrap_or_default();
+            assert!(
+                first.contains("--model-service-url") && first.contains(problem),
+                "{url}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_feature_timeout_must_leave_part_of_the_budget() {
+        let parse = |feature: &str, request: &str| {
+            let args = [
+                "gateway",
+                "--feature-timeout-ms",
+                feature,
+                "--request-timeout-ms",
+                request,
+            ];
+            Config::try_parse_from(args).expect("in range").check()
+        };
+        assert_eq!(parse("40", "100"), Ok(()));
+        assert_eq!(
+            parse("100", "100"),
+            Err(SettingsError::FeatureTimeout {
+                feature_ms: 100,
+                request_ms: 100
+            })
+        );
+        assert!(parse("200", "100").is_err());
     }
 
     #[test]

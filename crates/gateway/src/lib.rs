@@ -30,7 +30,7 @@ use telemetry::events::ConversionWindow;
 use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
 
-pub use crate::config::Config;
+pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
 use crate::downstream::{Downstream, ModelRef, Resilience, channel};
 use crate::predictor::{CONTROL_VARIANT, Policy, Predictor};
@@ -54,6 +54,8 @@ pub const PUBLIC_RPCS: [&str; 6] = [
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
     Channel(#[from] downstream::ChannelError),
     #[error(transparent)]
     Server(#[from] server_kit::Error),
@@ -69,9 +71,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    // First: settings that cannot work together (`main` refuses them before this, as clap would), then
+    // bad TLS files stop start-up, naming the setting or the file.
+    config.check()?;
     let budget = Duration::from_millis(config.request_timeout_ms);
     let metrics = telemetry::metrics().clone();
-    // First: bad TLS files stop start-up, naming the file.
     let mut server = server_kit::Server::new(&config.server, metrics.clone())?;
     if config.adaptive_concurrency {
         server = server.with_adaptive_limit(metrics.clone());

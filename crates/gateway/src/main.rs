@@ -1,8 +1,6 @@
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = gateway::Config::parse();
+    let config = gateway::Config::parse_checked();
     let _telemetry = telemetry::init(&config.telemetry, "gateway", env!("CARGO_PKG_VERSION"));
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,

@@ -211,6 +211,8 @@ metrics! {
         "Feature values looked up, by view and availability (present, not_found, outside_max_age, null, invalid, unavailable).";
     FEATURES_STALENESS_S = "features.staleness_s", Distribution, "second", [FeatureView], from ["feature-service"],
         "Age of the feature row served (now - event timestamp).";
+    FEATURES_PROJECT_KEYS_FOUND = "features.project_keys_found", Gauge, "", [], from ["feature-service"],
+        "Whether Redis held a key of FEAST_PROJECT when the feature-service started: 1 yes, 0 none (every feature is NOT_FOUND: check FEAST_PROJECT).";
     REDIS_COMMAND_LATENCY_MS = "redis.command.latency_ms", Distribution, "millisecond", [Command], from ["feature-service", "materialize"],
         "Redis command round trip as seen by the client.";
     REDIS_COMMAND_ERRORS = "redis.command.errors", Count, "error", [Command, ErrorType], from ["feature-service", "materialize"],

@@ -31,7 +31,7 @@ use server_kit::Deadline;
 use telemetry::Metrics;
 
 pub use cache::{CacheConfig, CacheObserver, CacheStats};
-pub use redis::{ReadStrategy, RedisConfig, RedisConnection, RedisTls};
+pub use redis::{ProjectKeys, ReadStrategy, RedisConfig, RedisConnection, RedisTls};
 
 use self::cache::FeatureCache;
 use self::grid::Grid;
@@ -41,6 +41,7 @@ use self::read::RedisRead;
 use self::redis::RedisBackend;
 use self::row::ViewRow;
 use crate::csv_rows::CsvFile;
+use crate::events::ProjectKeysChecked;
 use crate::request::Plan;
 use crate::{Error, Registry};
 
@@ -204,6 +205,26 @@ impl OnlineStore {
         if let Backend::Redis { redis, .. } = &self.inner.backend {
             redis.wait_connected().await;
         }
+    }
+
+    /// Whether Redis holds any key of the store's project, found by a bounded `SCAN` (every primary of a
+    /// cluster) and reported once: `features.project_keys_found` 1 or 0, and a warning naming the project
+    /// when there is none, since every feature would be NOT_FOUND. Call it once connected; it never
+    /// changes what reads answer. The embedded store answers from its snapshot and reports nothing (an
+    /// empty one is warned about when it loads). Fails only when Redis cannot be read.
+    pub async fn check_project_keys(&self) -> Result<ProjectKeys, Error> {
+        let inner = &*self.inner;
+        let keys = match &inner.backend {
+            Backend::Memory(memory) if memory.len() == 0 => return Ok(ProjectKeys::Missing),
+            Backend::Memory(_) => return Ok(ProjectKeys::Found),
+            Backend::Redis { redis, timeout, .. } => redis.project_keys(&inner.project, *timeout).await?,
+        };
+        ProjectKeysChecked {
+            project: &inner.project,
+            keys,
+        }
+        .emit(&inner.metrics);
+        Ok(keys)
     }
 
     /// Cache counters (all zero when there is no cache).

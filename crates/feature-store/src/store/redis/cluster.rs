@@ -220,6 +220,20 @@ impl ClusterNodes {
             .collect()
     }
 
+    /// A connected client of each primary of the slot map, or why there is none (an IO error, also when
+    /// the slot map is not known yet).
+    pub fn primary_clients(&self) -> Vec<Result<Client, FredError>> {
+        let topology = self.shared.topology();
+        let primaries = topology.slots.unique_primary_nodes();
+        if primaries.is_empty() {
+            return vec![self.client_of(&topology, None)];
+        }
+        primaries
+            .iter()
+            .map(|server| self.client_of(&topology, Some(server)))
+            .collect()
+    }
+
     fn client_of(&self, topology: &Topology, server: Option<&Server>) -> Result<Client, FredError> {
         let details = match server {
             Some(server) => match topology.primaries.get(server).map(|node| node.client()) {

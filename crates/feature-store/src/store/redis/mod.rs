@@ -36,6 +36,7 @@
 
 mod cluster;
 mod connection;
+mod scan;
 mod tls;
 
 use std::collections::HashMap;
@@ -56,6 +57,7 @@ use telemetry::trace::spans;
 use telemetry::{Metrics, Tag};
 
 pub use connection::RedisConnection;
+pub use scan::ProjectKeys;
 
 use self::cluster::{ClusterNodes, Route};
 use self::connection::ClientSettings;
@@ -202,6 +204,24 @@ impl RedisBackend {
             Redis::Connection(connection) => connection.connected_within(timeout).await,
             Redis::Cluster(nodes) => nodes.connected_within(timeout).await,
         }
+    }
+
+    /// Whether Redis holds a key of `project` (a bounded `SCAN`, see `scan`), each call answered within
+    /// `timeout`; in a cluster, every primary is walked in turn until one holds such a key.
+    pub async fn project_keys(&self, project: &str, timeout: Duration) -> Result<ProjectKeys, Error> {
+        let clients = match &self.redis {
+            Redis::Connection(connection) => vec![connection.connected_client().cloned()],
+            Redis::Cluster(nodes) => nodes.primary_clients(),
+        };
+        let mut keys = ProjectKeys::Missing;
+        for client in clients {
+            let client = client.map_err(Error::Unavailable)?;
+            keys = keys.merge(scan::project_keys(&client, project, timeout).await?);
+            if keys == ProjectKeys::Found {
+                break;
+            }
+        }
+        Ok(keys)
     }
 
     fn url(&self) -> &str {
