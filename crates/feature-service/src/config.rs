@@ -19,7 +19,7 @@ const REDIS_CONNECT_TIMEOUT_MS: Bounds = Bounds::new("redis-connect-timeout-ms",
 const REDIS_POOL_SIZE: Bounds = Bounds::new("redis-pool-size", 1, 64);
 
 /// feature-service: online features (`features.v1.FeatureService/GetOnlineFeatures`) from Feast's Redis
-/// online store, or from the bundled snapshot when no Redis is configured.
+/// online store, or from the bundled demo snapshot when asked for (`EMBEDDED_FEATURES`).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "feature-service", version, about, long_about = None)]
 pub struct Config {
@@ -27,9 +27,15 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     pub listen_addr: SocketAddr,
     /// Redis holding Feast's online store: redis://[:password@]host:port, rediss:// (TLS),
-    /// redis-cluster://host:port?node=host:port... Unset: serve the embedded snapshot.
+    /// redis-cluster://host:port?node=host:port... Required unless EMBEDDED_FEATURES is true.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// Serve the bundled demo snapshot from memory instead of Redis: made-up customers and zones, for
+    /// local work and tests only. Never together with REDIS_URL; without either the service refuses to
+    /// start, so a deployment that lost its REDIS_URL cannot price real customers from demo data.
+    #[arg(long, env = "EMBEDDED_FEATURES", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub embedded_features: bool,
     /// Feast project name (part of every Redis key); a project with no key in Redis is warned about once
     /// at start (`features.project_keys_found` 0).
     #[arg(long, env = "FEAST_PROJECT", default_value = "pricing")]
@@ -119,6 +125,28 @@ impl Config {
         REDIS_POOL_SIZE,
     ];
 
+    /// [`clap::Parser::parse`], then [`Config::check`]: settings that cannot work together are refused
+    /// the way clap refuses a bad value, with one line and exit code 2.
+    pub fn parse_checked() -> Self {
+        use clap::{CommandFactory, Parser};
+        let config = Self::parse();
+        if let Err(problem) = config.check() {
+            Self::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, problem)
+                .exit();
+        }
+        config
+    }
+
+    /// Refuses a store that is not asked for: Redis or, explicitly, the embedded snapshot.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        match (&self.redis_url, self.embedded_features) {
+            (None, false) => Err(SettingsError::NoStore),
+            (Some(_), true) => Err(SettingsError::TwoStores),
+            _ => Ok(()),
+        }
+    }
+
     /// The feature store's configuration for `registry`.
     pub fn store_config(&self, registry: Registry) -> StoreConfig {
         let redis = self.redis_url.as_ref().map(|url| {
@@ -200,4 +228,19 @@ mod tests {
         assert!(Config::try_parse_from(["feature-service", "--redis-timeout-ms", "0"]).is_err());
         assert!(Config::try_parse_from(["feature-service", "--listen-addr", "nowhere"]).is_err());
     }
+}
+
+/// Settings that cannot work together ([`Config::check`]); the message names each of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "--redis-url (REDIS_URL) is not set: set it to the Redis that Feast materializes into, or set \
+         --embedded-features (EMBEDDED_FEATURES) true to serve the bundled demo snapshot (local work only)"
+    )]
+    NoStore,
+    #[error(
+        "--redis-url (REDIS_URL) and --embedded-features (EMBEDDED_FEATURES) are both set: the features come \
+         from Redis or from the embedded demo snapshot, not both"
+    )]
+    TwoStores,
 }

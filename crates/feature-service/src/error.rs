@@ -7,6 +7,8 @@ use tonic::{Code, Status};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Settings(#[from] crate::config::SettingsError),
+    #[error(transparent)]
     Store(#[from] feature_store::Error),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -48,6 +50,7 @@ impl From<Error> for Status {
                 | Store::Csv { .. }
                 | Store::Io { .. },
             )
+            | Error::Settings(_)
             | Error::Serve(_)
             | Error::Server(_) => Code::Internal,
         };
@@ -63,6 +66,7 @@ impl server_kit::Failure for Error {
     fn error_type(&self) -> &'static str {
         match self {
             Error::Store(store) => store.error_type(),
+            Error::Settings(_) => "settings",
             Error::Serve(_) => "serve",
             Error::Server(_) => "server",
         }

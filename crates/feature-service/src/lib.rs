@@ -1,7 +1,8 @@
 //! The feature-service: a thin gRPC shell over [`feature_store`]. It serves
 //! `features.v1.FeatureService/GetOnlineFeatures` (values, statuses and event times of Feast features for
-//! entity rows) and `grpc.health.v1`, reading Feast's Redis online store behind an in-process cache, or the
-//! embedded snapshot when no Redis is configured.
+//! entity rows) and `grpc.health.v1`, reading Feast's Redis online store behind an in-process cache, or
+//! the embedded demo snapshot when asked for by name (`EMBEDDED_FEATURES`); without either it refuses to
+//! start.
 //!
 //! - [`Config`]: flags with environment fallbacks (`LISTEN_ADDR`, `REDIS_URL`, `FEAST_PROJECT`, ...).
 //! - [`run`]: serves on a bound listener until `shutdown` resolves ([`run_with_metrics`] with a given
@@ -50,7 +51,7 @@ use telemetry::Metrics;
 use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Config, SettingsError};
 pub use error::Error;
 pub use service::FeatureServiceImpl;
 
@@ -77,7 +78,9 @@ pub async fn run_with_metrics(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    // First: bad TLS files stop start-up, naming the file.
+    // First: no store asked for (`main` refuses it before this, as clap would), then bad TLS files stop
+    // start-up, naming the setting or the file.
+    config.check()?;
     let server = server_kit::Server::new(&config.server, metrics.clone())?;
     let registry = Registry::load(config.feature_registry.as_deref())?;
     let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;

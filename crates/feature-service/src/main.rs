@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use feature_service::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::parse_checked();
     let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,

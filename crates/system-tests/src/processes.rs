@@ -91,6 +91,11 @@ impl ServiceProcess {
         if name == "model-service" {
             command.env("MODEL_REPOSITORY", crate::services::bundled_models());
         }
+        let given = |key: &str| env.iter().any(|(k, _)| k == key);
+        if name == "feature-service" && !given("REDIS_URL") && !given("EMBEDDED_FEATURES") {
+            // A test that gives no Redis asks for the embedded snapshot, as the service requires.
+            command.env("EMBEDDED_FEATURES", "true");
+        }
         let mut child = command
             .env("LISTEN_ADDR", addr.to_string())
             .env("LOG_FORMAT", "json")

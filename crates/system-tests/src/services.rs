@@ -125,8 +125,9 @@ pub async fn model_service(extra: &[&str]) -> Service {
 /// The feature-service on Redis at `redis_url`, or on the embedded snapshot when `None`.
 pub async fn feature_service(redis_url: Option<&str>, extra: &[&str]) -> Service {
     let mut args = vec!["feature-service", "--listen-addr", "127.0.0.1:0"];
-    if let Some(url) = redis_url {
-        args.extend(["--redis-url", url]);
+    match redis_url {
+        Some(url) => args.extend(["--redis-url", url]),
+        None => args.extend(["--embedded-features", "true"]),
     }
     args.extend(extra);
     let config = feature_service::Config::try_parse_from(args).expect("feature-service flags");

@@ -56,7 +56,8 @@ pub struct Services {
 
 impl Services {
     /// Starts model-service, feature-service and gateway (in that order) on `ports`, or free ones.
-    /// Logs go to `target/demo/<service>.log`. DD_* and OTEL_* variables pass through unchanged.
+    /// Logs go to `target/demo/<service>.log`. DD_* and OTEL_* variables pass through unchanged; without a
+    /// `REDIS_URL` the feature-service serves the embedded demo snapshot (`EMBEDDED_FEATURES`).
     pub fn start(bin: &Path, ports: Option<[u16; 3]>, env: &[(&str, String)]) -> Result<Self, String> {
         let ports = match ports {
             Some(p) => p,
@@ -76,6 +77,12 @@ impl Services {
             let mut cmd = Command::new(bin.join(name));
             if *name == "model-service" {
                 cmd.env("MODEL_REPOSITORY", root().join("crates/model-service/models"));
+            }
+            let redis_given =
+                std::env::var_os("REDIS_URL").is_some() || env.iter().any(|(k, _)| *k == "REDIS_URL");
+            if *name == "feature-service" && !redis_given {
+                // No Redis given: the demo's own made-up features, asked for by name.
+                cmd.env("EMBEDDED_FEATURES", "true");
             }
             cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
                 .env("FEATURE_SERVICE_URL", url(ports[1]))

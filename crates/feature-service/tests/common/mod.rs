@@ -21,10 +21,12 @@ pub struct Server {
     task: Option<JoinHandle<Result<(), feature_service::Error>>>,
 }
 
-/// A configuration without reading the process's arguments; `redis_url` overrides REDIS_URL either way.
+/// A configuration without reading the process's arguments; `redis_url` overrides REDIS_URL either way,
+/// and without one the embedded snapshot is asked for.
 pub fn config(redis_url: Option<&str>, extra: &[&str]) -> Config {
     let mut config = Config::parse_from(std::iter::once("feature-service").chain(extra.iter().copied()));
     config.redis_url = redis_url.map(Into::into);
+    config.embedded_features = config.redis_url.is_none();
     config
 }
 
