@@ -95,6 +95,11 @@ pub async fn run_with_metrics(
         max_concurrent_requests = config.server.max_concurrent_requests,
         "feature-service listening"
     );
+    if config.embedded_features {
+        tracing::warn!(
+            "serving the bundled demo snapshot (EMBEDDED_FEATURES): made-up customers and zones, not for real traffic"
+        );
+    }
     let readiness = tokio::spawn(serving_once_connected(store.clone(), health.clone()));
     // Also stopped if serving fails or `run` is dropped: it holds the store, and with it the connection.
     let _readiness = AbortOnDrop(readiness.abort_handle());

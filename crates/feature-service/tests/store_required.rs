@@ -26,3 +26,34 @@ async fn redis_and_the_embedded_snapshot_together_are_refused_at_start() {
     ];
     assert_refused_at_start(BIN, &[], &env, "EMBEDDED_FEATURES", "both set").await;
 }
+
+#[tokio::test]
+async fn the_embedded_snapshot_asked_for_says_so_at_start() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("EMBEDDED_FEATURES", "true")
+        .env("DD_DOGSTATSD_DISABLE", "true")
+        .env("DD_TRACE_ENABLED", "false")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("feature-service starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let warned = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("\"level\":\"WARN\"") && line.contains("bundled demo snapshot") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        warned,
+        Ok(true),
+        "no start-up warning that the answers are demo data"
+    );
+}
