@@ -128,14 +128,7 @@ impl Config {
     /// [`clap::Parser::parse`], then [`Config::check`]: settings that cannot work together are refused
     /// the way clap refuses a bad value, with one line and exit code 2.
     pub fn parse_checked() -> Self {
-        use clap::{CommandFactory, Parser};
-        let config = Self::parse();
-        if let Err(problem) = config.check() {
-            Self::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, problem)
-                .exit();
-        }
-        config
+        server_kit::parse_checked(Self::check)
     }
 
     /// Refuses a store that is not asked for: Redis or, explicitly, the embedded snapshot.

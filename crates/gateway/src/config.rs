@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser};
 use telemetry::{Bounds, Secret};
 use tonic::transport::Uri;
 
@@ -181,13 +180,7 @@ impl Config {
     /// Parses the flags and the environment as [`clap::Parser::parse`] does, then refuses what
     /// [`Config::check`] refuses the same way: a one-line reason and exit code 2.
     pub fn parse_checked() -> Self {
-        let config = Self::parse();
-        if let Err(problem) = config.check() {
-            Self::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, problem)
-                .exit();
-        }
-        config
+        server_kit::parse_checked(Self::check)
     }
 
     /// Refuses settings that are each within their range but cannot work together.

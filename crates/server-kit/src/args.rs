@@ -32,6 +32,23 @@ const MAX_RESPONSE_BYTES: Bounds = Bounds::new("max-response-bytes", 1024, 256 *
 const SHUTDOWN_DRAIN_DELAY_MS: Bounds = Bounds::new("shutdown-drain-delay-ms", 0, 600_000);
 const SHUTDOWN_GRACE_MS: Bounds = Bounds::new("shutdown-grace-ms", 0, 600_000);
 
+/// Parses a service's `Config` from the flags and the environment as [`clap::Parser::parse`] does, then
+/// refuses what `check` finds (settings each within range that cannot work together) the same way: a
+/// one-line reason and exit code 2.
+pub fn parse_checked<C, E>(check: impl FnOnce(&C) -> Result<(), E>) -> C
+where
+    C: clap::Parser,
+    E: std::fmt::Display,
+{
+    let config = C::parse();
+    if let Err(problem) = check(&config) {
+        C::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, problem)
+            .exit();
+    }
+    config
+}
+
 /// Server settings shared by every service: `#[command(flatten)] pub server: ServerArgs`.
 ///
 /// Holds file paths only, never key material, so the derived `Debug` is safe to log.

@@ -36,7 +36,7 @@ mod tls;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-pub use args::{ClientTlsArgs, ServerArgs};
+pub use args::{ClientTlsArgs, ServerArgs, parse_checked};
 pub use deadline::Deadline;
 pub use error::Error;
 pub use failure::{Blame, Failure, RequestFailed, reject};
