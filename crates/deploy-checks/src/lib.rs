@@ -115,23 +115,11 @@ pub fn yaml_file(path: &Path) -> Value {
 /// (`kubeVersion` in Chart.yaml; gRPC probes are GA from 1.27) and the newest the validator knows.
 pub const KUBERNETES_VERSIONS: [&str; 2] = ["1.27.0", "1.37.0"];
 
-/// The environment variables a binary reads, from its `--help` (`[env: NAME=]`).
+/// The environment variables a binary reads, from its `--help` ([`settings_of`]).
 pub fn env_vars_read_by(binary: &str) -> std::collections::BTreeSet<String> {
-    let path = testkit::bin_dir().join(binary);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo xtask test`, which builds it",
-        path.display()
-    );
-    let help = run_ok(&path, &["--help"]);
-    let names: std::collections::BTreeSet<String> = help
-        .split("[env: ")
-        .skip(1)
-        // `[env: NAME=value]`, or `[env: NAME]` where the value is hidden (secrets).
-        .filter_map(|rest| {
-            let entry = rest.split_once(']').map_or(rest, |(entry, _)| entry);
-            entry.split('=').next().map(str::to_owned)
-        })
+    let names: std::collections::BTreeSet<String> = settings_of(binary)
+        .into_iter()
+        .map(|setting| setting.env)
         .collect();
     assert!(
         !names.is_empty(),

@@ -78,7 +78,7 @@ pub async fn run(
     let metrics = telemetry::metrics().clone();
     let mut server = server_kit::Server::new(&config.server, metrics.clone())?;
     if config.adaptive_concurrency {
-        server = server.with_adaptive_limit(metrics.clone());
+        server = server.with_adaptive_limit();
     }
     let connect_timeout = Duration::from_secs(1);
     let tls = &config.downstream_tls;

@@ -144,10 +144,10 @@ impl Server {
     }
 
     /// Makes the concurrency limit adaptive ([`OverloadLayer::adaptive`]), with `MAX_CONCURRENT_REQUESTS`
-    /// as its ceiling; refusals and the limit are reported on `metrics`.
+    /// as its ceiling.
     #[must_use]
-    pub fn with_adaptive_limit(mut self, metrics: Metrics) -> Self {
-        self.overload = OverloadLayer::adaptive(self.overload.max(), metrics);
+    pub fn with_adaptive_limit(mut self) -> Self {
+        self.overload = self.overload.to_adaptive();
         self
     }
 
@@ -186,6 +186,7 @@ impl Server {
         };
         let (drain, grace) = (self.drain, self.grace);
         let overload = self.overload.clone();
+        overload.report_limit();
         let health = health.clone();
         let (stopped_accepting, mut accepting_stopped) = oneshot::channel::<()>();
         let signal = async move {

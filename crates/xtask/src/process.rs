@@ -70,6 +70,8 @@ impl Services {
             children: Vec::new(),
             gateway_port: ports[2],
         };
+        let redis_given =
+            std::env::var_os("REDIS_URL").is_some() || env.iter().any(|(k, _)| *k == "REDIS_URL");
         for (name, port) in SERVICES.iter().zip(ports) {
             let log_path = logs.join(format!("{name}.log"));
             let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -78,8 +80,6 @@ impl Services {
             if *name == "model-service" {
                 cmd.env("MODEL_REPOSITORY", root().join("crates/model-service/models"));
             }
-            let redis_given =
-                std::env::var_os("REDIS_URL").is_some() || env.iter().any(|(k, _)| *k == "REDIS_URL");
             if *name == "feature-service" && !redis_given {
                 // No Redis given: the demo's own made-up features, asked for by name.
                 cmd.env("EMBEDDED_FEATURES", "true");

@@ -265,7 +265,12 @@ impl Guard {
                 // its refusals would open it and fail every call, not just the excess.
                 Err(error) if error.is_shedding() => {}
                 Err(error) if error.is_dependency_failure() => {
-                    tracing::debug!(dependency = self.service, %error, ?overdue, detail = ?error, "held against the breaker");
+                    tracing::debug!(
+                        dependency = self.service,
+                        ?error,
+                        ?overdue,
+                        "held against the breaker"
+                    );
                     self.breaker.on_error();
                 }
                 _ => self.breaker.on_success(),

@@ -128,19 +128,29 @@ impl OverloadLayer {
         Self::with(max, Some(Gradient::new(max)), metrics)
     }
 
+    /// This layer's ceiling and metrics with an adaptive limit below the ceiling.
+    #[must_use]
+    pub fn to_adaptive(&self) -> Self {
+        Self::adaptive(self.limit.max, self.limit.metrics.clone())
+    }
+
     fn with(max: usize, gradient: Option<Gradient>, metrics: Metrics) -> Self {
-        let limit = Limit {
-            in_flight: AtomicUsize::new(0),
-            max: max.max(1),
-            gradient,
-            metrics,
-        };
-        limit
-            .metrics
-            .gauge(&GRPC_SERVER_CONCURRENCY_LIMIT, limit.current() as f64, &[]);
         Self {
-            limit: Arc::new(limit),
+            limit: Arc::new(Limit {
+                in_flight: AtomicUsize::new(0),
+                max: max.max(1),
+                gradient,
+                metrics,
+            }),
         }
+    }
+
+    /// Sends `grpc.server.concurrency_limit` with the limit in force; the server does as it starts
+    /// serving, the adaptive limit on every change.
+    pub fn report_limit(&self) {
+        self.limit
+            .metrics
+            .gauge(&GRPC_SERVER_CONCURRENCY_LIMIT, self.limit() as f64, &[]);
     }
 
     /// Requests running now (health checks not counted).
