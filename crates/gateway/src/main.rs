@@ -1,3 +1,5 @@
+//! The gateway binary: parse the configuration, start telemetry, bind, serve until SIGTERM.
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = gateway::Config::parse_checked();

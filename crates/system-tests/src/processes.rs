@@ -27,6 +27,15 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The JSON log lines among a process's stdout lines (what `terminate` and `wait_exit` return), parsed;
+/// other lines (a panic message, a line cut by a kill) are left out.
+pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
 /// One service process; its stdout lines are collected; killed on drop if still running.
 pub struct ServiceProcess {
     pub name: &'static str,

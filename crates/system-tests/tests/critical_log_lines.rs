@@ -3,7 +3,7 @@
 //! line's own service: a model-service that goes away opens the gateway's breaker, logged so.
 
 use proto::inference::v1::PredictCustomerRiskRequest;
-use system_tests::processes::ProcessStack;
+use system_tests::processes::{ProcessStack, json_lines};
 
 #[tokio::test]
 async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
@@ -46,10 +46,7 @@ async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
     assert!(status.success(), "gateway exited with {status}");
     features.terminate().await;
 
-    let lines: Vec<serde_json::Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines = json_lines(&lines);
     let opened = lines
         .iter()
         .find(|l| {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::PredictCustomerRiskRequest;
-use system_tests::processes::ProcessStack;
+use system_tests::processes::{ProcessStack, json_lines};
 use testkit::agent::TestAgent;
 use testkit::otlp::spans;
 
@@ -31,9 +31,8 @@ async fn log_lines_name_the_trace_the_agent_received() {
         .expect("gateway output")
         .1;
 
-    let line: serde_json::Value = gateway_lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let line: serde_json::Value = json_lines(gateway_lines)
+        .into_iter()
         .find(|l| l["message"] == "risk predicted")
         .unwrap_or_else(|| panic!("no 'risk predicted' line in {gateway_lines:#?}"));
     assert_eq!(line["request_id"], "req-logs-1", "{line}");

@@ -3,7 +3,7 @@
 //! finds the call.
 
 use proto::inference::v1::{PredictCustomerRiskRequest, QuotePriceRequest, RecordOutcomeRequest};
-use system_tests::processes::ProcessStack;
+use system_tests::processes::{ProcessStack, json_lines};
 
 fn id_of(metadata: &tonic::metadata::MetadataMap) -> String {
     metadata
@@ -88,10 +88,7 @@ async fn every_answer_names_its_request_and_every_failure_is_logged_under_it() {
     let (status, lines) = gateway.terminate().await;
     assert!(status.success(), "gateway exited with {status}");
     features.terminate().await;
-    let lines: Vec<serde_json::Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines = json_lines(&lines);
     for id in &failed_ids {
         let line = lines
             .iter()
