@@ -89,9 +89,10 @@ pub struct Config {
         value_parser = FEATURE_TIMEOUT_MS.parser::<u64>()
     )]
     pub feature_timeout_ms: u64,
-    /// Move the concurrency limit below MAX_CONCURRENT_REQUESTS to keep the latency of the calls served
-    /// near its no-queue level, refusing the excess at once with RESOURCE_EXHAUSTED (a spike costs only
-    /// the excess); `false` keeps the fixed limit.
+    /// Move the concurrency limit below MAX_CONCURRENT_REQUESTS to keep the median latency of the calls
+    /// served near its no-queue level or within a tenth of --request-timeout-ms, whichever is higher,
+    /// refusing the excess at once with RESOURCE_EXHAUSTED (a spike costs only the excess); `false` keeps
+    /// the fixed limit.
     #[arg(long, env = "ADAPTIVE_CONCURRENCY", default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub adaptive_concurrency: bool,

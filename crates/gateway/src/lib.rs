@@ -50,6 +50,10 @@ pub const PUBLIC_RPCS: [&str; 6] = [
     "BatchPredictDemandSurge",
 ];
 
+/// The adaptive concurrency limit never refuses while the median request takes at most this share of
+/// the budget (`REQUEST_TIMEOUT_MS / 10`: 10 ms by default).
+const TOLERATED_SHARE_OF_BUDGET: u32 = 10;
+
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -78,7 +82,9 @@ pub async fn run(
     let metrics = telemetry::metrics().clone();
     let mut server = server_kit::Server::new(&config.server, metrics.clone())?;
     if config.adaptive_concurrency {
-        server = server.with_adaptive_limit();
+        // Queueing up to a tenth of the budget is tolerated: callers are refused only once it would cost
+        // them a noticeable part of their budget, and the feature fetch keeps its share.
+        server = server.with_adaptive_limit(budget / TOLERATED_SHARE_OF_BUDGET);
     }
     let connect_timeout = Duration::from_secs(1);
     let tls = &config.downstream_tls;

@@ -144,10 +144,10 @@ impl Server {
     }
 
     /// Makes the concurrency limit adaptive ([`OverloadLayer::adaptive`]), with `MAX_CONCURRENT_REQUESTS`
-    /// as its ceiling.
+    /// as its ceiling; it never shrinks while the median latency is at most `tolerated`.
     #[must_use]
-    pub fn with_adaptive_limit(mut self) -> Self {
-        self.overload = self.overload.to_adaptive();
+    pub fn with_adaptive_limit(mut self, tolerated: Duration) -> Self {
+        self.overload = self.overload.to_adaptive(tolerated);
         self
     }
 

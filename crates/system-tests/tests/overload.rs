@@ -20,7 +20,7 @@ const FEATURE_TIMEOUT_MS: u64 = 120;
 
 /// The least share of the capacity's goodput the spike must keep. A release build keeps all of it
 /// (docs/operations.md); here the load generator is an unoptimised build in this process, on the same two
-/// cores, and its own CPU doubles with the spike's rate, which no ratio cancels: about 0.85 to 0.98 is
+/// cores, and its own CPU doubles with the spike's rate, which no ratio cancels: about 0.85 to 1.0 is
 /// what the services keep here, where the fixed limit they had before kept 0.30.
 const MIN_GOODPUT_RATIO: f64 = 0.8;
 

@@ -220,7 +220,7 @@ metrics! {
     GRPC_SERVER_SHED = "grpc.server.shed", Count, "request", [], from ["gateway", "feature-service", "model-service"],
         "Requests a service refused at once with RESOURCE_EXHAUSTED because its concurrency limit was reached.";
     GRPC_SERVER_CONCURRENCY_LIMIT = "grpc.server.concurrency_limit", Gauge, "request", [], from ["gateway", "feature-service", "model-service"],
-        "Requests a service lets run at once: MAX_CONCURRENT_REQUESTS, or the adaptive limit below it that keeps the gateway's latency near its no-queue level.";
+        "Requests a service lets run at once: MAX_CONCURRENT_REQUESTS, or the adaptive limit below it that keeps the gateway's median latency near its no-queue level or within a tenth of its budget.";
     DOWNSTREAM_RETRIES = "downstream.retries", Count, "request", [Dependency], from ["gateway"],
         "Idempotent downstream calls the gateway retried (within its retry budget).";
     CIRCUIT_BREAKER_STATE = "circuit_breaker.state", Gauge, "", [Dependency], from ["gateway"],

@@ -9,11 +9,16 @@
 //! Netflix's concurrency-limits), with one difference in how the no-queue latency is learnt:
 //!
 //! - Every [`WINDOW`] (and at least [`MIN_SAMPLES`] calls), the median latency of the calls that finished
-//!   is compared with the no-queue latency plus a [`BUFFER`] of 25%:
-//!   `gradient = clamp(no_queue × 1.25 / median, 0.5, 2)` and `limit = limit × gradient + √limit`. Latency
-//!   growing with the work in flight shrinks the limit (by at most half a window); latency at its no-queue
-//!   level lets it grow, with √limit of headroom so that the limit settles a little above the point of
-//!   saturation: throughput stays at capacity, latency near its floor, and the excess is refused at once.
+//!   is compared with a target: the no-queue latency plus a [`BUFFER`] of 25%, or the server's tolerated
+//!   latency if that is higher: `gradient = clamp(target / median, 0.5, 2)` and
+//!   `limit = limit × gradient + √limit`. Latency growing past the target with the work in flight shrinks
+//!   the limit (by at most half a window); latency at or below it lets it grow, with √limit of headroom so
+//!   that the limit settles a little above the point where latency reaches the target: throughput stays at
+//!   capacity, latency near the target, and the excess is refused at once.
+//! - The tolerated latency (the gateway: a tenth of its request budget) is the queueing callers accept
+//!   without noticing. Without it, a server whose no-queue latency is a millisecond would refuse callers
+//!   as soon as a few of them queue for a quarter of a millisecond, although their answers would come
+//!   well inside the budget: of 32 callers whose answers took 8-9 ms, a fifth of the calls were refused.
 //! - The no-queue latency is the median of the calls admitted while at most [`IDLE_IN_FLIGHT`] others
 //!   ran, from the latest window that had enough of them. Envoy pins the limit low for a moment every
 //!   minute to measure it; here the limit itself does that when needed: when calls get slower for a
@@ -56,6 +61,8 @@ const MAX_SAMPLES: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct Gradient {
     max: usize,
+    /// The tolerated latency (µs): a median at or below it never shrinks the limit.
+    tolerated: f64,
     limit: AtomicUsize,
     /// The most calls in flight at once during the current window.
     peak: AtomicUsize,
@@ -75,11 +82,12 @@ struct Window {
 
 impl Gradient {
     /// A limit between [`MIN_LIMIT`] and `max` (which wins if it is lower), starting at
-    /// [`INITIAL_LIMIT`].
-    pub(crate) fn new(max: usize) -> Self {
+    /// [`INITIAL_LIMIT`], that never shrinks while the median latency is at most `tolerated`.
+    pub(crate) fn new(max: usize, tolerated: Duration) -> Self {
         let max = max.max(1);
         Self {
             max,
+            tolerated: tolerated.as_secs_f64() * 1e6,
             limit: AtomicUsize::new(INITIAL_LIMIT.min(max)),
             peak: AtomicUsize::new(0),
             window: Mutex::new(Window {
@@ -122,7 +130,7 @@ impl Gradient {
         }
         let peak = self.peak.swap(0, Ordering::Relaxed);
         let current = self.limit();
-        let next = window.close(current, peak, self.max, now);
+        let next = window.close(current, peak, self.max, self.tolerated, now);
         drop(window);
         if next == current {
             return None;
@@ -134,7 +142,7 @@ impl Gradient {
 
 impl Window {
     /// The next limit after `current`, given that at most `peak` calls were in flight; starts a new window.
-    fn close(&mut self, current: usize, peak: usize, max: usize, now: Instant) -> usize {
+    fn close(&mut self, current: usize, peak: usize, max: usize, tolerated: f64, now: Instant) -> usize {
         if self.idle.len() >= MIN_IDLE_SAMPLES {
             self.no_queue = Some(median(&mut self.idle));
         }
@@ -147,13 +155,15 @@ impl Window {
         self.latencies.clear();
         self.idle.clear();
         self.started = now;
-        next_limit(current, peak, max, f64::from(no_queue), f64::from(sample))
+        let target = (f64::from(no_queue) * (1.0 + BUFFER)).max(tolerated);
+        next_limit(current, peak, max, target, f64::from(sample))
     }
 }
 
-/// The gradient step (module docs), clamped to `MIN_LIMIT..=max` and to twice the `peak` in flight.
-fn next_limit(current: usize, peak: usize, max: usize, no_queue: f64, sample: f64) -> usize {
-    let gradient = (no_queue * (1.0 + BUFFER) / sample.max(1.0)).clamp(MIN_GRADIENT, MAX_GRADIENT);
+/// The gradient step toward the `target` median (module docs), clamped to `MIN_LIMIT..=max` and to twice
+/// the `peak` in flight.
+fn next_limit(current: usize, peak: usize, max: usize, target: f64, sample: f64) -> usize {
+    let gradient = (target / sample.max(1.0)).clamp(MIN_GRADIENT, MAX_GRADIENT);
     let current_f = current as f64;
     let mut next = (current_f * gradient + current_f.sqrt()).round() as usize;
     if next > current {
@@ -180,8 +190,12 @@ mod tests {
 
     impl Sim {
         fn new(max: usize) -> Self {
+            Self::tolerating(max, Duration::ZERO)
+        }
+
+        fn tolerating(max: usize, tolerated: Duration) -> Self {
             Self {
-                gradient: Gradient::new(max),
+                gradient: Gradient::new(max, tolerated),
                 now: Instant::now(),
             }
         }
@@ -227,6 +241,22 @@ mod tests {
         assert!(
             (8..=20).contains(&limit),
             "limit {limit}: at least the 8 that saturate the server, and not far past them"
+        );
+    }
+
+    #[test]
+    fn queueing_within_the_tolerated_latency_is_never_refused() {
+        let mut sim = Sim::tolerating(512, Duration::from_millis(10));
+        sim.drive(3, |_| Duration::from_millis(1), 1);
+        // 32 callers on a server that saturates at 8: each waits 4 ms, within the 10 tolerated.
+        let service = saturating(Duration::from_millis(1), 8);
+        let limit = sim.drive(50, &service, 32);
+        assert_eq!(limit, INITIAL_LIMIT, "never below the 32 callers");
+        // 1,000 callers would wait 125 ms: the limit settles where the median reaches 10 ms, 80 in flight.
+        let limit = sim.drive(50, &service, 1_000);
+        assert!(
+            (80..=100).contains(&limit),
+            "limit {limit}: at least the 80 that wait 10 ms, and not far past them"
         );
     }
 
@@ -281,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_window_waits_for_enough_calls() {
-        let gradient = Gradient::new(512);
+        let gradient = Gradient::new(512, Duration::ZERO);
         let later = Instant::now() + WINDOW * 2;
         for i in 0..MIN_SAMPLES - 1 {
             let (latency, in_flight) = if i < MIN_SAMPLES / 2 {

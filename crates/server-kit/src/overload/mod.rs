@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -121,17 +121,18 @@ impl OverloadLayer {
         Self::with(max, None, metrics)
     }
 
-    /// At most as many requests at once as keep latency near its no-queue level, and never more than
-    /// `max` ([`gradient`]); refusals are counted on `metrics`.
-    pub fn adaptive(max: usize, metrics: Metrics) -> Self {
+    /// At most as many requests at once as keep latency near its no-queue level or within `tolerated`,
+    /// whichever is higher, and never more than `max` ([`gradient`]); refusals are counted on `metrics`.
+    pub fn adaptive(max: usize, tolerated: Duration, metrics: Metrics) -> Self {
         let max = max.max(1);
-        Self::with(max, Some(Gradient::new(max)), metrics)
+        Self::with(max, Some(Gradient::new(max, tolerated)), metrics)
     }
 
-    /// This layer's ceiling and metrics with an adaptive limit below the ceiling.
+    /// This layer's ceiling and metrics with an adaptive limit below the ceiling that tolerates
+    /// `tolerated` of latency.
     #[must_use]
-    pub fn to_adaptive(&self) -> Self {
-        Self::adaptive(self.limit.max, self.limit.metrics.clone())
+    pub fn to_adaptive(&self, tolerated: Duration) -> Self {
+        Self::adaptive(self.limit.max, tolerated, self.limit.metrics.clone())
     }
 
     fn with(max: usize, gradient: Option<Gradient>, metrics: Metrics) -> Self {
