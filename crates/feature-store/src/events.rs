@@ -12,7 +12,7 @@ use telemetry::logs::Throttle;
 use telemetry::{Metrics, Tag};
 
 use crate::Error;
-use crate::store::ProjectKeys;
+use crate::store::redis::scan::ProjectKeys;
 
 /// How often a Redis failure may be logged, per [`crate::RedisConnection`] (one per process in the service).
 pub(crate) const REDIS_LOG_INTERVAL: Duration = Duration::from_secs(1);

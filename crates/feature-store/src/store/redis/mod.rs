@@ -36,7 +36,7 @@
 
 mod cluster;
 mod connection;
-mod scan;
+pub(crate) mod scan;
 mod tls;
 
 use std::collections::HashMap;
