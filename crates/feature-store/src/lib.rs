@@ -1,7 +1,7 @@
 //! Everything about Feast's online store in Redis, for the feature-service (and anyone serving or filling
 //! that store): the layout Feast's Python SDK writes ([`layout`]), the feature [`Registry`], an
 //! [`OnlineStore`] that answers `features.v1` `GetOnlineFeatures` requests from Redis (standalone, TLS or
-//! cluster, behind an in-process TTL cache) or from an embedded snapshot, and [`materialize`], which
+//! cluster, behind an in-process TTL cache) or from an embedded snapshot, and [`materialize()`], which
 //! writes CSV rows into Redis exactly as `feast materialize` would.
 //!
 //! - [`OnlineStore::open`] + [`StoreConfig`]: Redis when a URL is given (connected in the background, so
