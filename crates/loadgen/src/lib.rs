@@ -1,17 +1,23 @@
 //! Drives the gateway's public API: the demo's sample requests and a load generator, closed loop (fixed
 //! concurrency) or open loop (fixed arrival rate), that reports throughput, goodput and latency
-//! percentiles per RPC ([`Report`]).
+//! percentiles per RPC ([`Report`], as text or a JSON [`Summary`]) and plots them ([`plot`]).
 #![forbid(unsafe_code)]
+
+pub mod plot;
+mod progress;
+mod report;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::{PredictCustomerRiskRequest, PredictDemandSurgeRequest, QuotePriceRequest};
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
+
+use progress::Progress;
+pub use report::{Answer, Outcome, Percentiles, Report, RpcStats, RpcSummary, Summary};
 
 /// Sample entities that the bundled snapshot holds (C000001..C002000, Z0001..Z0200).
 pub fn customer(i: u32) -> String {
@@ -82,187 +88,10 @@ pub struct OpenLoopOptions {
 
 /// Requests an open loop lets wait for their answers at once; past it a due request is not sent but
 /// counted in [`Report::unsent`] (the gateway's deadlines keep the real number far below).
-const MAX_OUTSTANDING: usize = 50_000;
+pub(crate) const MAX_OUTSTANDING: usize = 50_000;
 
 /// HTTP/2 connections an open loop spreads its requests over.
 const OPEN_LOOP_CONNECTIONS: usize = 4;
-
-/// Latency histograms (µs) and outcome counts per RPC.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub elapsed: Duration,
-    pub rpcs: BTreeMap<&'static str, RpcStats>,
-    /// Open loop: requests due that were not sent because [`MAX_OUTSTANDING`] were still unanswered.
-    pub unsent: u64,
-    /// Open loop: the most a request was sent after its scheduled start (the generator falling behind).
-    pub max_send_lag: Duration,
-}
-
-#[derive(Debug)]
-pub struct RpcStats {
-    /// Every call's latency (open loop: from its scheduled start, so a backlog is not hidden).
-    pub latency_us: Histogram<u64>,
-    /// Latency of the good answers: OK and not degraded.
-    pub good_us: Histogram<u64>,
-    /// Latency of the calls refused RESOURCE_EXHAUSTED (shed by an overloaded server).
-    pub refused_us: Histogram<u64>,
-    /// The same refusals timed from the moment each call was sent rather than scheduled: how quickly
-    /// the server refuses, without the generator's own lag (equal to `refused_us` in a closed loop).
-    pub refused_from_send_us: Histogram<u64>,
-    /// OK answers built (partly) from default features or fallbacks.
-    pub degraded: u64,
-    /// Failed calls by gRPC code.
-    pub errors: BTreeMap<String, u64>,
-}
-
-fn histogram() -> Histogram<u64> {
-    #[allow(clippy::expect_used)] // constant, valid bounds: 1 µs to 60 s at 3 significant digits
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
-impl Default for RpcStats {
-    fn default() -> Self {
-        Self {
-            latency_us: histogram(),
-            good_us: histogram(),
-            refused_us: histogram(),
-            refused_from_send_us: histogram(),
-            degraded: 0,
-            errors: BTreeMap::new(),
-        }
-    }
-}
-
-/// How one call ended: answered (degraded or not) or failed with a status.
-pub type Outcome = Result<Answer, tonic::Status>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    Good,
-    Degraded,
-}
-
-impl Answer {
-    fn of(degraded: bool) -> Self {
-        if degraded { Self::Degraded } else { Self::Good }
-    }
-}
-
-impl RpcStats {
-    /// A call that took `latency` from its scheduled start and `from_send` from the moment it was sent.
-    fn record(&mut self, latency: Duration, from_send: Duration, outcome: &Outcome) {
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
-        let (latency, from_send) = (micros(latency), micros(from_send));
-        self.latency_us.saturating_record(latency);
-        match outcome {
-            Ok(Answer::Good) => self.good_us.saturating_record(latency),
-            Ok(Answer::Degraded) => self.degraded += 1,
-            Err(status) => {
-                if status.code() == tonic::Code::ResourceExhausted {
-                    self.refused_us.saturating_record(latency);
-                    self.refused_from_send_us.saturating_record(from_send);
-                }
-                *self.errors.entry(format!("{:?}", status.code())).or_default() += 1;
-            }
-        }
-    }
-
-    fn merge(&mut self, other: &Self) {
-        let _ = self.latency_us.add(&other.latency_us);
-        let _ = self.good_us.add(&other.good_us);
-        let _ = self.refused_us.add(&other.refused_us);
-        let _ = self.refused_from_send_us.add(&other.refused_from_send_us);
-        self.degraded += other.degraded;
-        for (code, n) in &other.errors {
-            *self.errors.entry(code.clone()).or_default() += n;
-        }
-    }
-
-    /// Failed calls with this gRPC code.
-    pub fn errors_with(&self, code: tonic::Code) -> u64 {
-        self.errors.get(&format!("{code:?}")).copied().unwrap_or(0)
-    }
-}
-
-impl Report {
-    pub fn total_requests(&self) -> u64 {
-        self.rpcs.values().map(|s| s.latency_us.len()).sum()
-    }
-
-    /// Good answers (OK, not degraded) in all RPCs.
-    pub fn good(&self) -> u64 {
-        self.rpcs.values().map(|s| s.good_us.len()).sum()
-    }
-
-    /// Good answers a second: the goodput.
-    pub fn goodput(&self) -> f64 {
-        self.good() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// A table: one line per RPC with count, throughput, goodput, outcomes and latency percentiles in ms.
-    pub fn render(&self) -> String {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let mut out = format!(
-            "{:<22} {:>8} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
-            "rpc",
-            "requests",
-            "req/s",
-            "good/s",
-            "degraded",
-            "errors",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "max ms",
-            "good p99 ms"
-        );
-        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        for (rpc, stats) in &self.rpcs {
-            let h = &stats.latency_us;
-            let errors: u64 = stats.errors.values().sum();
-            out.push_str(&format!(
-                "{:<22} {:>8} {:>9.0} {:>9.0} {:>8} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10.3}\n",
-                rpc,
-                h.len(),
-                h.len() as f64 / secs,
-                stats.good_us.len() as f64 / secs,
-                stats.degraded,
-                errors,
-                ms(h, 0.50),
-                ms(h, 0.95),
-                ms(h, 0.99),
-                h.max() as f64 / 1000.0,
-                ms(&stats.good_us, 0.99),
-            ));
-            for (code, n) in &stats.errors {
-                out.push_str(&format!("    {n} x {code}\n"));
-            }
-            let (refused, from_send) = (&stats.refused_us, &stats.refused_from_send_us);
-            if !refused.is_empty() {
-                out.push_str(&format!(
-                    "    refused in p50 {:.3} ms, p99 {:.3} ms (from the send: p50 {:.3} ms, p99 {:.3} ms)\n",
-                    ms(refused, 0.5),
-                    ms(refused, 0.99),
-                    ms(from_send, 0.5),
-                    ms(from_send, 0.99)
-                ));
-            }
-        }
-        if self.unsent > 0 {
-            out.push_str(&format!(
-                "{} requests not sent: {MAX_OUTSTANDING} were still unanswered\n",
-                self.unsent
-            ));
-        }
-        if self.max_send_lag > Duration::from_millis(10) {
-            out.push_str(&format!(
-                "the generator fell behind its schedule by up to {:.1} ms (latencies count from the schedule)\n",
-                self.max_send_lag.as_secs_f64() * 1000.0
-            ));
-        }
-        out
-    }
-}
 
 /// The RPC a load of `mix` sends as its `n`th request, for a random `i`.
 fn pick(mix: Mix, n: u64) -> Rpc {
@@ -329,9 +158,10 @@ pub async fn run_load(url: &str, options: LoadOptions) -> anyhow::Result<Report>
     let started = Instant::now();
     let deadline = started + options.duration;
     let per_worker = options.max_requests.div_ceil(options.concurrency.max(1) as u64);
+    let (progress, _shown) = Progress::start(options.duration);
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..options.concurrency.max(1) {
-        let mut client = client.clone();
+        let (mut client, progress) = (client.clone(), progress.clone());
         workers.spawn(async move {
             let mut stats: BTreeMap<&'static str, RpcStats> = BTreeMap::new();
             let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
@@ -341,6 +171,7 @@ pub async fn run_load(url: &str, options: LoadOptions) -> anyhow::Result<Report>
                 let begun = Instant::now();
                 let (name, outcome) = send(&mut client, rpc, rng.random()).await;
                 let latency = begun.elapsed();
+                progress.ended(outcome.is_err());
                 stats.entry(name).or_default().record(latency, latency, &outcome);
                 sent += 1;
             }
@@ -374,6 +205,7 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
     let stats: Arc<Mutex<BTreeMap<&'static str, RpcStats>>> = Arc::default();
     let outstanding = Arc::new(tokio::sync::Semaphore::new(MAX_OUTSTANDING));
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
+    let (progress, _shown) = Progress::start(options.duration);
     let interval = Duration::from_secs_f64(1.0 / options.rate);
     let started = tokio::time::Instant::now();
     let end = started + options.duration;
@@ -394,11 +226,13 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
                 continue;
             };
             let mut client = clients[(n as usize) % clients.len()].clone();
-            let (rpc, i, scheduled, stats) = (pick(options.mix, n), rng.random(), due, stats.clone());
+            let (rpc, i, scheduled) = (pick(options.mix, n), rng.random(), due);
+            let (stats, progress) = (stats.clone(), progress.clone());
             tasks.spawn(async move {
                 let sent = Instant::now();
                 let (name, outcome) = send(&mut client, rpc, i).await;
                 let (latency, from_send) = (scheduled.elapsed(), sent.elapsed());
+                progress.ended(outcome.is_err());
                 lock(&stats)
                     .entry(name)
                     .or_default()

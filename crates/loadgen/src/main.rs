@@ -1,10 +1,12 @@
 //! `loadgen demo`: sample predictions and a latency summary; `loadgen run`: a load test with a report.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use loadgen::{
-    LoadOptions, Mix, OpenLoopOptions, connect, customer, quote_request, run_load, run_open_loop, wait_ready,
+    LoadOptions, Mix, OpenLoopOptions, Report, Summary, connect, customer, plot, quote_request, run_load,
+    run_open_loop, wait_ready,
 };
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
@@ -48,7 +50,57 @@ enum Command {
         rate: Option<u32>,
         #[arg(long, value_enum, default_value_t = Mix::Mixed)]
         mix: Mix,
+        #[command(flatten)]
+        output: Output,
     },
+    /// Draws the latency-percentile curves of runs saved with `run --json` in one SVG, to compare them.
+    Plot {
+        /// The SVG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The plot's title.
+        #[arg(long, default_value = "latency by percentile")]
+        title: String,
+        /// Runs saved by `loadgen run --json`.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
+}
+
+/// Where a run's report goes besides the text table.
+#[derive(clap::Args)]
+struct Output {
+    /// Also write the report as JSON (throughput, errors by status, percentiles and the whole latency
+    /// curve) to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also draw the run's latency-percentile curve to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// The run's name in the JSON and the plot.
+    #[arg(long, default_value = "run")]
+    label: String,
+}
+
+impl Output {
+    /// Prints `report` and writes the files asked for.
+    fn write(&self, report: &Report, load: &str) -> anyhow::Result<()> {
+        print!("{}", report.render());
+        let summary = report.summary(&self.label, load);
+        if let Some(path) = &self.json {
+            let json = serde_json::to_string_pretty(&summary)?;
+            std::fs::write(path, json + "\n").map_err(|e| write_error(path, &e))?;
+        }
+        if let Some(path) = &self.plot {
+            let svg = plot::svg(&format!("latency by percentile: {load}"), &[summary])?;
+            std::fs::write(path, svg).map_err(|e| write_error(path, &e))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_error(path: &Path, error: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot write {}: {error}", path.display())
 }
 
 #[tokio::main]
@@ -62,17 +114,18 @@ async fn main() -> anyhow::Result<()> {
             max_requests,
             rate,
             mix,
+            output,
         } => {
             wait_ready(&gateway, Duration::from_secs(60)).await?;
             if let Some(rate) = rate {
-                println!("load: open loop, {rate} requests a second, {seconds} s, mix {mix:?}");
+                let load = format!("open loop, {rate} requests a second, {seconds} s, mix {mix:?}");
+                println!("load: {load}");
                 let options = OpenLoopOptions {
                     rate: f64::from(rate),
                     duration: Duration::from_secs(seconds),
                     mix,
                 };
-                print!("{}", run_open_loop(&gateway, options).await?.render());
-                return Ok(());
+                return output.write(&run_open_loop(&gateway, options).await?, &load);
             }
             let options = LoadOptions {
                 concurrency,
@@ -80,10 +133,21 @@ async fn main() -> anyhow::Result<()> {
                 max_requests: max_requests.unwrap_or(u64::MAX),
                 mix,
             };
-            println!("load: {concurrency} concurrent, {seconds} s, mix {mix:?}");
-            let report = run_load(&gateway, options).await?;
-            print!("{}", report.render());
-            Ok(())
+            let load = format!("{concurrency} concurrent, {seconds} s, mix {mix:?}");
+            println!("load: {load}");
+            output.write(&run_load(&gateway, options).await?, &load)
+        }
+        Command::Plot { out, title, runs } => {
+            let mut summaries = Vec::with_capacity(runs.len());
+            for path in &runs {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                let summary: Summary = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{} is not a `loadgen run --json` report: {e}", path.display())
+                })?;
+                summaries.push(summary);
+            }
+            std::fs::write(&out, plot::svg(&title, &summaries)?).map_err(|e| write_error(&out, &e))
         }
     }
 }
