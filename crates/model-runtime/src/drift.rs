@@ -10,6 +10,8 @@
 //! threshold). With n rows and k bins, pure sampling noise gives PSI ≈ (k − 1)/n: about 0.018 for 10
 //! bins and 500 rows, far under 0.25.
 
+use std::time::Duration;
+
 use crate::manifest::{Baseline, Manifest};
 
 /// Floor applied to both fractions of a bin before the logarithm: an empty bin would otherwise make
@@ -91,6 +93,8 @@ pub struct DriftFeature {
     expected: Box<[f64]>,
     /// Where this feature's bins start in a [`DriftTally`]'s counts.
     offset: usize,
+    /// The shortest window its PSI is measured over (zero: every report).
+    window: Duration,
 }
 
 impl DriftFeature {
@@ -101,6 +105,12 @@ impl DriftFeature {
 
     pub fn bins(&self) -> &Bins {
         &self.bins
+    }
+
+    /// The shortest window this feature's PSI is measured over: zero for every report, a whole cycle for
+    /// an input that follows one (the manifest's `drift.window_secs`).
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// Baseline fraction per bin.
@@ -124,9 +134,9 @@ impl DriftFeature {
 /// Which inputs of a model version are watched for drift, and how their bins are laid out in a
 /// [`DriftTally`]: every watched feature's bins back to back, in input order.
 ///
-/// An input is watched when its manifest baseline has at least two bins. A single-bin baseline (a
-/// feature constant in training, e.g. `chargebacks_1y`) always scores PSI 0 whatever the traffic does,
-/// so reporting it would only claim a stability nobody measured.
+/// An input is watched when its manifest gives it a baseline and does not say why it is unwatched
+/// ([`crate::manifest::InputDrift`]); manifest validation has made sure a watched baseline has at least two
+/// bins, since a single bin scores PSI 0 whatever the traffic does.
 #[derive(Debug, Clone, Default)]
 pub struct DriftProfile {
     features: Vec<DriftFeature>,
@@ -143,6 +153,9 @@ impl DriftProfile {
             .inputs
             .iter()
             .map(|input| {
+                if !input.watched() {
+                    return None;
+                }
                 let Baseline { edges, fractions } = input.baseline.as_ref()?;
                 let bins = Bins::new(edges);
                 if bins.len() < 2 || bins.len() != fractions.len() {
@@ -153,6 +166,7 @@ impl DriftProfile {
                     expected: fractions.as_slice().into(),
                     offset: bin_count,
                     bins,
+                    window: Duration::from_secs(input.drift.window_secs),
                 });
                 bin_count += fractions.len();
                 Some(features.len() - 1)

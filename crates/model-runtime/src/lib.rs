@@ -29,7 +29,7 @@ mod testutil;
 
 pub use drift::{DriftProfile, DriftTally};
 pub use error::{LoadError, LookupError, PredictError};
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{InputDrift, Manifest, ManifestError};
 pub use model::{ModelVersion, Prediction, Row};
 pub use repository::{Model, ModelRepository, SkippedVersion};
 pub use version::compare_versions;

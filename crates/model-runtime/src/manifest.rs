@@ -43,6 +43,34 @@ pub struct InputSpec {
     /// Training distribution of the input, for drift (PSI).
     #[serde(default)]
     pub baseline: Option<Baseline>,
+    /// How the input is watched for drift: by default every report interval, when it has a baseline.
+    #[serde(default)]
+    pub drift: InputDrift,
+}
+
+/// How one input's drift is watched. An input with a baseline is watched unless `unwatched` says why
+/// not; a watched input's baseline must have at least two bins, since a single bin scores PSI 0 whatever
+/// the traffic does.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InputDrift {
+    /// Why the input is not watched (shown in the model-service's start-up line).
+    #[serde(default)]
+    pub unwatched: Option<String>,
+    /// The shortest window the input's PSI is measured over, in seconds; 0 (the default) is every report
+    /// interval. An input whose distribution follows a cycle (one derived from the request's time) is
+    /// compared with its baseline over the whole cycle.
+    #[serde(default)]
+    pub window_secs: u64,
+    /// Why the window is that long.
+    #[serde(default)]
+    pub why: Option<String>,
+}
+
+impl InputSpec {
+    /// Whether the input is watched for drift: it has a baseline and no reason not to be.
+    pub fn watched(&self) -> bool {
+        self.baseline.is_some() && self.drift.unwatched.is_none()
+    }
 }
 
 /// A histogram of an input's training values: `fractions[i]` of the rows fell in `[edges[i], edges[i+1])`
@@ -95,6 +123,8 @@ pub enum ManifestError {
     NonFiniteDefault { name: String },
     #[error("input `{name}` has an invalid baseline: {reason}")]
     Baseline { name: String, reason: &'static str },
+    #[error("input `{name}` has an invalid `drift`: {reason}")]
+    Drift { name: String, reason: &'static str },
     #[error("output `{name}` has clamp [{lo}, {hi}]; it needs finite bounds with lo <= hi")]
     Clamp { name: String, lo: f64, hi: f64 },
     #[error("derived output `{name}` reads `{from}`, which is not an output or an earlier derived output")]
@@ -146,6 +176,10 @@ impl Manifest {
                     reason,
                 })?;
             }
+            input.validate_drift().map_err(|reason| ManifestError::Drift {
+                name: input.name.clone(),
+                reason,
+            })?;
         }
         // Outputs and derived outputs share one namespace: a prediction is one map of them all.
         unique(
@@ -227,6 +261,31 @@ impl DerivedSpec {
             .find(|band| band.upper.is_none_or(|upper| value < upper))
             .or(self.bands.last())
             .map_or(f64::NAN, |band| band.value)
+    }
+}
+
+impl InputSpec {
+    fn validate_drift(&self) -> Result<(), &'static str> {
+        let drift = &self.drift;
+        if let Some(why) = &drift.unwatched {
+            if why.trim().is_empty() {
+                return Err("`unwatched` must say why the input is not watched");
+            }
+            if drift.window_secs > 0 {
+                return Err("an unwatched input has no window (`window_secs`)");
+            }
+            return Ok(());
+        }
+        if self.baseline.as_ref().is_some_and(|b| b.edges.len() < 3) {
+            return Err(
+                "a single-bin baseline can never show a shift: give it at least two bins, or say why the \
+                 input is unwatched (`unwatched`)",
+            );
+        }
+        if drift.window_secs > 0 && self.baseline.is_none() {
+            return Err("`window_secs` is for a watched input, and this one has no baseline");
+        }
+        Ok(())
     }
 }
 

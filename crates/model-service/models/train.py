@@ -366,18 +366,31 @@ def tensor_sig(vi):
 # --------------------------------------------------------------------------- #
 # Manifest
 # --------------------------------------------------------------------------- #
+# Inputs derived from the request's time. A window of live traffic shorter than a week sees one part of
+# the weekly cycle the training baseline spans (a minute of traffic is one hour of one day), so their PSI
+# is taken over windows of a whole week: anything shorter would measure the clock, not the data.
+TIME_INPUTS = {"hour_of_day", "day_of_week", "is_weekend"}
+CYCLE_WINDOW_SECS = 7 * 24 * 3600
+CYCLE_WHY = ("derived from the request's time: a shorter window sees only part of the weekly "
+             "cycle the baseline spans")
+
+
 def baseline(col):
     """Decile edges (deduped, min..max) and the training fraction per bin.
 
     Bin i is [edges[i], edges[i+1]) except the last, which is closed
     [edges[-2], edges[-1]].  Values outside the edges fall into the first/last bin.
+
+    A column whose deciles collapse into one bin (mostly one value: a count that is
+    nearly always 0, a flag) gets one bin per distinct value instead, the last
+    closed at max + 1, so a shift away from the common value can still be seen.
     """
     col = np.asarray(col, dtype=np.float64)
     q = np.quantile(col, np.linspace(0.0, 1.0, 11))
     q[0], q[-1] = col.min(), col.max()
     edges = np.unique(q)
-    if len(edges) < 2:                       # constant column: a single degenerate bin
-        edges = np.array([edges[0], edges[0] + 1.0])
+    if len(edges) <= 2:
+        edges = np.append(np.unique(col)[:10], col.max() + 1.0)
     nb = len(edges) - 1
     idx = np.clip(np.searchsorted(edges, col, side="right") - 1, 0, nb - 1)
     counts = np.bincount(idx, minlength=nb)
@@ -388,8 +401,11 @@ def baseline(col):
 def build_manifest(name, description, input_names, X_tr, outputs, derived, metrics):
     inputs = []
     for j, fname in enumerate(input_names):
-        inputs.append({"name": fname, "default": float(r4(np.median(X_tr[:, j]))),
-                       "baseline": baseline(X_tr[:, j])})
+        entry = {"name": fname, "default": float(r4(np.median(X_tr[:, j]))),
+                 "baseline": baseline(X_tr[:, j])}
+        if fname in TIME_INPUTS:
+            entry["drift"] = {"window_secs": CYCLE_WINDOW_SECS, "why": CYCLE_WHY}
+        inputs.append(entry)
     return {
         "model": name,
         "version": MODEL_VERSION,

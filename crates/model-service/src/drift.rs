@@ -17,6 +17,11 @@
 //!   below the minimum keeps accumulating into the next interval instead, so a quiet model still gets
 //!   a statistically meaningful PSI, just less often; the gauge, re-sent by the sink every flush, keeps
 //!   the last complete window's value meanwhile.
+//! - A feature whose manifest gives it a longer window (`drift.window_secs`: the inputs derived from the
+//!   request's time, whose baseline spans a whole week) keeps accumulating until its window has lasted
+//!   that long. A minute of real-time traffic is one hour of one day; compared with the week it would
+//!   score a PSI near 8 every minute and measure only the clock. Over the whole cycle it shows whether
+//!   the traffic's time mix matches the training's. A restart starts the window again.
 //!
 //! What is counted is the value each row fed the model. Rows whose value was absent or not finite took
 //! the manifest default; they are counted apart (`defaulted` in the log line), not binned, because the
@@ -28,9 +33,9 @@
 //! lost or counted twice.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use model_runtime::drift::DriftFeature;
 use model_runtime::{DriftProfile, DriftTally, ModelRepository, ModelVersion};
@@ -58,17 +63,27 @@ impl DriftMonitor {
         let mut windows: HashMap<String, HashMap<String, Arc<DriftWindow>>> = HashMap::new();
         for version in repository.models().flat_map(|model| model.versions()) {
             let profile = version.drift_profile();
-            let unwatched: Vec<&str> = version
+            let unwatched: Vec<String> = version
                 .inputs()
                 .iter()
-                .map(|input| input.name.as_str())
-                .filter(|name| !profile.features().iter().any(|f| f.name() == *name))
+                .filter(|input| !profile.features().iter().any(|f| f.name() == input.name))
+                .map(|input| {
+                    let why = input.drift.unwatched.as_deref().unwrap_or("no baseline");
+                    format!("{} ({why})", input.name)
+                })
+                .collect();
+            let over_a_cycle: Vec<String> = profile
+                .features()
+                .iter()
+                .filter(|f| !f.window().is_zero())
+                .map(|f| format!("{} ({} s)", f.name(), f.window().as_secs()))
                 .collect();
             tracing::info!(
                 model = version.model(),
                 model_version = version.version(),
                 watched = profile.features().len(),
-                unwatched = %unwatched.join(","),
+                unwatched = %unwatched.join(", "),
+                longer_windows = %over_a_cycle.join(", "),
                 min_rows,
                 "feature drift watch"
             );
@@ -91,9 +106,10 @@ impl DriftMonitor {
     /// Closes every feature window that reached the minimum and emits its PSI to `metrics`; returns
     /// what was emitted.
     pub fn report(&self, metrics: &Metrics) -> Vec<FeatureDriftMeasured> {
+        let now = Instant::now();
         let mut measured = Vec::new();
         for window in self.windows.values().flat_map(HashMap::values) {
-            for drift in window.close(self.min_rows) {
+            for drift in window.close(self.min_rows, now) {
                 drift.emit(metrics);
                 measured.push(drift);
             }
@@ -112,6 +128,8 @@ pub struct DriftWindow {
     counts: Box<[AtomicU64]>,
     /// Like [`DriftTally::defaulted`].
     defaulted: Box<[AtomicU64]>,
+    /// When each feature's current window started. Only the reporter reads and writes it.
+    started: Mutex<Box<[Instant]>>,
 }
 
 impl DriftWindow {
@@ -130,6 +148,7 @@ impl DriftWindow {
             version: version.to_owned(),
             counts: zeros(profile.bin_count()),
             defaulted: zeros(profile.features().len()),
+            started: Mutex::new(vec![Instant::now(); profile.features().len()].into()),
             profile,
         }
     }
@@ -144,16 +163,24 @@ impl DriftWindow {
         add(&self.defaulted, tally.defaulted());
     }
 
-    /// Takes the window of every feature with at least `min_rows` binned rows and measures it; the
-    /// others keep counting.
-    pub fn close(&self, min_rows: u64) -> Vec<FeatureDriftMeasured> {
+    /// Takes, at `now`, the window of every feature with at least `min_rows` binned rows that has lasted
+    /// its feature's window, and measures it; the others keep counting.
+    pub fn close(&self, min_rows: u64, now: Instant) -> Vec<FeatureDriftMeasured> {
         let mut closed = Vec::new();
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         for (index, feature) in self.profile.features().iter().enumerate() {
+            let Some(start) = started.get_mut(index) else {
+                continue;
+            };
+            if now.saturating_duration_since(*start) < feature.window() {
+                continue;
+            }
             let bins = feature.slice(&self.counts);
             let rows: u64 = bins.iter().map(|n| n.load(Ordering::Relaxed)).sum();
             if rows < min_rows.max(1) {
                 continue;
             }
+            *start = now;
             // Swapping, not the loads above: rows added since are kept, not lost.
             let counts: Vec<u64> = bins.iter().map(|n| n.swap(0, Ordering::Relaxed)).collect();
             let defaulted = self

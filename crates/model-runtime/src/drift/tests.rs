@@ -86,7 +86,8 @@ fn profile() -> DriftProfile {
         "model": "m", "version": "1", "input_tensor": "input",
         "inputs": [
             {"name": "a", "default": 1.0, "baseline": {"edges": [0.0, 1.0, 2.0], "fractions": [0.5, 0.5]}},
-            {"name": "constant", "default": 0.0, "baseline": {"edges": [0.0, 2.0], "fractions": [1.0]}},
+            {"name": "constant", "default": 0.0, "baseline": {"edges": [0.0, 2.0], "fractions": [1.0]},
+             "drift": {"unwatched": "constant in training"}},
             {"name": "no_baseline", "default": 0.0},
             {"name": "c", "default": 5.0,
              "baseline": {"edges": [0.0, 3.0, 6.0, 9.0], "fractions": [0.2, 0.5, 0.3]}}
@@ -98,7 +99,7 @@ fn profile() -> DriftProfile {
 }
 
 #[test]
-fn the_profile_watches_inputs_with_two_bins_or_more() {
+fn the_profile_watches_inputs_with_a_baseline_unless_the_manifest_says_why_not() {
     let profile = profile();
     let names: Vec<&str> = profile.features().iter().map(DriftFeature::name).collect();
     assert_eq!(names, ["a", "c"]);

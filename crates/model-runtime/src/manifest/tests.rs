@@ -174,6 +174,52 @@ fn rejects_bad_baselines() {
 }
 
 #[test]
+fn an_input_is_watched_with_a_baseline_that_can_show_a_shift_or_says_why_not() {
+    let single_bin = json!({"edges": [0.0, 2.0], "fractions": [1.0]});
+    let two_bins = json!({"edges": [0.0, 1.0, 2.0], "fractions": [0.5, 0.5]});
+    let rejected = [
+        (single_bin.clone(), json!({})),
+        (single_bin.clone(), json!({"window_secs": 60})),
+        (two_bins.clone(), json!({"unwatched": " "})),
+        (two_bins.clone(), json!({"unwatched": "why", "window_secs": 60})),
+        (json!(null), json!({"window_secs": 60})),
+    ];
+    for (baseline, drift) in rejected {
+        let mut value = manifest("m", "1");
+        value["inputs"][0]["baseline"] = baseline.clone();
+        value["inputs"][0]["drift"] = drift.clone();
+        assert!(
+            matches!(invalid(&value), ManifestError::Drift { name, .. } if name == "a"),
+            "{baseline} {drift}"
+        );
+    }
+    let accepted = [
+        (single_bin, json!({"unwatched": "constant in training"}), false, 0),
+        (two_bins.clone(), json!({}), true, 0),
+        (
+            two_bins,
+            json!({"window_secs": 604800, "why": "a weekly cycle"}),
+            true,
+            604800,
+        ),
+        (json!(null), json!({"unwatched": "a request-time flag"}), false, 0),
+        (json!(null), json!({}), false, 0),
+    ];
+    for (baseline, drift, watched, window) in accepted {
+        let mut value = manifest("m", "1");
+        value["inputs"][0]["baseline"] = baseline.clone();
+        value["inputs"][0]["drift"] = drift.clone();
+        let parsed = parse(&value).unwrap_or_else(|e| panic!("{baseline} {drift}: {e}"));
+        let input = &parsed.inputs[0];
+        assert_eq!(
+            (input.watched(), input.drift.window_secs),
+            (watched, window),
+            "{baseline} {drift}"
+        );
+    }
+}
+
+#[test]
 fn clamp_and_bands_apply() {
     let manifest = parse(&manifest("m", "1")).expect("valid");
     let score = &manifest.outputs[0];

@@ -1,5 +1,5 @@
-//! Windows: recording tallies, closing only features that reached the minimum, carrying the others
-//! over, and what a closed window reports.
+//! Windows: recording tallies, closing only features that reached the minimum (and, for an input that
+//! follows a cycle, lasted it), carrying the others over, and what a closed window reports.
 
 use model_runtime::Manifest;
 
@@ -8,13 +8,14 @@ use super::*;
 const PAYMENT_FAILURES: &str = "customer_profile:payment_failures_90d";
 const ACCOUNT_AGE: &str = "customer_profile:account_age_days";
 
-fn profile() -> DriftProfile {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/models/customer_risk/1/manifest.json"
-    );
+fn bundled(model: &str) -> DriftProfile {
+    let path = format!("{}/models/{model}/1/manifest.json", env!("CARGO_MANIFEST_DIR"));
     let manifest = Manifest::from_json(&std::fs::read(path).expect("bundled manifest")).expect("valid");
     DriftProfile::from_manifest(&manifest)
+}
+
+fn profile() -> DriftProfile {
+    bundled("customer_risk")
 }
 
 /// The column of `name` among the customer-risk inputs.
@@ -44,14 +45,46 @@ fn tally(profile: &DriftProfile, name: &str, values: &[Option<f64>]) -> DriftTal
 }
 
 #[test]
-fn the_bundled_profile_skips_single_bin_features() {
-    let profile = profile();
-    assert_eq!(profile.features().len(), 8);
-    assert!(
-        profile
-            .features()
-            .iter()
-            .all(|f| f.name() != "customer_profile:chargebacks_1y")
+fn every_bundled_input_is_watched_the_time_derived_ones_over_a_week() {
+    let risk = profile();
+    assert_eq!(
+        risk.features().len(),
+        9,
+        "chargebacks_1y too: its baseline has a bin per count"
+    );
+    assert!(risk.features().iter().all(|f| f.window().is_zero()));
+    let surge = bundled("demand_surge");
+    assert_eq!(surge.features().len(), 10);
+    let week = Duration::from_secs(7 * 24 * 3600);
+    for feature in surge.features() {
+        let time_derived = ["hour_of_day", "day_of_week", "is_weekend"].contains(&feature.name());
+        let expected = if time_derived { week } else { Duration::ZERO };
+        assert_eq!(feature.window(), expected, "{}", feature.name());
+    }
+}
+
+#[test]
+fn a_feature_that_follows_a_cycle_is_measured_only_over_the_whole_cycle() {
+    let surge = bundled("demand_surge");
+    let window = DriftWindow::new("demand_surge", "1", surge.clone());
+    let start = Instant::now();
+    // An hour of traffic at 14:00 (column 7), as real time sends it: one bin of the week's ten, which
+    // against the week would score a PSI near 8 in every one-minute window.
+    for minute in 1..=60 {
+        let mut tally = surge.tally();
+        for _ in 0..100 {
+            surge.observe(&mut tally, 7, Some(14.0));
+        }
+        window.record(&tally);
+        let closed = window.close(100, start + Duration::from_secs(60 * minute));
+        assert!(closed.is_empty(), "minute {minute}: {closed:?}");
+    }
+    // A week after the start, the window closes with every row of it.
+    let closed = window.close(100, start + Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(
+        (closed[0].feature.as_str(), closed[0].rows),
+        ("hour_of_day", 6000)
     );
 }
 
@@ -64,11 +97,14 @@ fn a_feature_is_reported_once_it_has_the_minimum_rows_then_starts_over() {
     values.extend(vec![Some(2.0); 132]);
     window.record(&tally(&profile, PAYMENT_FAILURES, &values[..600]));
     window.record(&tally(&profile, ACCOUNT_AGE, &[Some(50.0); 10]));
-    assert!(window.close(1000).is_empty(), "600 rows is under the minimum");
+    assert!(
+        window.close(1000, Instant::now()).is_empty(),
+        "600 rows is under the minimum"
+    );
 
     window.record(&tally(&profile, PAYMENT_FAILURES, &values[600..]));
     window.record(&tally(&profile, PAYMENT_FAILURES, &[None, None, None]));
-    let closed = window.close(1000);
+    let closed = window.close(1000, Instant::now());
     assert_eq!(closed.len(), 1, "{closed:?}");
     let drift = &closed[0];
     assert_eq!(
@@ -83,10 +119,10 @@ fn a_feature_is_reported_once_it_has_the_minimum_rows_then_starts_over() {
     assert!(drift.psi < 1e-9, "the training mix: {drift:?}");
 
     // A new window: the old rows are gone; the account-age rows below the minimum are still there.
-    let rest = window.close(1);
+    let rest = window.close(1, Instant::now());
     assert_eq!(rest.len(), 1, "{rest:?}");
     assert_eq!((rest[0].feature.as_str(), rest[0].rows), (ACCOUNT_AGE, 10));
-    assert!(window.close(1).is_empty());
+    assert!(window.close(1, Instant::now()).is_empty());
 }
 
 #[test]
@@ -94,7 +130,7 @@ fn a_shifted_feature_crosses_the_alert_threshold() {
     let profile = profile();
     let window = DriftWindow::new("customer_risk", "1", profile.clone());
     window.record(&tally(&profile, PAYMENT_FAILURES, &[Some(40.0); 500]));
-    let closed = window.close(500);
+    let closed = window.close(500, Instant::now());
     assert_eq!(closed.len(), 1);
     // Everything in the 13.2% bin: (1 − 0.132)·ln(1/0.132) + (1e-4 − 0.868)·ln(1e-4/0.868) ≈ 9.63.
     assert!(
