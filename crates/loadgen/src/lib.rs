@@ -8,6 +8,7 @@ mod progress;
 mod report;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,13 +20,68 @@ use tonic::transport::{Channel, Endpoint};
 use progress::Progress;
 pub use report::{Answer, Outcome, Percentiles, Report, RpcStats, RpcSummary, Summary};
 
-/// Sample entities that the bundled snapshot holds (C000001..C002000, Z0001..Z0200).
+/// Customers and zones the bundled snapshot holds (C000001..C002000, Z0001..Z0200).
+pub const BUNDLED_CUSTOMERS: u32 = 2000;
+pub const BUNDLED_ZONES: u32 = 200;
+
+/// The `i`th customer id of the feature data's scheme (`C000001` is the first), among the bundled ones.
 pub fn customer(i: u32) -> String {
-    format!("C{:06}", i % 2000 + 1)
+    customer_id(i % BUNDLED_CUSTOMERS)
 }
 
+/// The `i`th zone id (`Z0001` is the first), among the bundled ones.
 pub fn zone(i: u32) -> String {
-    format!("Z{:04}", i % 200 + 1)
+    zone_id(i % BUNDLED_ZONES)
+}
+
+fn customer_id(index: u32) -> String {
+    format!("C{:06}", u64::from(index) + 1)
+}
+
+fn zone_id(index: u32) -> String {
+    format!("Z{:04}", u64::from(index) + 1)
+}
+
+/// The entities a load asks about: the first `customers` customers and `zones` zones of the feature
+/// data's id scheme, in the order `order` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ids {
+    pub customers: u32,
+    pub zones: u32,
+    pub order: IdOrder,
+}
+
+impl Default for Ids {
+    /// The bundled snapshot's entities, at random.
+    fn default() -> Self {
+        Self {
+            customers: BUNDLED_CUSTOMERS,
+            zones: BUNDLED_ZONES,
+            order: IdOrder::Random,
+        }
+    }
+}
+
+/// How a load walks its entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdOrder {
+    /// At random: entities repeat as in real traffic, and caches hit as they would.
+    Random,
+    /// Each in turn, none again until all were asked for: with more entities than the run sends
+    /// requests, no request finds an entity that an earlier one brought into a cache.
+    Unique,
+}
+
+impl Ids {
+    /// The customer and zone of the `n`th request of a run.
+    fn pick(&self, n: u64, rng: &mut impl Rng) -> (String, String) {
+        let (customers, zones) = (self.customers.max(1), self.zones.max(1));
+        let (customer, zone) = match self.order {
+            IdOrder::Random => (rng.random_range(0..customers), rng.random_range(0..zones)),
+            IdOrder::Unique => ((n % u64::from(customers)) as u32, (n % u64::from(zones)) as u32),
+        };
+        (customer_id(customer), zone_id(zone))
+    }
 }
 
 pub async fn connect(url: &str) -> anyhow::Result<InferenceServiceClient<Channel>> {
@@ -75,6 +131,7 @@ pub struct LoadOptions {
     /// Stop after this many requests in total, whichever comes first.
     pub max_requests: u64,
     pub mix: Mix,
+    pub ids: Ids,
 }
 
 /// Open-loop load: requests start on a fixed schedule whatever the answers (see [`run_open_loop`]).
@@ -84,6 +141,7 @@ pub struct OpenLoopOptions {
     pub rate: f64,
     pub duration: Duration,
     pub mix: Mix,
+    pub ids: Ids,
 }
 
 /// Requests an open loop lets wait for their answers at once; past it a due request is not sent but
@@ -110,12 +168,39 @@ enum Rpc {
     Surge,
 }
 
-/// Sends one request of `rpc` for the random `i`: the RPC's name and how it ended.
-async fn send(client: &mut InferenceServiceClient<Channel>, rpc: Rpc, i: u32) -> (&'static str, Outcome) {
+/// One request's entities and a random number for its other fields.
+struct Call {
+    rpc: Rpc,
+    customer: String,
+    zone: String,
+    i: u32,
+}
+
+impl Call {
+    /// The `n`th call of a run of `mix` over `ids`.
+    fn nth(n: u64, mix: Mix, ids: &Ids, rng: &mut impl Rng) -> Self {
+        let (customer, zone) = ids.pick(n, rng);
+        Self {
+            rpc: pick(mix, n),
+            customer,
+            zone,
+            i: rng.random(),
+        }
+    }
+}
+
+/// Sends `call`: the RPC's name and how it ended.
+async fn send(client: &mut InferenceServiceClient<Channel>, call: Call) -> (&'static str, Outcome) {
+    let Call {
+        rpc,
+        customer,
+        zone,
+        i,
+    } = call;
     match rpc {
         Rpc::Quote => (
             "QuotePrice",
-            client.quote_price(quote_request(i)).await.map(|r| {
+            client.quote_price(quote_for(customer, zone, i)).await.map(|r| {
                 let r = r.into_inner();
                 let degraded = [r.risk.and_then(|p| p.metadata), r.surge.and_then(|p| p.metadata)]
                     .iter()
@@ -125,7 +210,7 @@ async fn send(client: &mut InferenceServiceClient<Channel>, rpc: Rpc, i: u32) ->
         ),
         Rpc::Risk => {
             let req = PredictCustomerRiskRequest {
-                customer_id: customer(i),
+                customer_id: customer,
                 ..Default::default()
             };
             (
@@ -138,7 +223,7 @@ async fn send(client: &mut InferenceServiceClient<Channel>, rpc: Rpc, i: u32) ->
         }
         Rpc::Surge => {
             let req = PredictDemandSurgeRequest {
-                zone_id: zone(i),
+                zone_id: zone,
                 ..Default::default()
             };
             (
@@ -159,17 +244,24 @@ pub async fn run_load(url: &str, options: LoadOptions) -> anyhow::Result<Report>
     let deadline = started + options.duration;
     let per_worker = options.max_requests.div_ceil(options.concurrency.max(1) as u64);
     let (progress, _shown) = Progress::start(options.duration);
+    // The run's request count so far: what numbers each call, so ids are walked across all workers.
+    let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..options.concurrency.max(1) {
-        let (mut client, progress) = (client.clone(), progress.clone());
+    for _ in 0..options.concurrency.max(1) {
+        let (mut client, progress, next) = (client.clone(), progress.clone(), next.clone());
         workers.spawn(async move {
             let mut stats: BTreeMap<&'static str, RpcStats> = BTreeMap::new();
             let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
             let mut sent = 0u64;
             while sent < per_worker && Instant::now() < deadline {
-                let rpc = pick(options.mix, sent + worker as u64);
+                let call = Call::nth(
+                    next.fetch_add(1, Ordering::Relaxed),
+                    options.mix,
+                    &options.ids,
+                    &mut rng,
+                );
                 let begun = Instant::now();
-                let (name, outcome) = send(&mut client, rpc, rng.random()).await;
+                let (name, outcome) = send(&mut client, call).await;
                 let latency = begun.elapsed();
                 progress.ended(outcome.is_err());
                 stats.entry(name).or_default().record(latency, latency, &outcome);
@@ -226,11 +318,11 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
                 continue;
             };
             let mut client = clients[(n as usize) % clients.len()].clone();
-            let (rpc, i, scheduled) = (pick(options.mix, n), rng.random(), due);
+            let (call, scheduled) = (Call::nth(n, options.mix, &options.ids, &mut rng), due);
             let (stats, progress) = (stats.clone(), progress.clone());
             tasks.spawn(async move {
                 let sent = Instant::now();
-                let (name, outcome) = send(&mut client, rpc, i).await;
+                let (name, outcome) = send(&mut client, call).await;
                 let (latency, from_send) = (scheduled.elapsed(), sent.elapsed());
                 progress.ended(outcome.is_err());
                 lock(&stats)
@@ -256,12 +348,60 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A quote for a bundled customer and zone picked by `i`.
 pub fn quote_request(i: u32) -> QuotePriceRequest {
+    quote_for(customer(i), zone(i / 7), i)
+}
+
+fn quote_for(customer_id: String, zone_id: String, i: u32) -> QuotePriceRequest {
     QuotePriceRequest {
-        customer_id: customer(i),
-        zone_id: zone(i / 7),
+        customer_id,
+        zone_id,
         base_price: 20.0 + f64::from(i % 80),
         currency: "USD".into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn unique_ids_are_each_asked_for_once_before_any_again_and_random_ones_stay_in_their_space() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let unique = Ids {
+            customers: 1000,
+            zones: 10,
+            order: IdOrder::Unique,
+        };
+        let first: Vec<(String, String)> = (0..1000).map(|n| unique.pick(n, &mut rng)).collect();
+        let customers: HashSet<&String> = first.iter().map(|(c, _)| c).collect();
+        assert_eq!(customers.len(), 1000, "each customer once");
+        assert_eq!(first[0], ("C000001".to_owned(), "Z0001".to_owned()));
+        assert_eq!(first[999].0, "C001000");
+        assert_eq!(
+            unique.pick(1000, &mut rng).0,
+            "C000001",
+            "then again from the first"
+        );
+
+        let random = Ids {
+            order: IdOrder::Random,
+            ..unique
+        };
+        let drawn: HashSet<String> = (0..5000).map(|n| random.pick(n, &mut rng).0).collect();
+        assert!(
+            drawn.len() > 900 && drawn.len() < 1000,
+            "repeats, within the space: {}",
+            drawn.len()
+        );
+        assert!(
+            drawn
+                .iter()
+                .all(|c| ("C000001"..="C001000").contains(&c.as_str()))
+        );
     }
 }

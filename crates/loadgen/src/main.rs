@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use loadgen::{
-    LoadOptions, Mix, OpenLoopOptions, Report, Summary, connect, customer, plot, quote_request, run_load,
-    run_open_loop, wait_ready,
+    BUNDLED_CUSTOMERS, BUNDLED_ZONES, IdOrder, Ids, LoadOptions, Mix, OpenLoopOptions, Report, Summary,
+    connect, customer, plot, quote_request, run_load, run_open_loop, wait_ready,
 };
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
@@ -50,6 +50,17 @@ enum Command {
         rate: Option<u32>,
         #[arg(long, value_enum, default_value_t = Mix::Mixed)]
         mix: Mix,
+        /// Customers asked about: C000001 up to this one (1 to 100,000,000; the bundled snapshot holds
+        /// 2,000; a Redis filled for a benchmark may hold more).
+        #[arg(long, default_value_t = BUNDLED_CUSTOMERS, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+        customers: u32,
+        /// Zones asked about: Z0001 up to this one (1 to 100,000,000; the bundled snapshot holds 200).
+        #[arg(long, default_value_t = BUNDLED_ZONES, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+        zones: u32,
+        /// How the entities are walked: `unique` asks for each before any again, so with more of them than
+        /// requests in the run no cache can answer.
+        #[arg(long, value_enum, default_value_t = IdOrder::Random)]
+        ids: IdOrder,
         #[command(flatten)]
         output: Output,
     },
@@ -114,8 +125,16 @@ async fn main() -> anyhow::Result<()> {
             max_requests,
             rate,
             mix,
+            customers,
+            zones,
+            ids,
             output,
         } => {
+            let ids = Ids {
+                customers,
+                zones,
+                order: ids,
+            };
             wait_ready(&gateway, Duration::from_secs(60)).await?;
             if let Some(rate) = rate {
                 let load = format!("open loop, {rate} requests a second, {seconds} s, mix {mix:?}");
@@ -124,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                     rate: f64::from(rate),
                     duration: Duration::from_secs(seconds),
                     mix,
+                    ids,
                 };
                 return output.write(&run_open_loop(&gateway, options).await?, &load);
             }
@@ -132,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 max_requests: max_requests.unwrap_or(u64::MAX),
                 mix,
+                ids,
             };
             let load = format!("{concurrency} concurrent, {seconds} s, mix {mix:?}");
             println!("load: {load}");
@@ -253,6 +274,7 @@ async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
         duration: Duration::from_secs(60),
         max_requests: requests,
         mix: Mix::Mixed,
+        ids: Ids::default(),
     };
     let report = run_load(gateway, options).await?;
     print!("{}", report.render());

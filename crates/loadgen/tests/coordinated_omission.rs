@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loadgen::{LoadOptions, Mix, OpenLoopOptions, Report, run_load, run_open_loop};
+use loadgen::{Ids, LoadOptions, Mix, OpenLoopOptions, Report, run_load, run_open_loop};
 use proto::inference::v1::inference_service_server::{InferenceService, InferenceServiceServer};
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
@@ -116,6 +116,7 @@ async fn the_histogram_holds_the_servers_latency() {
         duration: Duration::from_secs(1),
         max_requests: u64::MAX,
         mix: Mix::Quote,
+        ids: Ids::default(),
     };
     let report = run_load(&url, options).await.expect("load");
     let stats = &report.rpcs["QuotePrice"];
@@ -156,6 +157,7 @@ async fn an_open_loop_counts_a_stall_against_every_request_due_during_it() {
         rate: RATE,
         duration: Duration::from_secs(2),
         mix: Mix::Quote,
+        ids: Ids::default(),
     };
     let report = run_open_loop(&url, options).await.expect("load");
     stalling.await.expect("stall");
@@ -191,6 +193,7 @@ async fn a_closed_loop_hides_a_stall_as_the_open_loop_is_built_not_to() {
         duration: Duration::from_millis(1500),
         max_requests: u64::MAX,
         mix: Mix::Quote,
+        ids: Ids::default(),
     };
     let report = run_load(&url, options).await.expect("load");
     stalling.await.expect("stall");

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use loadgen::{LoadOptions, Mix, OpenLoopOptions, Report, run_load, run_open_loop};
+use loadgen::{Ids, LoadOptions, Mix, OpenLoopOptions, Report, run_load, run_open_loop};
 use system_tests::processes::ProcessStack;
 use testkit::statsd::DogStatsdSocket;
 
@@ -114,6 +114,7 @@ async fn closed_loop(url: &str, duration: Duration) -> Report {
         duration,
         max_requests: u64::MAX,
         mix: Mix::Quote,
+        ids: Ids::default(),
     };
     run_load(url, options).await.expect("closed-loop load")
 }
@@ -123,6 +124,7 @@ async fn open_loop(url: &str, rate: f64, duration: Duration) -> Report {
         rate,
         duration,
         mix: Mix::Quote,
+        ids: Ids::default(),
     };
     run_open_loop(url, options).await.expect("open-loop load")
 }
