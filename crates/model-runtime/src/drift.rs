@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::manifest::{Baseline, Manifest};
+use crate::manifest::{Baseline, DriftSpec, Manifest};
 
 /// Floor applied to both fractions of a bin before the logarithm: an empty bin would otherwise make
 /// ln(a/e) infinite. 1e-4 is the customary choice (0.01%): a bin that held 10% of the training rows
@@ -85,10 +85,18 @@ pub fn psi(expected: &[f64], counts: &[u64]) -> Option<f64> {
     )
 }
 
-/// One input watched for drift.
+/// What a watched value is: a model input (feature drift) or a model output (prediction drift).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    Input,
+    Output,
+}
+
+/// One input or output watched for drift.
 #[derive(Debug, Clone)]
 pub struct DriftFeature {
     name: String,
+    kind: Watched,
     bins: Bins,
     expected: Box<[f64]>,
     /// Where this feature's bins start in a [`DriftTally`]'s counts.
@@ -98,9 +106,14 @@ pub struct DriftFeature {
 }
 
 impl DriftFeature {
-    /// The input's name (a feature reference `view:feature` or a request-time input).
+    /// The input's name (a feature reference `view:feature` or a request-time input), or the output's.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether it is an input or an output.
+    pub fn kind(&self) -> Watched {
+        self.kind
     }
 
     pub fn bins(&self) -> &Bins {
@@ -131,60 +144,69 @@ impl DriftFeature {
     }
 }
 
-/// Which inputs of a model version are watched for drift, and how their bins are laid out in a
-/// [`DriftTally`]: every watched feature's bins back to back, in input order.
+/// Which inputs and outputs of a model version are watched for drift, and how their bins are laid out in
+/// a [`DriftTally`]: every watched input's bins back to back, in input order, then every watched
+/// output's. An output is watched when its manifest gives it a baseline (of the training rows'
+/// predictions): its PSI is the prediction drift.
 ///
 /// An input is watched when its manifest gives it a baseline and does not say why it is unwatched
-/// ([`crate::manifest::InputDrift`]); manifest validation has made sure a watched baseline has at least two
+/// ([`crate::manifest::DriftSpec`]); manifest validation has made sure a watched baseline has at least two
 /// bins, since a single bin scores PSI 0 whatever the traffic does.
 #[derive(Debug, Clone, Default)]
 pub struct DriftProfile {
     features: Vec<DriftFeature>,
     /// Per model input (tensor column), its index in `features`.
     by_input: Box<[Option<usize>]>,
+    /// Per manifest output, its index in `features`.
+    by_output: Box<[Option<usize>]>,
     bin_count: usize,
 }
 
 impl DriftProfile {
     pub fn from_manifest(manifest: &Manifest) -> Self {
-        let mut features = Vec::new();
-        let mut bin_count = 0;
-        let by_input = manifest
-            .inputs
-            .iter()
+        let mut profile = Self::default();
+        let inputs = manifest.inputs.iter();
+        profile.by_input = inputs
             .map(|input| {
-                if !input.watched() {
-                    return None;
-                }
-                let Baseline { edges, fractions } = input.baseline.as_ref()?;
-                let bins = Bins::new(edges);
-                if bins.len() < 2 || bins.len() != fractions.len() {
-                    return None;
-                }
-                features.push(DriftFeature {
-                    name: input.name.clone(),
-                    expected: fractions.as_slice().into(),
-                    offset: bin_count,
-                    bins,
-                    window: Duration::from_secs(input.drift.window_secs),
-                });
-                bin_count += fractions.len();
-                Some(features.len() - 1)
+                let watched = input.watched().then_some(input.baseline.as_ref()).flatten()?;
+                profile.watch(&input.name, Watched::Input, watched, &input.drift)
             })
             .collect();
-        Self {
-            features,
-            by_input,
-            bin_count,
-        }
+        let outputs = manifest.outputs.iter();
+        profile.by_output = outputs
+            .map(|output| {
+                let watched = output.watched().then_some(output.baseline.as_ref()).flatten()?;
+                profile.watch(&output.name, Watched::Output, watched, &output.drift)
+            })
+            .collect();
+        profile
     }
 
-    /// Watched features, in input order.
+    /// Adds `name`'s bins after those already laid out; its index among the features, or `None` for a
+    /// baseline that cannot be binned (validation refuses those).
+    fn watch(&mut self, name: &str, kind: Watched, baseline: &Baseline, drift: &DriftSpec) -> Option<usize> {
+        let bins = Bins::new(&baseline.edges);
+        if bins.len() < 2 || bins.len() != baseline.fractions.len() {
+            return None;
+        }
+        self.features.push(DriftFeature {
+            name: name.to_owned(),
+            kind,
+            expected: baseline.fractions.as_slice().into(),
+            offset: self.bin_count,
+            bins,
+            window: Duration::from_secs(drift.window_secs),
+        });
+        self.bin_count += baseline.fractions.len();
+        Some(self.features.len() - 1)
+    }
+
+    /// Watched inputs in input order, then watched outputs in output order.
     pub fn features(&self) -> &[DriftFeature] {
         &self.features
     }
 
-    /// Whether no input is watched.
+    /// Whether nothing is watched.
     pub fn is_empty(&self) -> bool {
         self.features.is_empty()
     }
@@ -217,6 +239,21 @@ impl DriftProfile {
             None => tally.defaulted.get_mut(*index),
         };
         if let Some(slot) = slot {
+            *slot += 1;
+        }
+    }
+
+    /// Counts the value manifest output `output` took for one row (after its clamp). Unwatched outputs
+    /// are ignored.
+    #[inline]
+    pub fn observe_output(&self, tally: &mut DriftTally, output: usize, value: f64) {
+        let Some(Some(index)) = self.by_output.get(output) else {
+            return;
+        };
+        let Some(feature) = self.features.get(*index) else {
+            return;
+        };
+        if let Some(slot) = tally.counts.get_mut(feature.offset + feature.bins.index(value)) {
             *slot += 1;
         }
     }

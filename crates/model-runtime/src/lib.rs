@@ -27,9 +27,9 @@ mod version;
 #[cfg(test)]
 mod testutil;
 
-pub use drift::{DriftProfile, DriftTally};
+pub use drift::{DriftProfile, DriftTally, Watched};
 pub use error::{LoadError, LookupError, PredictError};
-pub use manifest::{InputDrift, Manifest, ManifestError};
+pub use manifest::{DriftSpec, Manifest, ManifestError};
 pub use model::{ModelVersion, Prediction, Row};
 pub use repository::{Model, ModelRepository, SkippedVersion};
 pub use version::compare_versions;

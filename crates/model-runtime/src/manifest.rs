@@ -45,20 +45,20 @@ pub struct InputSpec {
     pub baseline: Option<Baseline>,
     /// How the input is watched for drift: by default every report interval, when it has a baseline.
     #[serde(default)]
-    pub drift: InputDrift,
+    pub drift: DriftSpec,
 }
 
-/// How one input's drift is watched. An input with a baseline is watched unless `unwatched` says why
-/// not; a watched input's baseline must have at least two bins, since a single bin scores PSI 0 whatever
+/// How one input's or output's drift is watched. One with a baseline is watched unless `unwatched`
+/// says why not; a watched baseline must have at least two bins, since a single bin scores PSI 0 whatever
 /// the traffic does.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct InputDrift {
-    /// Why the input is not watched (shown in the model-service's start-up line).
+pub struct DriftSpec {
+    /// Why it is not watched (shown in the model-service's start-up line).
     #[serde(default)]
     pub unwatched: Option<String>,
-    /// The shortest window the input's PSI is measured over, in seconds; 0 (the default) is every report
-    /// interval. An input whose distribution follows a cycle (one derived from the request's time) is
-    /// compared with its baseline over the whole cycle.
+    /// The shortest window its PSI is measured over, in seconds; 0 (the default) is every report
+    /// interval. A value whose distribution follows a cycle (an input derived from the request's time, an
+    /// output that depends on one) is compared with its baseline over the whole cycle.
     #[serde(default)]
     pub window_secs: u64,
     /// Why the window is that long.
@@ -69,7 +69,14 @@ pub struct InputDrift {
 impl InputSpec {
     /// Whether the input is watched for drift: it has a baseline and no reason not to be.
     pub fn watched(&self) -> bool {
-        self.baseline.is_some() && self.drift.unwatched.is_none()
+        self.drift.watches(self.baseline.as_ref())
+    }
+}
+
+impl OutputSpec {
+    /// Whether the output is watched for prediction drift: it has a baseline and no reason not to be.
+    pub fn watched(&self) -> bool {
+        self.drift.watches(self.baseline.as_ref())
     }
 }
 
@@ -91,6 +98,13 @@ pub struct OutputSpec {
     /// `[lo, hi]`: the value is clamped into this range.
     #[serde(default)]
     pub clamp: Option<[f64; 2]>,
+    /// Distribution of the output (after the clamp) over the training rows, for prediction drift
+    /// (PSI).
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
+    /// How the output is watched for drift, as for an input.
+    #[serde(default)]
+    pub drift: DriftSpec,
 }
 
 /// An output computed from another by a step function.
@@ -125,6 +139,10 @@ pub enum ManifestError {
     Baseline { name: String, reason: &'static str },
     #[error("input `{name}` has an invalid `drift`: {reason}")]
     Drift { name: String, reason: &'static str },
+    #[error("output `{name}` has an invalid baseline: {reason}")]
+    OutputBaseline { name: String, reason: &'static str },
+    #[error("output `{name}` has an invalid `drift`: {reason}")]
+    OutputDrift { name: String, reason: &'static str },
     #[error("output `{name}` has clamp [{lo}, {hi}]; it needs finite bounds with lo <= hi")]
     Clamp { name: String, lo: f64, hi: f64 },
     #[error("derived output `{name}` reads `{from}`, which is not an output or an earlier derived output")]
@@ -170,15 +188,12 @@ impl Manifest {
                     name: input.name.clone(),
                 });
             }
-            if let Some(baseline) = &input.baseline {
-                baseline.validate().map_err(|reason| ManifestError::Baseline {
-                    name: input.name.clone(),
-                    reason,
-                })?;
-            }
-            input.validate_drift().map_err(|reason| ManifestError::Drift {
-                name: input.name.clone(),
-                reason,
+            input.drift.validate(input.baseline.as_ref()).map_err(|invalid| {
+                let name = input.name.clone();
+                match invalid {
+                    Invalid::Baseline(reason) => ManifestError::Baseline { name, reason },
+                    Invalid::Drift(reason) => ManifestError::Drift { name, reason },
+                }
             })?;
         }
         // Outputs and derived outputs share one namespace: a prediction is one map of them all.
@@ -209,6 +224,16 @@ impl Manifest {
                     hi,
                 });
             }
+            output
+                .drift
+                .validate(output.baseline.as_ref())
+                .map_err(|invalid| {
+                    let name = output.name.clone();
+                    match invalid {
+                        Invalid::Baseline(reason) => ManifestError::OutputBaseline { name, reason },
+                        Invalid::Drift(reason) => ManifestError::OutputDrift { name, reason },
+                    }
+                })?;
         }
         let mut known: HashSet<&str> = self.outputs.iter().map(|o| o.name.as_str()).collect();
         for derived in &self.derived {
@@ -264,26 +289,44 @@ impl DerivedSpec {
     }
 }
 
-impl InputSpec {
-    fn validate_drift(&self) -> Result<(), &'static str> {
-        let drift = &self.drift;
-        if let Some(why) = &drift.unwatched {
+/// What is wrong with a value's drift watch: its baseline, or its `drift` settings.
+enum Invalid {
+    Baseline(&'static str),
+    Drift(&'static str),
+}
+
+impl DriftSpec {
+    /// Whether a value with `baseline` is watched.
+    fn watches(&self, baseline: Option<&Baseline>) -> bool {
+        baseline.is_some() && self.unwatched.is_none()
+    }
+
+    /// `baseline` itself, then the rules of the type's docs for a value with it.
+    fn validate(&self, baseline: Option<&Baseline>) -> Result<(), Invalid> {
+        if let Some(baseline) = baseline {
+            baseline.validate().map_err(Invalid::Baseline)?;
+        }
+        self.validate_watch(baseline).map_err(Invalid::Drift)
+    }
+
+    fn validate_watch(&self, baseline: Option<&Baseline>) -> Result<(), &'static str> {
+        if let Some(why) = &self.unwatched {
             if why.trim().is_empty() {
-                return Err("`unwatched` must say why the input is not watched");
+                return Err("`unwatched` must say why it is not watched");
             }
-            if drift.window_secs > 0 {
-                return Err("an unwatched input has no window (`window_secs`)");
+            if self.window_secs > 0 {
+                return Err("an unwatched value has no window (`window_secs`)");
             }
             return Ok(());
         }
-        if self.baseline.as_ref().is_some_and(|b| b.edges.len() < 3) {
+        if baseline.is_some_and(|b| b.edges.len() < 3) {
             return Err(
-                "a single-bin baseline can never show a shift: give it at least two bins, or say why the \
-                 input is unwatched (`unwatched`)",
+                "a single-bin baseline can never show a shift: give it at least two bins, or say why it is \
+                 unwatched (`unwatched`)",
             );
         }
-        if drift.window_secs > 0 && self.baseline.is_none() {
-            return Err("`window_secs` is for a watched input, and this one has no baseline");
+        if self.window_secs > 0 && baseline.is_none() {
+            return Err("`window_secs` is for a watched value, and this one has no baseline");
         }
         Ok(())
     }

@@ -126,11 +126,15 @@ impl ModelVersion {
         Ok((predictions, tally))
     }
 
-    fn score(&self, rows: &[Row], tally: Option<&mut DriftTally>) -> Result<Vec<Prediction>, PredictError> {
+    fn score(
+        &self,
+        rows: &[Row],
+        mut tally: Option<&mut DriftTally>,
+    ) -> Result<Vec<Prediction>, PredictError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let (input, defaulted) = self.input_tensor(rows, tally)?;
+        let (input, defaulted) = self.input_tensor(rows, tally.as_deref_mut())?;
         let outputs = self
             .plan
             .run(tvec!(input.into_tvalue()))
@@ -165,8 +169,16 @@ impl ModelVersion {
             .into_iter()
             .enumerate()
             .map(|(row, defaulted_inputs)| {
+                let outputs = self.row_outputs(&columns, row)?;
+                if let Some(tally) = tally.as_deref_mut() {
+                    for (index, spec) in self.manifest.outputs.iter().enumerate() {
+                        if let Some(value) = outputs.get(&spec.name) {
+                            self.drift.observe_output(tally, index, *value);
+                        }
+                    }
+                }
                 Ok(Prediction {
-                    outputs: self.row_outputs(&columns, row)?,
+                    outputs,
                     defaulted_inputs,
                 })
             })

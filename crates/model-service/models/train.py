@@ -672,6 +672,17 @@ def main():
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.onnx"
         model_path.write_bytes(model.SerializeToString())
+        # Each output's distribution over the training rows (after its clamp): the baseline its
+        # prediction drift is measured against.
+        raw_tr = pipe.predict_proba(X_tr) if is_clf else pipe.predict(X_tr).reshape(-1, 1)
+        outputs = [dict(o, baseline=baseline(np.clip(raw_tr[:, o["column"]], *o["clamp"])))
+                   for o in outputs]
+        if TIME_INPUTS & set(input_names):
+            # The output follows the weekly cycle of its time inputs (rush hours, weekend nights).
+            for o in outputs:
+                o["drift"] = {"window_secs": CYCLE_WINDOW_SECS,
+                              "why": "depends on the request's time: a shorter window sees only part "
+                                     "of the weekly cycle the baseline spans"}
         manifest = build_manifest(name, desc, input_names, X_tr, outputs, derived,
                                   {metric: round(score, 4), "training_rows": int(len(X_tr))})
         write_json(out_dir / "manifest.json", manifest)

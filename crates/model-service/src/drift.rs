@@ -1,5 +1,8 @@
-//! Feature drift of the live traffic against each model version's training baseline, reported as the
-//! `model.feature_drift.psi` gauge (tags model, model_version, feature; the monitor alerts above 0.25).
+//! Drift of the live traffic against each model version's training baselines: feature drift (each
+//! watched input) as the `model.feature_drift.psi` gauge (tags model, model_version, feature) and
+//! prediction drift (each output with a baseline) as `model.prediction_drift.psi` (tags model,
+//! model_version, output). Monitors alert above 0.25, and a PSI that crosses 0.25 also sends a Datadog
+//! event (`feature_drift_alert` / `prediction_drift_alert`) for the drift-alerts timeline.
 //!
 //! - Hot path: a Predict call fills a [`DriftTally`] while its input tensor is built (model-runtime),
 //!   then [`DriftWindow::record`] adds it to the version's window: one relaxed `fetch_add` per non-empty
@@ -13,7 +16,7 @@
 //!   benched) puts the total near 0.1 µs on a ~6.5 µs single-row call, and ~3% of a 1000-row batch.
 //! - Every `DRIFT_INTERVAL_SECS`, [`DriftMonitor::report`] closes, per watched feature, the window of
 //!   every loaded version that has reached `DRIFT_MIN_ROWS` rows: it takes the counts (swapping them to
-//!   0, which starts the next window), computes PSI, and emits [`FeatureDriftMeasured`]. A feature
+//!   0, which starts the next window), computes PSI, and emits [`DriftMeasured`]. A feature
 //!   below the minimum keeps accumulating into the next interval instead, so a quiet model still gets
 //!   a statistically meaningful PSI, just less often; the gauge, re-sent by the sink every flush, keeps
 //!   the last complete window's value meanwhile.
@@ -23,7 +26,7 @@
 //!   score a PSI near 8 every minute and measure only the clock. Over the whole cycle it shows whether
 //!   the traffic's time mix matches the training's. A restart starts the window again.
 //!
-//! What is counted is the value each row fed the model. Rows whose value was absent or not finite took
+//! What is counted is the value each row fed the model, and each output it answered (after the clamp). Rows whose value was absent or not finite took
 //! the manifest default; they are counted apart (`defaulted` in the log line), not binned, because the
 //! default is the training median: a feature-store outage would otherwise pile rows into one bin and
 //! page the drift monitor for a data-availability problem that has its own signals (`features.lookups`,
@@ -38,9 +41,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use model_runtime::drift::DriftFeature;
-use model_runtime::{DriftProfile, DriftTally, ModelRepository, ModelVersion};
-use telemetry::catalog::MODEL_FEATURE_DRIFT_PSI;
-use telemetry::{Metrics, Tag};
+use model_runtime::{DriftProfile, DriftTally, ModelRepository, ModelVersion, Watched};
+use telemetry::catalog::{
+    FEATURE_DRIFT_ALERT, MODEL_FEATURE_DRIFT_PSI, MODEL_PREDICTION_DRIFT_PSI, PREDICTION_DRIFT_ALERT,
+};
+use telemetry::{EventAlert, Metrics, Tag};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -78,10 +83,13 @@ impl DriftMonitor {
                 .filter(|f| !f.window().is_zero())
                 .map(|f| format!("{} ({} s)", f.name(), f.window().as_secs()))
                 .collect();
+            let outputs = profile.features().iter().filter(|f| f.kind() == Watched::Output);
+            let outputs: Vec<&str> = outputs.map(DriftFeature::name).collect();
             tracing::info!(
                 model = version.model(),
                 model_version = version.version(),
-                watched = profile.features().len(),
+                watched = profile.features().len() - outputs.len(),
+                outputs = %outputs.join(", "),
                 unwatched = %unwatched.join(", "),
                 longer_windows = %over_a_cycle.join(", "),
                 min_rows,
@@ -105,7 +113,7 @@ impl DriftMonitor {
 
     /// Closes every feature window that reached the minimum and emits its PSI to `metrics`; returns
     /// what was emitted.
-    pub fn report(&self, metrics: &Metrics) -> Vec<FeatureDriftMeasured> {
+    pub fn report(&self, metrics: &Metrics) -> Vec<DriftMeasured> {
         let now = Instant::now();
         let mut measured = Vec::new();
         for window in self.windows.values().flat_map(HashMap::values) {
@@ -128,8 +136,15 @@ pub struct DriftWindow {
     counts: Box<[AtomicU64]>,
     /// Like [`DriftTally::defaulted`].
     defaulted: Box<[AtomicU64]>,
-    /// When each feature's current window started. Only the reporter reads and writes it.
-    started: Mutex<Box<[Instant]>>,
+    /// Per watched feature, when its current window started and whether its last PSI was above the
+    /// alert threshold. Only the reporter reads and writes it.
+    state: Mutex<Box<[FeatureState]>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FeatureState {
+    started: Instant,
+    above: bool,
 }
 
 impl DriftWindow {
@@ -148,7 +163,16 @@ impl DriftWindow {
             version: version.to_owned(),
             counts: zeros(profile.bin_count()),
             defaulted: zeros(profile.features().len()),
-            started: Mutex::new(vec![Instant::now(); profile.features().len()].into()),
+            state: Mutex::new(
+                vec![
+                    FeatureState {
+                        started: Instant::now(),
+                        above: false,
+                    };
+                    profile.features().len()
+                ]
+                .into(),
+            ),
             profile,
         }
     }
@@ -165,14 +189,14 @@ impl DriftWindow {
 
     /// Takes, at `now`, the window of every feature with at least `min_rows` binned rows that has lasted
     /// its feature's window, and measures it; the others keep counting.
-    pub fn close(&self, min_rows: u64, now: Instant) -> Vec<FeatureDriftMeasured> {
+    pub fn close(&self, min_rows: u64, now: Instant) -> Vec<DriftMeasured> {
         let mut closed = Vec::new();
-        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut states = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for (index, feature) in self.profile.features().iter().enumerate() {
-            let Some(start) = started.get_mut(index) else {
+            let Some(state) = states.get_mut(index) else {
                 continue;
             };
-            if now.saturating_duration_since(*start) < feature.window() {
+            if now.saturating_duration_since(state.started) < feature.window() {
                 continue;
             }
             let bins = feature.slice(&self.counts);
@@ -180,33 +204,33 @@ impl DriftWindow {
             if rows < min_rows.max(1) {
                 continue;
             }
-            *start = now;
+            state.started = now;
             // Swapping, not the loads above: rows added since are kept, not lost.
             let counts: Vec<u64> = bins.iter().map(|n| n.swap(0, Ordering::Relaxed)).collect();
             let defaulted = self
                 .defaulted
                 .get(index)
                 .map_or(0, |n| n.swap(0, Ordering::Relaxed));
-            if let Some(drift) = self.measure(feature, &counts, defaulted) {
+            if let Some(mut drift) = self.measure(feature, &counts, defaulted) {
+                let above = drift.psi > PSI_ALERT;
+                drift.crossed = above && !state.above;
+                state.above = above;
                 closed.push(drift);
             }
         }
         closed
     }
 
-    fn measure(
-        &self,
-        feature: &DriftFeature,
-        counts: &[u64],
-        defaulted: u64,
-    ) -> Option<FeatureDriftMeasured> {
-        Some(FeatureDriftMeasured {
+    fn measure(&self, feature: &DriftFeature, counts: &[u64], defaulted: u64) -> Option<DriftMeasured> {
+        Some(DriftMeasured {
             model: self.model.clone(),
             model_version: self.version.clone(),
-            feature: feature.name().to_owned(),
+            kind: feature.kind(),
+            name: feature.name().to_owned(),
             psi: feature.psi(counts)?,
             rows: counts.iter().sum(),
             defaulted,
+            crossed: false,
         })
     }
 }
@@ -220,50 +244,85 @@ fn add(window: &[AtomicU64], tally: &[u64]) {
     }
 }
 
-/// One feature's drift over a closed window.
+/// One watched input's or output's drift over a closed window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeatureDriftMeasured {
+pub struct DriftMeasured {
     pub model: String,
     pub model_version: String,
-    pub feature: String,
+    pub kind: Watched,
+    /// The input's or the output's name.
+    pub name: String,
     pub psi: f64,
     /// Rows whose value was binned.
     pub rows: u64,
-    /// Rows in the same window whose value was defaulted (not binned).
+    /// Rows in the same window whose input was defaulted (not binned); 0 for an output.
     pub defaulted: u64,
+    /// Whether this window took the PSI above [`PSI_ALERT`] (the one before was not above it).
+    pub crossed: bool,
 }
 
-impl FeatureDriftMeasured {
-    /// `model.feature_drift.psi` and one log line (WARN above [`PSI_ALERT`]).
+impl DriftMeasured {
+    /// The PSI gauge (`model.feature_drift.psi` or `model.prediction_drift.psi`), one log line (WARN above
+    /// [`PSI_ALERT`]) and, when the PSI crossed the threshold, a Datadog event.
     pub fn emit(&self, metrics: &Metrics) {
-        metrics.gauge(
-            &MODEL_FEATURE_DRIFT_PSI,
-            self.psi,
-            &[
-                Tag::model(&self.model),
-                Tag::model_version(&self.model_version),
-                Tag::feature(&self.feature),
-            ],
-        );
+        let (model, version) = (Tag::model(&self.model), Tag::model_version(&self.model_version));
+        let (gauge, event, tag, what) = match self.kind {
+            Watched::Input => (
+                &MODEL_FEATURE_DRIFT_PSI,
+                &FEATURE_DRIFT_ALERT,
+                Tag::feature(&self.name),
+                "feature",
+            ),
+            Watched::Output => (
+                &MODEL_PREDICTION_DRIFT_PSI,
+                &PREDICTION_DRIFT_ALERT,
+                Tag::output(&self.name),
+                "prediction",
+            ),
+        };
+        let tags = [model, version, tag];
+        metrics.gauge(gauge, self.psi, &tags);
+        if self.crossed {
+            metrics.event(
+                event,
+                EventAlert::Warning,
+                &format!(
+                    "{what} drift: {} of {} {} above {PSI_ALERT}",
+                    self.name, self.model, self.model_version
+                ),
+                &format!(
+                    "PSI {:.3} over {} rows against the baseline in the manifest of {} version {}",
+                    self.psi, self.rows, self.model, self.model_version
+                ),
+                &tags,
+            );
+        }
+        // `feature` or `output` names what drifted, as the runbooks' log queries read it.
+        let (feature, output) = match self.kind {
+            Watched::Input => (Some(self.name.as_str()), None),
+            Watched::Output => (None, Some(self.name.as_str())),
+        };
         if self.psi > PSI_ALERT {
             tracing::warn!(
                 model = %self.model,
                 model_version = %self.model_version,
-                feature = %self.feature,
+                feature,
+                output,
                 psi = self.psi,
                 rows = self.rows,
                 defaulted = self.defaulted,
-                "feature drift above the alert threshold"
+                "{what} drift above the alert threshold"
             );
         } else {
             tracing::info!(
                 model = %self.model,
                 model_version = %self.model_version,
-                feature = %self.feature,
+                feature,
+                output,
                 psi = self.psi,
                 rows = self.rows,
                 defaulted = self.defaulted,
-                "feature drift measured"
+                "{what} drift measured"
             );
         }
     }

@@ -43,6 +43,7 @@ pub enum TagKey {
     ModelVersion,
     Variant,
     Feature,
+    Output,
     FeatureView,
     Command,
     Booked,
@@ -57,7 +58,7 @@ pub enum TagKey {
 
 impl TagKey {
     /// Every key, for catalog checks.
-    pub const ALL: [TagKey; 17] = [
+    pub const ALL: [TagKey; 18] = [
         TagKey::Rpc,
         TagKey::Status,
         TagKey::ErrorType,
@@ -65,6 +66,7 @@ impl TagKey {
         TagKey::ModelVersion,
         TagKey::Variant,
         TagKey::Feature,
+        TagKey::Output,
         TagKey::FeatureView,
         TagKey::Command,
         TagKey::Booked,
@@ -87,6 +89,7 @@ impl TagKey {
             TagKey::ModelVersion => "model_version",
             TagKey::Variant => "variant",
             TagKey::Feature => "feature",
+            TagKey::Output => "output",
             TagKey::FeatureView => "feature_view",
             TagKey::Command => "command",
             TagKey::Booked => "booked",
@@ -193,6 +196,8 @@ metrics! {
         "Predictions served per model, version and experiment variant.";
     MODEL_FEATURE_DRIFT_PSI = "model.feature_drift.psi", Gauge, "", [Model, ModelVersion, Feature], from ["model-service"],
         "Population Stability Index of a feature against the manifest baseline (alert above 0.25).";
+    MODEL_PREDICTION_DRIFT_PSI = "model.prediction_drift.psi", Gauge, "", [Model, ModelVersion, Output], from ["model-service"],
+        "Population Stability Index of a model output (risk score, surge factor) against the distribution of the training rows' predictions in the manifest (alert above 0.25).";
     MODEL_VERSIONS_LOADED = "model.versions.loaded", Gauge, "", [Model, ModelVersion], from ["model-service"],
         "1 for each model version the model-service has loaded and serves.";
     MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model], from ["model-service"],
@@ -307,8 +312,26 @@ pub static MODEL_VERSION_LOADED: EventDef = EventDef {
     description: "The model-service loaded a model version and serves it.",
 };
 
+/// A feature's PSI crossed the drift alert threshold (0.25).
+pub static FEATURE_DRIFT_ALERT: EventDef = EventDef {
+    name: "feature_drift_alert",
+    tags: &[TagKey::Model, TagKey::ModelVersion, TagKey::Feature],
+    description: "A model input's PSI went above 0.25 (it was not above it in the window before).",
+};
+
+/// A model output's PSI crossed the drift alert threshold (0.25).
+pub static PREDICTION_DRIFT_ALERT: EventDef = EventDef {
+    name: "prediction_drift_alert",
+    tags: &[TagKey::Model, TagKey::ModelVersion, TagKey::Output],
+    description: "A model output's PSI went above 0.25 (it was not above it in the window before).",
+};
+
 /// Every event the platform sends.
-pub static EVENTS: &[&EventDef] = &[&MODEL_VERSION_LOADED];
+pub static EVENTS: &[&EventDef] = &[
+    &MODEL_VERSION_LOADED,
+    &FEATURE_DRIFT_ALERT,
+    &PREDICTION_DRIFT_ALERT,
+];
 
 /// Looks a planned metric up by name.
 pub fn planned(name: &str) -> Option<&'static PlannedMetric> {

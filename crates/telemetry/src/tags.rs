@@ -54,6 +54,13 @@ impl<'a> Tag<'a> {
             value: feature,
         }
     }
+    /// Output name from a model manifest.
+    pub const fn output(output: &'a str) -> Self {
+        Self {
+            key: TagKey::Output,
+            value: output,
+        }
+    }
 }
 
 impl Tag<'static> {

@@ -137,3 +137,32 @@ fn observations_land_in_their_feature_slice() {
     assert_eq!(tally.defaulted(), [2, 1]);
     assert_eq!(a.psi(a.slice(tally.counts())), psi(&[0.5, 0.5], &[1, 2]));
 }
+
+#[test]
+fn an_output_with_a_baseline_is_watched_after_the_inputs() {
+    let manifest = json!({
+        "model": "m", "version": "1", "input_tensor": "input",
+        "inputs": [
+            {"name": "a", "default": 1.0, "baseline": {"edges": [0.0, 1.0, 2.0], "fractions": [0.5, 0.5]}}
+        ],
+        "outputs": [
+            {"name": "unwatched", "tensor": "output"},
+            {"name": "score", "tensor": "output", "column": 1,
+             "baseline": {"edges": [0.0, 0.2, 0.5, 1.0], "fractions": [0.6, 0.3, 0.1]}}
+        ]
+    });
+    let manifest = Manifest::from_json(manifest.to_string().as_bytes()).expect("valid");
+    let profile = DriftProfile::from_manifest(&manifest);
+    let kinds: Vec<(&str, Watched)> = profile.features().iter().map(|f| (f.name(), f.kind())).collect();
+    assert_eq!(kinds, [("a", Watched::Input), ("score", Watched::Output)]);
+    assert_eq!(profile.bin_count(), 5);
+    let mut tally = profile.tally();
+    for value in [0.1, 0.3, 0.9, 1.0] {
+        profile.observe_output(&mut tally, 1, value);
+    }
+    profile.observe_output(&mut tally, 0, 0.5);
+    profile.observe_output(&mut tally, 7, 0.5);
+    let score = &profile.features()[1];
+    assert_eq!(score.slice(tally.counts()), [1, 1, 2]);
+    assert_eq!(profile.features()[0].slice(tally.counts()), [0, 0]);
+}

@@ -220,6 +220,21 @@ fn an_input_is_watched_with_a_baseline_that_can_show_a_shift_or_says_why_not() {
 }
 
 #[test]
+fn an_output_baseline_needs_two_bins_or_more_unless_it_is_unwatched() {
+    let mut value = manifest("m", "1");
+    value["outputs"][0]["baseline"] = json!({"edges": [0.0, 1.0], "fractions": [1.0]});
+    assert!(matches!(invalid(&value), ManifestError::OutputDrift { .. }));
+    value["outputs"][0]["drift"] = json!({"unwatched": "one class only"});
+    assert!(!parse(&value).expect("valid").outputs[0].watched());
+    value["outputs"][0]["drift"] = json!({"window_secs": 604800});
+    value["outputs"][0]["baseline"] = json!({"edges": [0.0, 0.5, 1.0], "fractions": [0.5, 0.6]});
+    assert!(matches!(invalid(&value), ManifestError::OutputBaseline { .. }));
+    value["outputs"][0]["baseline"] = json!({"edges": [0.0, 0.5, 1.0], "fractions": [0.4, 0.6]});
+    let output = &parse(&value).expect("valid").outputs[0];
+    assert!(output.watched() && output.drift.window_secs == 604800);
+}
+
+#[test]
 fn clamp_and_bands_apply() {
     let manifest = parse(&manifest("m", "1")).expect("valid");
     let score = &manifest.outputs[0];

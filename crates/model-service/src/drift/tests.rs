@@ -45,22 +45,29 @@ fn tally(profile: &DriftProfile, name: &str, values: &[Option<f64>]) -> DriftTal
 }
 
 #[test]
-fn every_bundled_input_is_watched_the_time_derived_ones_over_a_week() {
+fn every_bundled_input_and_output_is_watched_the_cyclic_ones_over_a_week() {
+    let watched = |profile: &DriftProfile, kind: Watched| -> Vec<String> {
+        let features = profile.features().iter().filter(|f| f.kind() == kind);
+        features.map(|f| f.name().to_owned()).collect()
+    };
     let risk = profile();
     assert_eq!(
-        risk.features().len(),
+        watched(&risk, Watched::Input).len(),
         9,
         "chargebacks_1y too: its baseline has a bin per count"
     );
     assert!(risk.features().iter().all(|f| f.window().is_zero()));
     let surge = bundled("demand_surge");
-    assert_eq!(surge.features().len(), 10);
+    assert_eq!(watched(&surge, Watched::Input).len(), 10);
     let week = Duration::from_secs(7 * 24 * 3600);
     for feature in surge.features() {
-        let time_derived = ["hour_of_day", "day_of_week", "is_weekend"].contains(&feature.name());
-        let expected = if time_derived { week } else { Duration::ZERO };
+        // The time-derived inputs, and the surge factor that follows them.
+        let cyclic = ["hour_of_day", "day_of_week", "is_weekend", "surge_factor"].contains(&feature.name());
+        let expected = if cyclic { week } else { Duration::ZERO };
         assert_eq!(feature.window(), expected, "{}", feature.name());
     }
+    assert_eq!(watched(&risk, Watched::Output), ["risk_score"]);
+    assert_eq!(watched(&surge, Watched::Output), ["surge_factor"]);
 }
 
 #[test]
@@ -82,10 +89,7 @@ fn a_feature_that_follows_a_cycle_is_measured_only_over_the_whole_cycle() {
     // A week after the start, the window closes with every row of it.
     let closed = window.close(100, start + Duration::from_secs(7 * 24 * 3600));
     assert_eq!(closed.len(), 1, "{closed:?}");
-    assert_eq!(
-        (closed[0].feature.as_str(), closed[0].rows),
-        ("hour_of_day", 6000)
-    );
+    assert_eq!((closed[0].name.as_str(), closed[0].rows), ("hour_of_day", 6000));
 }
 
 #[test]
@@ -111,7 +115,7 @@ fn a_feature_is_reported_once_it_has_the_minimum_rows_then_starts_over() {
         (
             drift.model.as_str(),
             drift.model_version.as_str(),
-            drift.feature.as_str()
+            drift.name.as_str()
         ),
         ("customer_risk", "1", PAYMENT_FAILURES)
     );
@@ -121,7 +125,7 @@ fn a_feature_is_reported_once_it_has_the_minimum_rows_then_starts_over() {
     // A new window: the old rows are gone; the account-age rows below the minimum are still there.
     let rest = window.close(1, Instant::now());
     assert_eq!(rest.len(), 1, "{rest:?}");
-    assert_eq!((rest[0].feature.as_str(), rest[0].rows), (ACCOUNT_AGE, 10));
+    assert_eq!((rest[0].name.as_str(), rest[0].rows), (ACCOUNT_AGE, 10));
     assert!(window.close(1, Instant::now()).is_empty());
 }
 
@@ -155,7 +159,29 @@ fn the_monitor_reports_every_window_and_finds_versions() {
     };
     let reported = monitor.report(&Metrics::disabled());
     assert_eq!(reported.len(), 1);
-    assert_eq!(reported[0].feature, ACCOUNT_AGE);
+    assert_eq!(reported[0].name, ACCOUNT_AGE);
     assert!(reported[0].psi > PSI_ALERT);
     assert!(monitor.report(&Metrics::disabled()).is_empty());
+}
+
+#[test]
+fn only_a_window_that_takes_the_psi_above_the_threshold_crosses_it() {
+    let profile = profile();
+    let window = DriftWindow::new("customer_risk", "1", profile.clone());
+    let training_mix: Vec<Option<f64>> = (0..1000).map(|i| Some(if i < 868 { 0.0 } else { 2.0 })).collect();
+    let crossed = |values: &[Option<f64>]| {
+        window.record(&tally(&profile, PAYMENT_FAILURES, values));
+        let closed = window.close(500, Instant::now());
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        (closed[0].psi > PSI_ALERT, closed[0].crossed)
+    };
+    assert_eq!(crossed(&training_mix), (false, false));
+    assert_eq!(crossed(&[Some(40.0); 500]), (true, true), "it crosses");
+    assert_eq!(
+        crossed(&[Some(40.0); 500]),
+        (true, false),
+        "it stays above: no second event"
+    );
+    assert_eq!(crossed(&training_mix), (false, false));
+    assert_eq!(crossed(&[Some(40.0); 500]), (true, true), "it crosses again");
 }
