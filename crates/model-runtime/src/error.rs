@@ -81,6 +81,25 @@ pub enum LoadError {
         column: usize,
         width: usize,
     },
+    #[error("{}: probe {index} does not score: {source}", path.display())]
+    Probe {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: PredictError,
+    },
+    #[error(
+        "{}: probe {index} scores {output:?} as {got}, where the manifest records {expected} (within {tolerance})",
+        path.display()
+    )]
+    ProbeMismatch {
+        path: PathBuf,
+        index: usize,
+        output: String,
+        expected: f64,
+        got: f64,
+        tolerance: f64,
+    },
     #[error("{}: model {model:?} has no loadable version: {source}", path.display())]
     NoLoadableVersion {
         path: PathBuf,

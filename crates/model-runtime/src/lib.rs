@@ -29,7 +29,8 @@ mod testutil;
 
 pub use drift::{DriftProfile, DriftTally, Watched};
 pub use error::{LoadError, LookupError, PredictError};
-pub use manifest::{DriftSpec, Manifest, ManifestError};
+pub use load::{PROBE_TOLERANCE, load_version_folder};
+pub use manifest::{DriftSpec, Manifest, ManifestError, Probe};
 pub use model::{ModelVersion, Prediction, Row};
 pub use repository::{Model, ModelRepository, SkippedVersion};
 pub use version::compare_versions;

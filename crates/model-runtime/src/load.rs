@@ -1,5 +1,8 @@
 //! Loading one model version from its folder: the manifest, then the ONNX graph, checked against each
-//! other and optimized once into a plan with a symbolic batch dimension.
+//! other and optimized once into a plan with a symbolic batch dimension, then tried on the manifest's
+//! probe rows. A version is only ever served once it scores every probe as the training script recorded
+//! (within [`PROBE_TOLERANCE`]); a manifest without probes is tried on one row of defaults, which must
+//! score finite outputs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,13 +14,38 @@ use tract_onnx::tract_hir::internal::{DimLike, Factoid};
 
 use crate::error::LoadError;
 use crate::manifest::Manifest;
-use crate::model::{ModelVersion, OutputSlot};
+use crate::model::{ModelVersion, OutputSlot, Row};
 
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 pub(crate) const MODEL_FILE: &str = "model.onnx";
 
+/// How far a probe's output may be from the recorded one: the recorded outputs come from onnxruntime,
+/// and tract's float32 arithmetic differs from it by about 1e-7 on the bundled models.
+pub const PROBE_TOLERANCE: f64 = 1e-4;
+
 /// The symbol tract uses for the batch dimension; the training export names it `N` too.
 const BATCH_SYMBOL: &str = "N";
+
+/// Loads and checks the version folder `dir` (`<repository>/<model>/<version>`) exactly as the repository
+/// does before it serves a version: what a pipeline that publishes models runs before it ships one
+/// (`validate-model`).
+pub fn load_version_folder(dir: &Path) -> Result<ModelVersion, LoadError> {
+    let dir = dir.canonicalize().map_err(|source| LoadError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let name = |path: &Path| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| LoadError::NonUtf8Name {
+                path: path.to_owned(),
+            })
+    };
+    let version = name(&dir)?;
+    let model = name(dir.parent().unwrap_or(&dir))?;
+    load_version(&model, &version, &dir)
+}
 
 /// Loads `<dir>/manifest.json` and `<dir>/model.onnx` for `model` version `version`.
 pub(crate) fn load_version(model: &str, version: &str, dir: &Path) -> Result<ModelVersion, LoadError> {
@@ -38,7 +66,51 @@ pub(crate) fn load_version(model: &str, version: &str, dir: &Path) -> Result<Mod
     }
     let onnx_path = dir.join(MODEL_FILE);
     let (plan, slots) = build_plan(&onnx_path, &manifest)?;
-    Ok(ModelVersion::new(manifest, plan, slots, dir.to_owned()))
+    let version = ModelVersion::new(manifest, plan, slots, dir.to_owned());
+    run_probes(&version, &manifest_path)?;
+    Ok(version)
+}
+
+/// Scores the manifest's probe rows (or one row of defaults) and compares what was recorded.
+fn run_probes(version: &ModelVersion, manifest_path: &Path) -> Result<(), LoadError> {
+    let probes = &version.manifest().probes;
+    let rows: Vec<Row> = match probes.is_empty() {
+        true => vec![Row::new()],
+        false => probes.iter().map(|probe| probe.features.clone()).collect(),
+    };
+    // One row at a time, so a failure names its probe (scoring rejects non-finite outputs).
+    for (index, row) in rows.iter().enumerate() {
+        let prediction = version
+            .predict(std::slice::from_ref(row))
+            .map_err(|source| LoadError::Probe {
+                path: manifest_path.to_owned(),
+                index,
+                source,
+            })?;
+        let Some(probe) = probes.get(index) else {
+            continue;
+        };
+        for (output, expected) in &probe.outputs {
+            let got = prediction
+                .first()
+                .and_then(|p| p.outputs.get(output))
+                .copied()
+                .unwrap_or(f64::NAN);
+            // A missing output reads as NaN, which no tolerance accepts.
+            let close = (got - expected).abs() <= PROBE_TOLERANCE;
+            if !close {
+                return Err(LoadError::ProbeMismatch {
+                    path: manifest_path.to_owned(),
+                    index,
+                    output: output.clone(),
+                    expected: *expected,
+                    got,
+                    tolerance: PROBE_TOLERANCE,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest, LoadError> {

@@ -3,7 +3,7 @@
 //!
 //! Unknown fields are ignored so a newer training script can add fields without breaking older servers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -31,6 +31,20 @@ pub struct Manifest {
     /// Training metrics (`auc`, `r2`, `training_rows`, ...), kept as written.
     #[serde(default)]
     pub metrics: Option<BTreeMap<String, serde_json::Value>>,
+    /// Rows the version must score as recorded before it is served (see [`crate::load`]).
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+}
+
+/// A row a version is tried on before it is served, with the outputs the training script recorded for
+/// it (any of them may be left out: only finiteness and range are checked for those).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Probe {
+    /// Input values by name; inputs left out take their default.
+    pub features: HashMap<String, f64>,
+    /// Expected outputs and derived outputs by name.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, f64>,
 }
 
 /// One column of the input tensor.
@@ -149,6 +163,12 @@ pub enum ManifestError {
     UnknownSource { name: String, from: String },
     #[error("derived output `{name}` has invalid bands: {reason}")]
     Bands { name: String, reason: &'static str },
+    #[error("probe {index} {reason}: `{name}`")]
+    Probe {
+        index: usize,
+        name: String,
+        reason: &'static str,
+    },
 }
 
 impl Manifest {
@@ -253,6 +273,30 @@ impl Manifest {
                 reason,
             })?;
             known.insert(&derived.name);
+        }
+        let inputs: HashSet<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+        for (index, probe) in self.probes.iter().enumerate() {
+            let fault = |name: &str, reason| ManifestError::Probe {
+                index,
+                name: name.to_owned(),
+                reason,
+            };
+            for (name, value) in &probe.features {
+                if !inputs.contains(name.as_str()) {
+                    return Err(fault(name, "names no input"));
+                }
+                if !value.is_finite() {
+                    return Err(fault(name, "has a non-finite input"));
+                }
+            }
+            for (name, value) in &probe.outputs {
+                if !known.contains(name.as_str()) {
+                    return Err(fault(name, "names no output"));
+                }
+                if !value.is_finite() {
+                    return Err(fault(name, "expects a non-finite output"));
+                }
+            }
         }
         Ok(())
     }

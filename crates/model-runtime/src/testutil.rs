@@ -154,6 +154,15 @@ pub(crate) fn manifest(model: &str, version: &str) -> Value {
     })
 }
 
+/// [`manifest`] with a probe row that [`Linear::two_by_two`] scores as recorded.
+pub(crate) fn manifest_with_probe(model: &str, version: &str) -> Value {
+    let mut manifest = manifest(model, version);
+    manifest["probes"] = json!([
+        {"features": {"a": 2.0, "b": 1.0}, "outputs": {"score": 4.5, "spread": 1.0}}
+    ]);
+    manifest
+}
+
 /// Writes `<root>/<model>/<version>/{model.onnx, manifest.json}`.
 pub(crate) fn write_version(root: &Path, model: &str, version: &str, onnx: &[u8], manifest: &Value) {
     let dir = root.join(model).join(version);

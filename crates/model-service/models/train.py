@@ -685,8 +685,10 @@ def main():
                                      "of the weekly cycle the baseline spans"}
         manifest = build_manifest(name, desc, input_names, X_tr, outputs, derived,
                                   {metric: round(score, 4), "training_rows": int(len(X_tr))})
-        write_json(out_dir / "manifest.json", manifest)
         rows, log = expected_rows(model_path, manifest, cases)
+        # The same rows as probes: a version is servable only once it scores them as recorded here.
+        manifest["probes"] = rows
+        write_json(out_dir / "manifest.json", manifest)
         # ONNX (float32) vs sklearn (float64) on the held-out rows.
         sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         onnx_out = sess.run(None, {"input": X_te.astype(np.float32)})[0]

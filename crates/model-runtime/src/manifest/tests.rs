@@ -235,6 +235,29 @@ fn an_output_baseline_needs_two_bins_or_more_unless_it_is_unwatched() {
 }
 
 #[test]
+fn probes_name_inputs_and_outputs_it_has() {
+    let cases = [
+        (json!({"features": {"nope": 1.0}}), "names no input"),
+        (
+            json!({"features": {"a": 1.0}, "outputs": {"nope": 1.0}}),
+            "names no output",
+        ),
+    ];
+    for (probe, reason) in cases {
+        let mut value = manifest("m", "1");
+        value["probes"] = json!([{"features": {}}, probe.clone()]);
+        let error = invalid(&value);
+        assert!(
+            matches!(&error, ManifestError::Probe { index: 1, reason: r, .. } if *r == reason),
+            "{probe}: {error}"
+        );
+    }
+    let mut value = manifest("m", "1");
+    value["probes"] = json!([{"features": {"a": 1.0}, "outputs": {"score": 3.5, "tier": 2.0}}]);
+    assert_eq!(parse(&value).expect("valid").probes.len(), 1);
+}
+
+#[test]
 fn clamp_and_bands_apply() {
     let manifest = parse(&manifest("m", "1")).expect("valid");
     let score = &manifest.outputs[0];

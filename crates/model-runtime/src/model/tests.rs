@@ -4,8 +4,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::*;
-use crate::testutil::{Linear, manifest, write_good_version, write_version};
-use crate::{ModelRepository, PredictError};
+use crate::testutil::{Linear, manifest, manifest_with_probe, write_good_version, write_version};
+use crate::{LoadError, ModelRepository, PredictError};
 
 /// `score = clamp(a + 2b + 0.5, 0, 10)`, `spread = a - b`, `tier` bands score at 2 and 5;
 /// defaults a = 1, b = 2.
@@ -138,8 +138,9 @@ fn metadata_accessors() {
 #[test]
 fn a_non_finite_model_output_is_an_error() {
     let root = TempDir::new().expect("temp dir");
+    // Finite on the defaults (the load's probe row), infinite for a large `a`.
     let linear = Linear {
-        weights: vec![vec![f32::NAN, 1.0], vec![1.0, 1.0]],
+        weights: vec![vec![3.0e38, 1.0], vec![1.0, 1.0]],
         ..Linear::two_by_two()
     };
     let mut manifest = manifest("m", "1");
@@ -147,10 +148,45 @@ fn a_non_finite_model_output_is_an_error() {
     write_version(root.path(), "m", "1", &linear.onnx(), &manifest);
     let repository = ModelRepository::load(root.path()).expect("loads");
     let model = repository.get("m", None).expect("m");
-    let error = model.predict(&[row(&[])]).expect_err("NaN output");
+    let error = model
+        .predict(&[row(&[("a", 10.0)])])
+        .expect_err("infinite output");
     assert!(
         matches!(&error, PredictError::NonFiniteOutput { output, row: 0, .. } if output == "score"),
         "{error:?}"
+    );
+}
+
+#[test]
+fn a_version_that_cannot_score_its_probes_is_not_served() {
+    let root = TempDir::new().expect("temp dir");
+    let nan = Linear {
+        weights: vec![vec![f32::NAN, 1.0], vec![1.0, 1.0]],
+        ..Linear::two_by_two()
+    };
+    let mut manifest = manifest("m", "2");
+    manifest["derived"] = json!([]);
+    write_version(root.path(), "m", "2", &nan.onnx(), &manifest);
+    // Version 1 scores its probe as recorded; version 2 (newer) scores only NaN: 1 is served.
+    let mut manifest = manifest_with_probe("m", "1");
+    manifest["derived"] = json!([]);
+    write_version(root.path(), "m", "1", &Linear::two_by_two().onnx(), &manifest);
+    let repository = ModelRepository::load(root.path()).expect("loads");
+    assert_eq!(repository.get("m", None).expect("m").version(), "1");
+    let [skipped] = repository.skipped() else {
+        panic!("{:?}", repository.skipped())
+    };
+    assert!(
+        matches!(
+            &skipped.error,
+            LoadError::Probe {
+                index: 0,
+                source: PredictError::NonFiniteOutput { .. },
+                ..
+            }
+        ),
+        "{:?}",
+        skipped.error
     );
 }
 
@@ -183,4 +219,33 @@ fn predict_tallied_counts_what_each_watched_input_was_fed() {
         .predict_tallied(&[row(&[("zz", 1.0)])])
         .expect_err("unknown input");
     assert!(matches!(error, PredictError::UnknownInput { .. }), "{error:?}");
+}
+
+#[test]
+fn a_version_that_scores_a_probe_otherwise_than_recorded_is_not_loaded() {
+    let root = TempDir::new().expect("temp dir");
+    let mut manifest = manifest_with_probe("m", "1");
+    manifest["probes"][0]["outputs"]["score"] = json!(4.6);
+    let dir = root.path().join("m/1");
+    write_version(root.path(), "m", "1", &Linear::two_by_two().onnx(), &manifest);
+    let error = crate::load_version_folder(&dir).expect_err("a wrong probe");
+    assert!(
+        matches!(&error, LoadError::ProbeMismatch { index: 0, output, expected, got, .. }
+            if output == "score" && *expected == 4.6 && (*got - 4.5).abs() < 1e-6),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("probe 0 scores \"score\" as 4.5"),
+        "{error}"
+    );
+    // As recorded, it loads.
+    write_version(
+        root.path(),
+        "m",
+        "1",
+        &Linear::two_by_two().onnx(),
+        &manifest_with_probe("m", "1"),
+    );
+    let version = crate::load_version_folder(&dir).expect("loads");
+    assert_eq!((version.model(), version.version()), ("m", "1"));
 }
