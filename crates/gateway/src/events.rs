@@ -3,7 +3,6 @@
 //! never drift apart.
 
 use telemetry::catalog::{BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING};
-use telemetry::events::ConversionWindow;
 use telemetry::{Metrics, Tag};
 
 use crate::quotes::QuoteRecord;
@@ -77,9 +76,10 @@ impl PriceQuoted<'_> {
     }
 }
 
-/// An outcome was recorded for a quote. A first outcome counts `business.outcomes.count{variant,booked}`,
-/// the revenue of a booking (`business.revenue.dynamic_pricing{variant,currency}`) and the conversion
-/// window; a duplicate (a retried call) counts nothing, so a booking is never counted twice. Both log
+/// An outcome was recorded for a quote. A first outcome counts `business.outcomes.count{variant,booked}`
+/// and the revenue of a booking (`business.revenue.dynamic_pricing{variant,currency}`); a duplicate (a
+/// retried call) counts nothing, so a booking is never counted twice. Conversion is Datadog's division
+/// of bookings by `business.quotes.count`, both counts summed over every replica. Both log
 /// `outcome recorded`.
 pub struct OutcomeRecorded<'a> {
     pub quote: &'a QuoteRecord,
@@ -90,7 +90,7 @@ pub struct OutcomeRecorded<'a> {
 }
 
 impl OutcomeRecorded<'_> {
-    pub fn emit(&self, metrics: &Metrics, conversion: &ConversionWindow) {
+    pub fn emit(&self, metrics: &Metrics) {
         let quote = self.quote;
         if !self.duplicate {
             let variant = Tag::variant(&quote.experiment_variant);
@@ -103,7 +103,6 @@ impl OutcomeRecorded<'_> {
                     &[variant, currency],
                 );
             }
-            conversion.record(metrics, &quote.experiment_variant, self.booked);
         }
         tracing::info!(quote_id = %quote.quote_id, booked = self.booked, revenue = self.revenue,
             duplicate = self.duplicate, duration_ms = self.duration_ms, "outcome recorded");

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use feature_store::{RedisConfig, RedisTls};
 use proto::inference::v1::inference_service_server::InferenceServiceServer;
-use telemetry::events::ConversionWindow;
 use telemetry::grpc::GrpcServerLayer;
 use tokio::net::TcpListener;
 
@@ -131,7 +130,6 @@ pub async fn run(
         predictor,
         quotes,
         metrics: metrics.clone(),
-        conversion: ConversionWindow::new(Duration::from_secs(15 * 60)),
     });
 
     let reflection = advertised("grpc.reflection.v1.ServerReflection").build_v1()?;

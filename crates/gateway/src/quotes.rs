@@ -25,6 +25,7 @@ use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::validate::{self, MAX_REVENUE_MULTIPLE};
 use server_kit::Deadline;
 
 /// What a quote remembers, for joining its outcome to the prediction that priced it.
@@ -123,6 +124,7 @@ return 1";
 const OUTCOME_SCRIPT: &str = r"
 local quote = redis.call('HGET', KEYS[1], 'quote')
 if not quote then return {0} end
+if tonumber(ARGV[4]) > tonumber(ARGV[5]) * cjson.decode(quote).price then return {3, quote} end
 if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'outcome_at_ms', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -218,7 +220,13 @@ impl QuoteStore {
                 ..
             } => {
                 let json = serde_json::to_string(&outcome).map_err(|e| Error::QuoteStore(e.to_string()))?;
-                let args = vec![json, retention.as_secs().max(1).to_string(), now_ms().to_string()];
+                let args = vec![
+                    json,
+                    retention.as_secs().max(1).to_string(),
+                    now_ms().to_string(),
+                    outcome.revenue.to_string(),
+                    MAX_REVENUE_MULTIPLE.to_string(),
+                ];
                 let reply: Vec<Option<String>> = within(
                     deadline,
                     Self::connected(connection)?.eval(OUTCOME_SCRIPT, key(quote_id), args),
@@ -233,6 +241,14 @@ impl QuoteStore {
                         same_outcome(quote_id, existing, outcome)
                             .map(|()| Ok(Recorded::Duplicate(Box::new(quote()?))))?
                     }
+                    Some("3") => {
+                        let quote = quote()?;
+                        Err(validate::revenue_over_quote(
+                            outcome.revenue,
+                            quote.price,
+                            &quote.currency,
+                        ))
+                    }
                     _ => Err(Error::QuoteNotFound(quote_id.to_owned())),
                 }
             }
@@ -244,6 +260,12 @@ impl QuoteStore {
                     let Some(current) = current else { return Op::Nop };
                     let entry = current.into_value();
                     let quote = Box::new(QuoteRecord::clone(&entry.quote));
+                    if let Err(error) =
+                        validate::revenue_within_quote(outcome.revenue, quote.price, &quote.currency)
+                    {
+                        recorded = Some(Err(error));
+                        return Op::Nop;
+                    }
                     match entry.outcome {
                         Some(existing) => {
                             recorded = Some(

@@ -12,7 +12,6 @@ use proto::inference::v1::{
     QuotePriceResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
 use telemetry::Metrics;
-use telemetry::events::ConversionWindow;
 use tonic::{Request, Response, Status};
 
 use crate::context::RequestContext;
@@ -26,8 +25,6 @@ pub struct Gateway {
     pub predictor: Predictor,
     pub quotes: QuoteStore,
     pub metrics: Metrics,
-    /// Bookings / outcomes per variant over a rolling window, for `business.booking.conversion_rate`.
-    pub conversion: ConversionWindow,
 }
 
 /// The trait's methods: each takes the request context, runs its business logic below, and answers.
@@ -162,7 +159,7 @@ impl Gateway {
             duplicate,
             duration_ms: cx.elapsed_ms(),
         }
-        .emit(&self.metrics, &self.conversion);
+        .emit(&self.metrics);
         Ok(RecordOutcomeResponse {
             quote_id: req.quote_id,
             duplicate,

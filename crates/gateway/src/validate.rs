@@ -20,6 +20,10 @@ pub const MAX_CONTEXT_KEY_LEN: usize = 64;
 pub const MAX_CONTEXT_VALUE_LEN: usize = 256;
 /// Largest base price accepted: far above any real fare, low enough that x multipliers stays finite.
 pub const MAX_BASE_PRICE: f64 = 1e9;
+/// The most revenue a booking may claim, as a multiple of the price it was quoted: the fare and what a
+/// booking adds to it (tips, add-ons), never a different order of magnitude. Past it the outcome is
+/// refused (a unit or currency mistake would otherwise inflate revenue and conversion value).
+pub const MAX_REVENUE_MULTIPLE: f64 = 5.0;
 /// How far from now a surge prediction may be asked for.
 pub const MAX_TIME_SKEW: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -186,6 +190,26 @@ pub fn quote_id(value: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// `revenue` against the price it was quoted (`price` in `currency`): at most [`MAX_REVENUE_MULTIPLE`]
+/// times it.
+pub fn revenue_within_quote(revenue: f64, price: f64, currency: &str) -> Result<(), Error> {
+    match revenue <= MAX_REVENUE_MULTIPLE * price {
+        true => Ok(()),
+        false => Err(revenue_over_quote(revenue, price, currency)),
+    }
+}
+
+/// The refusal of a `revenue` over [`MAX_REVENUE_MULTIPLE`] times the quoted `price`.
+pub fn revenue_over_quote(revenue: f64, price: f64, currency: &str) -> Error {
+    Error::invalid(
+        "revenue",
+        format!(
+            "must be at most {MAX_REVENUE_MULTIPLE} times the quoted price ({price:.2} {currency}), got {}",
+            number(revenue)
+        ),
+    )
 }
 
 pub fn outcome(booked: bool, revenue: f64) -> Result<(), Error> {

@@ -144,3 +144,31 @@ async fn concurrent_outcomes_for_one_quote_have_one_winner() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_booking_cannot_claim_more_than_five_times_its_quote() {
+    let store = QuoteStore::memory(Duration::from_secs(60), Duration::from_secs(60));
+    store.put(&quote("q1"), deadline()).await.expect("stored");
+    let inflated = Outcome {
+        booked: true,
+        revenue: 62.51,
+    };
+    let error = store
+        .record_outcome("q1", inflated, deadline())
+        .await
+        .expect_err("over five times the 12.5 quoted");
+    assert_eq!(
+        error.to_string(),
+        "revenue: must be at most 5 times the quoted price (12.50 USD), got 62.51"
+    );
+    // Nothing was recorded: the most the quote allows is accepted as the first outcome.
+    let at_most = Outcome {
+        booked: true,
+        revenue: 62.5,
+    };
+    let recorded = store
+        .record_outcome("q1", at_most, deadline())
+        .await
+        .expect("recorded");
+    assert!(matches!(recorded, Recorded::New(_)), "{recorded:?}");
+}

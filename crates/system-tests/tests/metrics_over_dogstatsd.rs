@@ -160,7 +160,6 @@ async fn each_rpc_emits_the_catalog_metrics() {
         "business.quotes.count",
         "business.outcomes.count",
         "business.revenue.dynamic_pricing",
-        "business.booking.conversion_rate",
         // From start, not only once a breaker first changes: a healthy stack reports closed breakers.
         "circuit_breaker.state",
     ];

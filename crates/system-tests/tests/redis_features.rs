@@ -194,6 +194,19 @@ async fn quotes_and_outcomes_are_kept_in_redis() {
         booked,
         revenue,
     };
+    // A booking claiming more than five times its quote is refused, and nothing is recorded.
+    let inflated = stack
+        .client()
+        .record_outcome(outcome(&first.quote_id, true, first.price * 5.0 + 0.01))
+        .await
+        .expect_err("revenue over the quote");
+    assert_eq!(inflated.code(), Code::InvalidArgument, "{inflated:?}");
+    assert!(
+        inflated
+            .message()
+            .starts_with("revenue: must be at most 5 times the quoted price"),
+        "{inflated:?}"
+    );
     let recorded = stack
         .client()
         .record_outcome(outcome(&first.quote_id, true, first.price))

@@ -238,8 +238,6 @@ metrics! {
         "Quote outcomes recorded, by variant and whether the quote was booked.";
     BUSINESS_REVENUE_DYNAMIC_PRICING = "business.revenue.dynamic_pricing", Distribution, "", [Variant, Currency], from ["gateway"],
         "Revenue of each booked outcome priced dynamically (sum it for revenue, in the currency tagged).";
-    BUSINESS_BOOKING_CONVERSION_RATE = "business.booking.conversion_rate", Gauge, "fraction", [Variant], from ["gateway"],
-        "Bookings / outcomes over the process's rolling window, per variant.";
     BATCH_JOB_RUNS = "batch_job.runs", Count, "run", [Job, Status], from ["materialize"],
         "Batch job runs by job and outcome (success, failed).";
     BATCH_JOB_STATUS = "batch_job.status", Gauge, "", [Job], from ["materialize"],

@@ -92,6 +92,11 @@ const NOT_SENT_BY_THE_PLATFORM: &[(&str, &str)] = &[
         "cache.hit_rate",
         "a ratio the monitor computes from the cache.*.hit and cache.*.miss counts",
     ),
+    (
+        "business.booking.conversion_rate",
+        "a ratio Datadog computes from business.outcomes.count{booked:true} and business.quotes.count, \
+         summed over every replica (a gauge per process would average wrongly across them)",
+    ),
 ];
 
 /// Record metrics the catalog sends as another kind than the record's type maps to, and why.
