@@ -303,6 +303,7 @@ async fn the_binaries_serve_a_prediction_with_the_charts_environment() {
             quote_id: quote.quote_id.clone(),
             booked: true,
             revenue: quote.price,
+            ..Default::default()
         })
         .await
         .expect("the outcome joins the quote kept in Redis");

@@ -2,10 +2,13 @@
 //! together (see `telemetry::events`), so a dashboard's count and the lines an on-call engineer reads
 //! never drift apart.
 
-use telemetry::catalog::{BUSINESS_OUTCOMES_COUNT, BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING};
+use telemetry::catalog::{
+    BUSINESS_COMPLAINTS_COUNT, BUSINESS_CUSTOMER_SATISFACTION_SCORE, BUSINESS_OUTCOMES_COUNT,
+    BUSINESS_QUOTES_COUNT, BUSINESS_REVENUE_DYNAMIC_PRICING,
+};
 use telemetry::{Metrics, Tag};
 
-use crate::quotes::QuoteRecord;
+use crate::quotes::{Outcome, QuoteRecord};
 
 /// The headline output of a single prediction, which names its log line.
 #[derive(Debug, Clone, Copy)]
@@ -76,35 +79,43 @@ impl PriceQuoted<'_> {
     }
 }
 
-/// An outcome was recorded for a quote. A first outcome counts `business.outcomes.count{variant,booked}`
-/// and the revenue of a booking (`business.revenue.dynamic_pricing{variant,currency}`); a duplicate (a
+/// An outcome was recorded for a quote. A first outcome counts `business.outcomes.count{variant,booked}`,
+/// the revenue of a booking (`business.revenue.dynamic_pricing{variant,currency}`), a satisfaction score
+/// given (`business.customer_satisfaction.score{variant}`) and a complaint about the price
+/// (`business.complaints.count{variant}`); a duplicate (a
 /// retried call) counts nothing, so a booking is never counted twice. Conversion is Datadog's division
 /// of bookings by `business.quotes.count`, both counts summed over every replica. Both log
 /// `outcome recorded`.
 pub struct OutcomeRecorded<'a> {
     pub quote: &'a QuoteRecord,
-    pub booked: bool,
-    pub revenue: f64,
+    pub outcome: Outcome,
     pub duplicate: bool,
     pub duration_ms: f64,
 }
 
 impl OutcomeRecorded<'_> {
     pub fn emit(&self, metrics: &Metrics) {
-        let quote = self.quote;
+        let (quote, outcome) = (self.quote, &self.outcome);
         if !self.duplicate {
             let variant = Tag::variant(&quote.experiment_variant);
-            metrics.incr(&BUSINESS_OUTCOMES_COUNT, &[variant, Tag::booked(self.booked)]);
-            if self.booked {
+            metrics.incr(&BUSINESS_OUTCOMES_COUNT, &[variant, Tag::booked(outcome.booked)]);
+            if outcome.booked {
                 let currency = Tag::currency(&quote.currency);
                 metrics.distribution(
                     &BUSINESS_REVENUE_DYNAMIC_PRICING,
-                    self.revenue,
+                    outcome.revenue,
                     &[variant, currency],
                 );
             }
+            if let Some(score) = outcome.satisfaction {
+                metrics.distribution(&BUSINESS_CUSTOMER_SATISFACTION_SCORE, score, &[variant]);
+            }
+            if outcome.price_complaint {
+                metrics.incr(&BUSINESS_COMPLAINTS_COUNT, &[variant]);
+            }
         }
-        tracing::info!(quote_id = %quote.quote_id, booked = self.booked, revenue = self.revenue,
+        tracing::info!(quote_id = %quote.quote_id, booked = outcome.booked, revenue = outcome.revenue,
+            satisfaction = outcome.satisfaction, price_complaint = outcome.price_complaint,
             duplicate = self.duplicate, duration_ms = self.duration_ms, "outcome recorded");
     }
 }

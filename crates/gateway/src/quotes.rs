@@ -51,6 +51,12 @@ pub struct QuoteRecord {
 pub struct Outcome {
     pub booked: bool,
     pub revenue: f64,
+    /// The customer's score, 1 to 5, if they gave one.
+    #[serde(default)]
+    pub satisfaction: Option<f64>,
+    /// Whether the customer complained about the price.
+    #[serde(default)]
+    pub price_complaint: bool,
 }
 
 /// What recording an outcome did.

@@ -142,9 +142,12 @@ impl Gateway {
     ) -> Result<RecordOutcomeResponse, Error> {
         validate::quote_id(&req.quote_id)?;
         validate::outcome(req.booked, req.revenue)?;
+        validate::satisfaction(req.satisfaction)?;
         let outcome = Outcome {
             booked: req.booked,
             revenue: req.revenue,
+            satisfaction: req.satisfaction,
+            price_complaint: req.price_complaint,
         };
         let recorded = self
             .quotes
@@ -154,8 +157,7 @@ impl Gateway {
         let duplicate = matches!(recorded, Recorded::Duplicate(_));
         OutcomeRecorded {
             quote,
-            booked: req.booked,
-            revenue: req.revenue,
+            outcome,
             duplicate,
             duration_ms: cx.elapsed_ms(),
         }

@@ -212,6 +212,19 @@ pub fn revenue_over_quote(revenue: f64, price: f64, currency: &str) -> Error {
     )
 }
 
+/// Lowest and highest satisfaction score an outcome may report.
+pub const SATISFACTION_RANGE: std::ops::RangeInclusive<f64> = 1.0..=5.0;
+
+pub fn satisfaction(score: Option<f64>) -> Result<(), Error> {
+    match score {
+        Some(score) if !SATISFACTION_RANGE.contains(&score) => Err(Error::invalid(
+            "satisfaction",
+            format!("must be a score from 1 to 5 when given, got {}", number(score)),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn outcome(booked: bool, revenue: f64) -> Result<(), Error> {
     if !revenue.is_finite() || revenue < 0.0 {
         return Err(Error::invalid(

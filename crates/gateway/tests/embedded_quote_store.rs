@@ -35,10 +35,14 @@ fn deadline() -> Deadline {
 const BOOKED: Outcome = Outcome {
     booked: true,
     revenue: 12.5,
+    satisfaction: None,
+    price_complaint: false,
 };
 const NOT_BOOKED: Outcome = Outcome {
     booked: false,
     revenue: 0.0,
+    satisfaction: None,
+    price_complaint: false,
 };
 
 #[tokio::test]
@@ -152,6 +156,8 @@ async fn a_booking_cannot_claim_more_than_five_times_its_quote() {
     let inflated = Outcome {
         booked: true,
         revenue: 62.51,
+        satisfaction: None,
+        price_complaint: false,
     };
     let error = store
         .record_outcome("q1", inflated, deadline())
@@ -165,6 +171,8 @@ async fn a_booking_cannot_claim_more_than_five_times_its_quote() {
     let at_most = Outcome {
         booked: true,
         revenue: 62.5,
+        satisfaction: None,
+        price_complaint: false,
     };
     let recorded = store
         .record_outcome("q1", at_most, deadline())

@@ -245,6 +245,7 @@ async fn demo(gateway: &str, requests: u64) -> anyhow::Result<()> {
         quote_id: quote.quote_id.clone(),
         booked: true,
         revenue: quote.price,
+        ..Default::default()
     };
     let recorded = client.record_outcome(outcome).await?.into_inner();
     println!(

@@ -128,6 +128,7 @@ async fn malformed_requests_are_rejected_naming_the_field() {
         quote_id: id.into(),
         booked,
         revenue,
+        ..Default::default()
     };
     let valid_id = "0193a3b4-0000-7000-8000-000000000000";
     expect(
@@ -155,6 +156,17 @@ async fn malformed_requests_are_rejected_naming_the_field() {
         Code::InvalidArgument,
         "revenue",
     );
+    for score in [0.0, 5.5, f64::NAN] {
+        let unhappy = RecordOutcomeRequest {
+            satisfaction: Some(score),
+            ..outcome(valid_id, true, 1.0)
+        };
+        expect(
+            c.record_outcome(unhappy).await,
+            Code::InvalidArgument,
+            "satisfaction",
+        );
+    }
     expect(
         c.record_outcome(outcome(valid_id, true, 1.0)).await,
         Code::NotFound,

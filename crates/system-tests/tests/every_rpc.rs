@@ -78,6 +78,7 @@ async fn predictions_quotes_and_outcomes() {
         quote_id: quote.quote_id.clone(),
         booked,
         revenue,
+        ..Default::default()
     };
     let first = client
         .record_outcome(record(true, quote.price))
@@ -100,6 +101,7 @@ async fn predictions_quotes_and_outcomes() {
         quote_id: uuid_like(),
         booked: true,
         revenue: 1.0,
+        ..Default::default()
     };
     assert_eq!(
         client.record_outcome(unknown).await.expect_err("unknown").code(),

@@ -111,6 +111,7 @@ async fn a_request_writes_no_more_logs_than_the_cost_model_prices() {
                 quote_id: quote.quote_id,
                 booked: i % 3 == 0,
                 revenue: if i % 3 == 0 { quote.price } else { 0.0 },
+                ..Default::default()
             })
             .await
             .expect("outcome");

@@ -105,6 +105,8 @@ async fn each_rpc_emits_the_catalog_metrics() {
             quote_id: quote.quote_id.clone(),
             booked: true,
             revenue: quote.price,
+            satisfaction: Some(4.0),
+            price_complaint: true,
         })
         .await
         .expect("outcome");
@@ -160,6 +162,8 @@ async fn each_rpc_emits_the_catalog_metrics() {
         "business.quotes.count",
         "business.outcomes.count",
         "business.revenue.dynamic_pricing",
+        "business.customer_satisfaction.score",
+        "business.complaints.count",
         // From start, not only once a breaker first changes: a healthy stack reports closed breakers.
         "circuit_breaker.state",
     ];

@@ -76,6 +76,7 @@ async fn quotes_are_kept_in_redis_over_mutual_tls() {
             quote_id: quoted.quote_id.clone(),
             booked: true,
             revenue: quoted.price,
+            ..Default::default()
         })
         .await
         .expect("outcome recorded over mutual TLS")

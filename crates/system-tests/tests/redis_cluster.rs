@@ -48,6 +48,7 @@ async fn predictions_and_quotes_on_a_cluster() {
         quote_id: quote.quote_id,
         booked: true,
         revenue: quote.price,
+        ..Default::default()
     };
     assert!(
         !client

@@ -193,6 +193,7 @@ async fn quotes_and_outcomes_are_kept_in_redis() {
         quote_id: id.into(),
         booked,
         revenue,
+        ..Default::default()
     };
     // A booking claiming more than five times its quote is refused, and nothing is recorded.
     let inflated = stack

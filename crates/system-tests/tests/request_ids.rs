@@ -52,6 +52,7 @@ async fn every_answer_names_its_request_and_every_failure_is_logged_under_it() {
             quote_id: quote.into_inner().quote_id,
             booked: false,
             revenue: 0.0,
+            ..Default::default()
         })
         .await
         .expect("outcome");
@@ -78,6 +79,7 @@ async fn every_answer_names_its_request_and_every_failure_is_logged_under_it() {
             quote_id: "no-such-quote".into(),
             booked: false,
             revenue: 0.0,
+            ..Default::default()
         })
         .await
         .expect_err("unknown quote");

@@ -238,6 +238,10 @@ metrics! {
         "Quote outcomes recorded, by variant and whether the quote was booked.";
     BUSINESS_REVENUE_DYNAMIC_PRICING = "business.revenue.dynamic_pricing", Distribution, "", [Variant, Currency], from ["gateway"],
         "Revenue of each booked outcome priced dynamically (sum it for revenue, in the currency tagged).";
+    BUSINESS_CUSTOMER_SATISFACTION_SCORE = "business.customer_satisfaction.score", Distribution, "", [Variant], from ["gateway"],
+        "The satisfaction score (1 to 5) an outcome reported, by the experiment variant that priced the quote.";
+    BUSINESS_COMPLAINTS_COUNT = "business.complaints.count", Count, "complaint", [Variant], from ["gateway"],
+        "Outcomes that reported a complaint about the price, by the experiment variant that priced the quote.";
     BATCH_JOB_RUNS = "batch_job.runs", Count, "run", [Job, Status], from ["materialize"],
         "Batch job runs by job and outcome (success, failed).";
     BATCH_JOB_STATUS = "batch_job.status", Gauge, "", [Job], from ["materialize"],
@@ -287,9 +291,6 @@ planned! {
     "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion], from ["gateway"],
         "The offline quality the model version's manifest records (its `metrics`), which online quality is held to.",
         by "model operations (online accuracy from delayed labels)";
-    "business.complaints.count", Count, "complaint", [Variant], from ["gateway"],
-        "Customer complaints about a price, by the experiment variant that priced the quote.",
-        by "model operations (business results per variant)";
 }
 
 /// A DogStatsD event the platform sends (rare lifecycle moments, for dashboards' event timelines).

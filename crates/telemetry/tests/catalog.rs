@@ -72,10 +72,6 @@ const PLANNED_FROM_RECORD: &[(&str, &str)] = &[
         "model.accuracy",
         "online accuracy needs delayed labels: planned model-operations work",
     ),
-    (
-        "business.customer_satisfaction.score",
-        "no satisfaction score reaches the platform; no work to bring one in is scheduled yet",
-    ),
 ];
 
 /// Names in the record's alert conditions that are no metric this platform sends, and what each is.
@@ -100,12 +96,19 @@ const NOT_SENT_BY_THE_PLATFORM: &[(&str, &str)] = &[
 ];
 
 /// Record metrics the catalog sends as another kind than the record's type maps to, and why.
-const KIND_CHANGED: &[(&str, MetricKind, &str)] = &[(
-    "business.revenue.dynamic_pricing",
-    MetricKind::Distribution,
-    "each booked outcome's revenue is one sample, summed across replicas; a gauge would keep one \
-     process's last value",
-)];
+const KIND_CHANGED: &[(&str, MetricKind, &str)] = &[
+    (
+        "business.revenue.dynamic_pricing",
+        MetricKind::Distribution,
+        "each booked outcome's revenue is one sample, summed across replicas; a gauge would keep one \
+         process's last value",
+    ),
+    (
+        "business.customer_satisfaction.score",
+        MetricKind::Distribution,
+        "each score is one sample, averaged across replicas; a gauge would keep one process's last score",
+    ),
+];
 
 /// One line of the record's list.
 struct RecordMetric {
