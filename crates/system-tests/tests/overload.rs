@@ -2,7 +2,7 @@
 //! refuses what it cannot serve at once (RESOURCE_EXHAUSTED), serves the rest whole and in time, and the
 //! system is itself again the moment the spike ends.
 //!
-//! The figures are ratios to the capacity measured in the same run, so they hold on a debug build and a
+//! The figures are ratios to the capacity measured in the same run (before and after the spike), so they
 //! busy machine where absolute rates do not; docs/operations.md has the release build's figures. The
 //! test runs alone (`.config/nextest.toml`): other tests sharing the CPU would change the capacity
 //! between its measurement and the spike.
@@ -20,7 +20,7 @@ const FEATURE_TIMEOUT_MS: u64 = 120;
 
 /// The least share of the capacity's goodput the spike must keep. A release build keeps all of it
 /// (docs/operations.md); here the load generator is an unoptimised build in this process, on the same two
-/// cores, and its own CPU doubles with the spike's rate, which no ratio cancels: about 0.85 to 1.0 is
+/// cores, and its own CPU doubles with the spike's rate, which no ratio cancels: about 0.85 to 1.2 is
 /// what the services keep here, where the fixed limit they had before kept 0.30.
 const MIN_GOODPUT_RATIO: f64 = 0.8;
 
@@ -58,15 +58,9 @@ async fn twice_the_capacity_costs_only_the_excess() {
     eprintln!("capacity ({CAPACITY_CALLERS} callers):\n{}", capacity.render());
 
     // The spike: twice that, open loop, as independent callers send it.
-    let spike = open_loop(&url, 2.0 * answered, Duration::from_secs(4)).await;
+    let spike = open_loop(&url, 2.0 * answered, Duration::from_secs(6)).await;
     eprintln!("spike at {:.0}/s:\n{}", 2.0 * answered, spike.render());
     let stats = &spike.rpcs["QuotePrice"];
-    let ratio = spike.goodput() / good;
-    assert!(
-        ratio >= MIN_GOODPUT_RATIO,
-        "goodput under the spike is {ratio:.2} of capacity ({:.0}/s against {good:.0}/s)",
-        spike.goodput()
-    );
     let refused = stats.errors_with(tonic::Code::ResourceExhausted);
     let failed: u64 = stats.errors.values().sum::<u64>() - refused;
     assert!(
@@ -105,6 +99,22 @@ async fn twice_the_capacity_costs_only_the_excess() {
     assert!(
         after_ratio >= 0.9,
         "after the spike the goodput is {after_ratio:.2} of the offered half capacity"
+    );
+
+    // The spike's goodput against the capacity measured on both sides of it: one window of a few seconds
+    // on a shared machine can land high or low by a fifth.
+    let capacity_after = closed_loop(&url, Duration::from_secs(3)).await;
+    eprintln!(
+        "capacity again ({CAPACITY_CALLERS} callers):\n{}",
+        capacity_after.render()
+    );
+    let good = (good + capacity_after.goodput()) / 2.0;
+    let ratio = spike.goodput() / good;
+    assert!(
+        ratio >= MIN_GOODPUT_RATIO,
+        "goodput under the spike is {ratio:.2} of capacity ({:.0}/s against {good:.0}/s, the mean of the \
+         windows before and after)",
+        spike.goodput()
     );
 }
 
