@@ -85,6 +85,14 @@ impl InputSpec {
     pub fn watched(&self) -> bool {
         self.drift.watches(self.baseline.as_ref())
     }
+
+    /// Why the input is not watched (the manifest's reason, or that it has no baseline); `None` when it is.
+    pub fn why_unwatched(&self) -> Option<&str> {
+        match self.watched() {
+            true => None,
+            false => Some(self.drift.unwatched.as_deref().unwrap_or("no baseline")),
+        }
+    }
 }
 
 impl OutputSpec {

@@ -169,14 +169,7 @@ impl ModelVersion {
             .into_iter()
             .enumerate()
             .map(|(row, defaulted_inputs)| {
-                let outputs = self.row_outputs(&columns, row)?;
-                if let Some(tally) = tally.as_deref_mut() {
-                    for (index, spec) in self.manifest.outputs.iter().enumerate() {
-                        if let Some(value) = outputs.get(&spec.name) {
-                            self.drift.observe_output(tally, index, *value);
-                        }
-                    }
-                }
+                let outputs = self.row_outputs(&columns, row, tally.as_deref_mut())?;
                 Ok(Prediction {
                     outputs,
                     defaulted_inputs,
@@ -230,10 +223,16 @@ impl ModelVersion {
         Ok((tensor, defaulted))
     }
 
-    /// Reads, clamps and derives the outputs of row `row`.
-    fn row_outputs(&self, columns: &[&[f64]], row: usize) -> Result<HashMap<String, f64>, PredictError> {
+    /// Reads, clamps and derives the outputs of row `row`, counting each watched output's value in
+    /// `tally` when there is one.
+    fn row_outputs(
+        &self,
+        columns: &[&[f64]],
+        row: usize,
+        mut tally: Option<&mut DriftTally>,
+    ) -> Result<HashMap<String, f64>, PredictError> {
         let mut outputs = HashMap::with_capacity(self.manifest.outputs.len() + self.manifest.derived.len());
-        for (spec, slot) in self.manifest.outputs.iter().zip(&self.slots) {
+        for (index, (spec, slot)) in self.manifest.outputs.iter().zip(&self.slots).enumerate() {
             let raw = columns
                 .get(slot.tensor_index)
                 .and_then(|column| column.get(row * slot.width + slot.column))
@@ -251,7 +250,11 @@ impl ModelVersion {
                     row,
                 });
             }
-            outputs.insert(spec.name.clone(), spec.apply(raw));
+            let value = spec.apply(raw);
+            if let Some(tally) = tally.as_deref_mut() {
+                self.drift.observe_output(tally, index, value);
+            }
+            outputs.insert(spec.name.clone(), value);
         }
         for derived in &self.manifest.derived {
             // Validation guarantees `from` names an earlier output; NaN would still pick the top band.

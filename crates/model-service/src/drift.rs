@@ -71,11 +71,7 @@ impl DriftMonitor {
             let unwatched: Vec<String> = version
                 .inputs()
                 .iter()
-                .filter(|input| !profile.features().iter().any(|f| f.name() == input.name))
-                .map(|input| {
-                    let why = input.drift.unwatched.as_deref().unwrap_or("no baseline");
-                    format!("{} ({why})", input.name)
-                })
+                .filter_map(|input| Some(format!("{} ({})", input.name, input.why_unwatched()?)))
                 .collect();
             let over_a_cycle: Vec<String> = profile
                 .features()

@@ -65,9 +65,10 @@ fn summary(version: &ModelVersion) -> String {
         inputs.len(),
         inputs.join(", ")
     ));
-    for input in manifest.inputs.iter().filter(|i| !i.watched()) {
-        let why = input.drift.unwatched.as_deref().unwrap_or("no baseline");
-        out.push_str(&format!("    unwatched: {} ({why})\n", input.name));
+    for input in &manifest.inputs {
+        if let Some(why) = input.why_unwatched() {
+            out.push_str(&format!("    unwatched: {} ({why})\n", input.name));
+        }
     }
     let outputs: Vec<String> = manifest
         .outputs
