@@ -3,6 +3,7 @@
 //! percentiles per RPC ([`Report`], as text or a JSON [`Summary`]) and plots them ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod bare;
 pub mod plot;
 mod progress;
 mod report;

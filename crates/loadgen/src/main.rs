@@ -64,6 +64,12 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Serves a bare InferenceService that answers every call at once with no work behind it: run the same
+    /// load against it to measure the floor of one gRPC hop in the same session as the system's figures.
+    Bare {
+        #[arg(long, default_value = "127.0.0.1:50060")]
+        listen: std::net::SocketAddr,
+    },
     /// Draws the latency-percentile curves of runs saved with `run --json` in one SVG, to compare them.
     Plot {
         /// The SVG to write.
@@ -157,6 +163,14 @@ async fn main() -> anyhow::Result<()> {
             let load = format!("{concurrency} concurrent, {seconds} s, mix {mix:?}");
             println!("load: {load}");
             output.write(&run_load(&gateway, options).await?, &load)
+        }
+        Command::Bare { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            println!("bare InferenceService on {listen}");
+            loadgen::bare::Bare::default().serve(listener).await?;
+            Ok(())
         }
         Command::Plot { out, title, runs } => {
             let mut summaries = Vec::with_capacity(runs.len());

@@ -1,100 +1,23 @@
 //! The load generator measures what a caller would see: its histogram holds a server's known latency, and
 //! its open loop counts a stall against every request that was due during it (no coordinated omission),
-//! where a closed loop, by waiting, hides all but one of them. The server is a tonic `InferenceService`
-//! on loopback whose QuotePrice answers after a fixed delay, and stalls every call for a set time on
-//! demand.
+//! where a closed loop, by waiting, hides all but one of them. The server is `loadgen::bare` on loopback,
+//! answering after a fixed delay and stalling every call for a set time on demand.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use loadgen::bare::Bare;
 use loadgen::{Ids, LoadOptions, Mix, OpenLoopOptions, Report, run_load, run_open_loop};
-use proto::inference::v1::inference_service_server::{InferenceService, InferenceServiceServer};
-use proto::inference::v1::{
-    BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
-    BatchPredictDemandSurgeResponse, PredictCustomerRiskRequest, PredictCustomerRiskResponse,
-    PredictDemandSurgeRequest, PredictDemandSurgeResponse, QuotePriceRequest, QuotePriceResponse,
-    RecordOutcomeRequest, RecordOutcomeResponse,
-};
-use tokio::time::Instant;
-use tonic::{Request, Response, Status};
 
 /// Every QuotePrice takes this long.
 const DELAY: Duration = Duration::from_millis(5);
 /// How long a stall holds every call.
 const STALL: Duration = Duration::from_millis(400);
 
-#[derive(Clone, Default)]
-struct Delayed {
-    /// Calls wait until then (a stall), then take [`DELAY`].
-    stalled_until: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Delayed {
-    fn stall(&self) {
-        *self.stalled_until.lock().expect("lock") = Some(Instant::now() + STALL);
-    }
-}
-
-#[tonic::async_trait]
-impl InferenceService for Delayed {
-    async fn quote_price(
-        &self,
-        _: Request<QuotePriceRequest>,
-    ) -> Result<Response<QuotePriceResponse>, Status> {
-        let stalled_until = *self.stalled_until.lock().expect("lock");
-        if let Some(until) = stalled_until {
-            tokio::time::sleep_until(until).await;
-        }
-        tokio::time::sleep(DELAY).await;
-        Ok(Response::new(QuotePriceResponse::default()))
-    }
-
-    async fn predict_customer_risk(
-        &self,
-        _: Request<PredictCustomerRiskRequest>,
-    ) -> Result<Response<PredictCustomerRiskResponse>, Status> {
-        Err(Status::unimplemented("QuotePrice only"))
-    }
-
-    async fn predict_demand_surge(
-        &self,
-        _: Request<PredictDemandSurgeRequest>,
-    ) -> Result<Response<PredictDemandSurgeResponse>, Status> {
-        Err(Status::unimplemented("QuotePrice only"))
-    }
-
-    async fn record_outcome(
-        &self,
-        _: Request<RecordOutcomeRequest>,
-    ) -> Result<Response<RecordOutcomeResponse>, Status> {
-        Err(Status::unimplemented("QuotePrice only"))
-    }
-
-    async fn batch_predict_customer_risk(
-        &self,
-        _: Request<BatchPredictCustomerRiskRequest>,
-    ) -> Result<Response<BatchPredictCustomerRiskResponse>, Status> {
-        Err(Status::unimplemented("QuotePrice only"))
-    }
-
-    async fn batch_predict_demand_surge(
-        &self,
-        _: Request<BatchPredictDemandSurgeRequest>,
-    ) -> Result<Response<BatchPredictDemandSurgeResponse>, Status> {
-        Err(Status::unimplemented("QuotePrice only"))
-    }
-}
-
 /// Serves `service` on an ephemeral loopback port; returns its URL.
-async fn serve(service: Delayed) -> String {
+async fn serve(service: Bare) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("address");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(InferenceServiceServer::new(service))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(service.serve(listener));
     format!("http://{addr}")
 }
 
@@ -110,7 +33,7 @@ fn at_least(report: &Report, ms: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_histogram_holds_the_servers_latency() {
-    let url = serve(Delayed::default()).await;
+    let url = serve(Bare::with_delay(DELAY)).await;
     let options = LoadOptions {
         concurrency: 4,
         duration: Duration::from_secs(1),
@@ -145,13 +68,13 @@ async fn the_histogram_holds_the_servers_latency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_loop_counts_a_stall_against_every_request_due_during_it() {
-    let server = Delayed::default();
+    let server = Bare::with_delay(DELAY);
     let url = serve(server.clone()).await;
     // 500 requests a second for 2 s, the server stalled for 400 ms from the first second on.
     const RATE: f64 = 500.0;
     let stalling = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        server.stall();
+        server.stall(STALL);
     });
     let options = OpenLoopOptions {
         rate: RATE,
@@ -182,11 +105,11 @@ async fn an_open_loop_counts_a_stall_against_every_request_due_during_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_loop_hides_a_stall_as_the_open_loop_is_built_not_to() {
-    let server = Delayed::default();
+    let server = Bare::with_delay(DELAY);
     let url = serve(server.clone()).await;
     let stalling = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        server.stall();
+        server.stall(STALL);
     });
     let options = LoadOptions {
         concurrency: 1,

@@ -1,0 +1,107 @@
+//! A bare `InferenceService` with no work behind it: every RPC answers at once (after a set delay, and
+//! a stall on demand) with an empty answer. `loadgen bare` serves it as the reference a load run is
+//! read against, in the same session: what one gRPC hop costs with this load generator on this machine.
+//! The load generator's own tests use it as a server of known latency.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use proto::inference::v1::inference_service_server::{InferenceService, InferenceServiceServer};
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
+    BatchPredictDemandSurgeResponse, PredictCustomerRiskRequest, PredictCustomerRiskResponse,
+    PredictDemandSurgeRequest, PredictDemandSurgeResponse, QuotePriceRequest, QuotePriceResponse,
+    RecordOutcomeRequest, RecordOutcomeResponse,
+};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// The bare service; clones share their stall.
+#[derive(Debug, Clone, Default)]
+pub struct Bare {
+    /// How long every call takes (none: answered at once).
+    delay: Duration,
+    /// Calls wait until then (a stall) before their delay.
+    stalled_until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Bare {
+    /// A service whose every call takes `delay`.
+    pub fn with_delay(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+
+    /// Holds every call, those waiting and those to come, until `stall` from now.
+    pub fn stall(&self, stall: Duration) {
+        *self.stalled_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + stall);
+    }
+
+    /// Serves on `listener` until the future is dropped or the listener fails.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_service(InferenceServiceServer::new(self))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+    }
+
+    /// The stall, then the delay; then `answer`.
+    async fn answer<T>(&self, answer: T) -> Result<Response<T>, Status> {
+        let stalled_until = *self.stalled_until.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(until) = stalled_until {
+            tokio::time::sleep_until(until).await;
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        Ok(Response::new(answer))
+    }
+}
+
+#[tonic::async_trait]
+impl InferenceService for Bare {
+    async fn quote_price(
+        &self,
+        _: Request<QuotePriceRequest>,
+    ) -> Result<Response<QuotePriceResponse>, Status> {
+        self.answer(QuotePriceResponse::default()).await
+    }
+
+    async fn predict_customer_risk(
+        &self,
+        _: Request<PredictCustomerRiskRequest>,
+    ) -> Result<Response<PredictCustomerRiskResponse>, Status> {
+        self.answer(PredictCustomerRiskResponse::default()).await
+    }
+
+    async fn predict_demand_surge(
+        &self,
+        _: Request<PredictDemandSurgeRequest>,
+    ) -> Result<Response<PredictDemandSurgeResponse>, Status> {
+        self.answer(PredictDemandSurgeResponse::default()).await
+    }
+
+    async fn record_outcome(
+        &self,
+        _: Request<RecordOutcomeRequest>,
+    ) -> Result<Response<RecordOutcomeResponse>, Status> {
+        self.answer(RecordOutcomeResponse::default()).await
+    }
+
+    async fn batch_predict_customer_risk(
+        &self,
+        _: Request<BatchPredictCustomerRiskRequest>,
+    ) -> Result<Response<BatchPredictCustomerRiskResponse>, Status> {
+        self.answer(BatchPredictCustomerRiskResponse::default()).await
+    }
+
+    async fn batch_predict_demand_surge(
+        &self,
+        _: Request<BatchPredictDemandSurgeRequest>,
+    ) -> Result<Response<BatchPredictDemandSurgeResponse>, Status> {
+        self.answer(BatchPredictDemandSurgeResponse::default()).await
+    }
+}
