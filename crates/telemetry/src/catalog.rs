@@ -200,6 +200,12 @@ metrics! {
         "Population Stability Index of a model output (risk score, surge factor) against the distribution of the training rows' predictions in the manifest (alert above 0.25).";
     MODEL_VERSIONS_LOADED = "model.versions.loaded", Gauge, "", [Model, ModelVersion], from ["model-service"],
         "1 for each model version the model-service has loaded and serves.";
+    MODEL_VERSIONS_REJECTED = "model.versions.rejected", Count, "version", [Model, ModelVersion], from ["model-service"],
+        "Model version folders the model-service refused to serve: they did not load, or failed the validation of their manifest's probe rows.";
+    MODEL_VERSION_TRAFFIC_SHARE = "model.version.traffic_share", Gauge, "fraction", [Model, ModelVersion, Variant], from ["gateway"],
+        "Share of a model's predictions the gateway's traffic policy routes to a version and experiment arm (0 to 1; a shadow version reports 0: it answers no one).";
+    MODEL_SHADOW_SKIPPED = "model.shadow.skipped", Count, "prediction", [Model], from ["gateway"],
+        "Shadow scorings not run because the gateway already had its limit of them in flight (responses are never held for a shadow).";
     MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model], from ["model-service"],
         "Rows per inference batch on the model-service.";
     CACHE_FEAST_HIT = "cache.feast.hit", Count, "hit", [FeatureView], from ["feature-service"],
@@ -325,9 +331,49 @@ pub static PREDICTION_DRIFT_ALERT: EventDef = EventDef {
     description: "A model output's PSI went above 0.25 (it was not above it in the window before).",
 };
 
+/// A model version folder did not load or failed validation, and is not served.
+pub static MODEL_VERSION_REJECTED: EventDef = EventDef {
+    name: "model_version_rejected",
+    tags: &[TagKey::Model, TagKey::ModelVersion],
+    description: "The model-service refused a model version folder (it did not load, or its probe rows failed); the versions already served stay.",
+};
+
+/// A model version stopped being served.
+pub static MODEL_VERSION_RETIRED: EventDef = EventDef {
+    name: "model_version_retired",
+    tags: &[TagKey::Model, TagKey::ModelVersion],
+    description: "The model-service stopped serving a model version whose folder was removed, once no request had asked for it for the retirement grace period.",
+};
+
+/// A model version became the one a model's traffic gets by default.
+pub static MODEL_VERSION_PROMOTED: EventDef = EventDef {
+    name: "model_version_promoted",
+    tags: &[TagKey::Model, TagKey::ModelVersion],
+    description: "A model version became its model's default: the newest loaded version on the model-service, or the version the gateway's traffic policy pins.",
+};
+
+/// The gateway applied a new traffic policy.
+pub static TRAFFIC_POLICY_APPLIED: EventDef = EventDef {
+    name: "traffic_policy_applied",
+    tags: &[],
+    description: "The gateway applied a traffic policy file (default versions, A/B splits, shadows).",
+};
+
+/// The gateway refused a traffic policy file and kept the one it had.
+pub static TRAFFIC_POLICY_REJECTED: EventDef = EventDef {
+    name: "traffic_policy_rejected",
+    tags: &[],
+    description: "The gateway refused a changed traffic policy file (unreadable, invalid, or naming a version the model-service does not serve) and kept the policy it had.",
+};
+
 /// Every event the platform sends.
 pub static EVENTS: &[&EventDef] = &[
     &MODEL_VERSION_LOADED,
+    &MODEL_VERSION_REJECTED,
+    &MODEL_VERSION_RETIRED,
+    &MODEL_VERSION_PROMOTED,
+    &TRAFFIC_POLICY_APPLIED,
+    &TRAFFIC_POLICY_REJECTED,
     &FEATURE_DRIFT_ALERT,
     &PREDICTION_DRIFT_ALERT,
 ];

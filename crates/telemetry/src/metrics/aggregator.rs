@@ -165,6 +165,30 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Forgets a gauge series, so it is no longer re-sent (the state it described is gone: a model
+    /// version retired). True when there was one. Tags are matched as [`Aggregator::record`] files them.
+    pub(crate) fn remove_gauge(&self, metric: &'static MetricDef, tags: &[Tag<'_>]) -> bool {
+        let mut slots: [Option<&str>; MAX_TAGS] = [None; MAX_TAGS];
+        for tag in tags {
+            match metric.tag_slot(tag.key()) {
+                Some(slot) if slot < MAX_TAGS => slots[slot] = Some(tag.value()),
+                _ => return false,
+            }
+        }
+        let slots = &slots[..metric.tags.len().min(MAX_TAGS)];
+        let hash = self.hash(metric, slots);
+        let shard = &self.shards[(hash >> 32) as usize & (SHARDS - 1)];
+        let mut table = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        match table.find_entry(hash, |s| s.matches(metric, slots)) {
+            Ok(entry) if matches!(entry.get().state, State::Gauge(_)) => {
+                entry.remove();
+                self.series.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn hash(&self, metric: &'static MetricDef, slots: &[Option<&str>]) -> u64 {
         let mut hasher = self.hasher.build_hasher();
         std::ptr::hash(metric, &mut hasher);
@@ -329,6 +353,24 @@ mod tests {
         assert_eq!(agg.series(), 1);
         assert_eq!(agg.buffered_samples(), 0);
         assert!(matches!(drain(&agg)[0].value, SnapshotValue::Gauge(v) if v == 0.3));
+    }
+
+    #[test]
+    fn a_removed_gauge_is_no_longer_sent() {
+        let agg = Aggregator::new(10, 10);
+        let (one, two) = ([Tag::model("risk")], [Tag::model("surge")]);
+        agg.record(&MODEL_FEATURE_DRIFT_PSI, Value::Gauge(0.3), &one).ok();
+        agg.record(&MODEL_FEATURE_DRIFT_PSI, Value::Gauge(0.1), &two).ok();
+        assert!(agg.remove_gauge(&MODEL_FEATURE_DRIFT_PSI, &one));
+        assert!(!agg.remove_gauge(&MODEL_FEATURE_DRIFT_PSI, &one), "already gone");
+        assert_eq!(agg.series(), 1);
+        let out = drain(&agg);
+        assert_eq!(out.len(), 1);
+        assert_eq!(&*out[0].tags, "model:surge");
+        // A count of the same name and tags is not a gauge: left alone.
+        agg.record(&API_PREDICT_REQUESTS, Value::Count(1), &[Tag::rpc("QuotePrice")])
+            .ok();
+        assert!(!agg.remove_gauge(&API_PREDICT_REQUESTS, &[Tag::rpc("QuotePrice")]));
     }
 
     #[test]

@@ -213,6 +213,14 @@ impl Metrics {
         self.record(metric, Value::Gauge(value), tags);
     }
 
+    /// Stops re-sending a gauge set with [`Metrics::gauge`] (same metric and tags): for a state that
+    /// ended, such as a model version retired. Its last value stays in Datadog until it ages out.
+    pub fn remove_gauge(&self, metric: &'static MetricDef, tags: &[Tag<'_>]) {
+        if let Some(inner) = &self.inner {
+            inner.aggregator.remove_gauge(metric, tags);
+        }
+    }
+
     /// Adds one sample to a distribution.
     #[inline]
     pub fn distribution(&self, metric: &'static MetricDef, value: f64, tags: &[Tag<'_>]) {
