@@ -4,9 +4,14 @@
 //! - [`ModelRepository::load`] reads `<root>/<model>/<version>/{model.onnx, manifest.json}`, validates
 //!   each [`Manifest`] against its graph and optimizes every version once into a plan whose batch
 //!   dimension is symbolic, so a call of any size is a single run.
-//! - [`ModelRepository::get`] finds a [`ModelVersion`] (default: the newest, ordered by
-//!   [`compare_versions`]); [`ModelVersion::predict`] turns [`Row`]s into [`Prediction`]s, filling
-//!   absent or non-finite inputs with the manifest defaults and applying clamps and derived bands.
+//! - [`ModelRepository::get`] finds a [`ModelVersion`] (default: the newest that is not retiring,
+//!   ordered by [`compare_versions`]); [`ModelVersion::predict`] turns [`Row`]s into [`Prediction`]s,
+//!   filling absent or non-finite inputs with the manifest defaults and applying clamps and derived
+//!   bands.
+//! - A server that follows the folder while it runs [`ModelRepository::scan`]s it for
+//!   [`VersionFolder`]s, loads only those whose [`Fingerprint`] changed ([`VersionFolder::load`], with
+//!   every check of the first load), and builds the next repository from the [`LoadedVersion`]s it keeps
+//!   ([`ModelRepository::from_versions`]); a version whose folder is gone may be kept as retiring.
 //! - [`drift`]: the manifest baselines' bins and the Population Stability Index;
 //!   [`ModelVersion::predict_tallied`] counts, per call, the values each watched input was fed.
 //!
@@ -32,5 +37,5 @@ pub use error::{LoadError, LookupError, PredictError};
 pub use load::{PROBE_TOLERANCE, load_version_folder};
 pub use manifest::{DriftSpec, Manifest, ManifestError, Probe};
 pub use model::{ModelVersion, Prediction, Row};
-pub use repository::{Model, ModelRepository, SkippedVersion};
+pub use repository::{Fingerprint, LoadedVersion, Model, ModelRepository, SkippedVersion, VersionFolder};
 pub use version::compare_versions;
