@@ -9,6 +9,7 @@
 //! - [`agent::TestAgent`]: Datadog's APM test agent receiving OTLP traces; [`otlp`]: the spans it
 //!   received, flattened.
 //! - [`certs::TestPki`]: a throwaway CA with server and client certificates, as PEM files.
+//! - [`models::ModelRepositoryCopy`]: a writable copy of a model repository, to add versions to.
 //! - [`features`]: Feast values and `GetOnlineFeatures` requests as tests write and send them.
 //! - [`settings::SettingRanges`]: the property that a binary's numeric settings are refused or kept
 //!   within their documented ranges; [`settings::assert_refused_at_start`] and
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod certs;
 pub mod features;
+pub mod models;
 pub mod otlp;
 pub mod redis;
 pub mod settings;
