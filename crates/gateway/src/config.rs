@@ -21,6 +21,7 @@ const BREAKER_OPEN_MS: Bounds = Bounds::new("breaker-open-ms", 1, 600_000);
 const RETRY_BUDGET_RATIO: Bounds<f64> = Bounds::new("retry-budget-ratio", 0.0, 1000.0);
 const QUOTE_TTL_SECS: Bounds = Bounds::new("quote-ttl-secs", 1, YEAR_SECS);
 const OUTCOME_RETENTION_SECS: Bounds = Bounds::new("outcome-retention-secs", 1, YEAR_SECS);
+const TRAFFIC_POLICY_RELOAD_SECS: Bounds = Bounds::new("traffic-policy-reload-secs", 1, 3_600);
 
 /// Gateway settings: each flag falls back to the environment variable named in `--help`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -156,6 +157,21 @@ pub struct Config {
     /// Pinned demand-surge model version; empty follows the default version.
     #[arg(long, env = "SURGE_MODEL_VERSION", default_value = "")]
     pub surge_model_version: String,
+    /// Traffic policy file (YAML or JSON; a ConfigMap in Kubernetes): per model, a pinned version, or an
+    /// A/B experiment's weighted arms chosen by a sticky hash of the entity id, and a shadow version that
+    /// scores a copy of the traffic. Models it does not name keep RISK_MODEL_VERSION / SURGE_MODEL_VERSION.
+    /// Unset: those pins, variant `control`. Invalid at start: the gateway refuses to start.
+    #[arg(long, env = "TRAFFIC_POLICY_FILE")]
+    pub traffic_policy_file: Option<PathBuf>,
+    /// Seconds between reads of --traffic-policy-file; a changed file is validated and applied, or
+    /// rejected with the policy in force kept (1 to 3600).
+    #[arg(
+        long,
+        env = "TRAFFIC_POLICY_RELOAD_SECS",
+        default_value_t = 5,
+        value_parser = TRAFFIC_POLICY_RELOAD_SECS.parser::<u64>()
+    )]
+    pub traffic_policy_reload_secs: u64,
     #[command(flatten)]
     pub server: server_kit::ServerArgs,
     #[command(flatten)]
@@ -174,6 +190,7 @@ impl Config {
         BREAKER_OPEN_MS,
         QUOTE_TTL_SECS,
         OUTCOME_RETENTION_SECS,
+        TRAFFIC_POLICY_RELOAD_SECS,
     ];
     /// The range of each fractional setting, as its `--help` states it.
     pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[RETRY_BUDGET_RATIO];

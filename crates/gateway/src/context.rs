@@ -10,6 +10,7 @@
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::TraceContextExt as _;
 use server_kit::Deadline;
 use tonic::{Request, Response, Status};
 use tower::{Layer, Service};
@@ -41,6 +42,14 @@ impl RequestContext {
     /// Adds the entity the request is about to its log span.
     pub fn about(&self, key: &'static str, id: &str) {
         self.span.record(key, id);
+    }
+
+    /// The experiment arm that answered, on the call's log lines and its server span (`variant`).
+    pub fn variant(&self, variant: &str) {
+        self.span.record("variant", variant);
+        opentelemetry::Context::current()
+            .span()
+            .set_attribute(opentelemetry::KeyValue::new("variant", variant.to_owned()));
     }
 
     /// Time since the call began, for the `duration_ms` of its log lines (the latency facet).
@@ -125,6 +134,7 @@ where
             request_id = %request_id,
             customer_id = tracing::field::Empty,
             zone_id = tracing::field::Empty,
+            variant = tracing::field::Empty,
         );
         let header = http::HeaderValue::from_str(&request_id).ok();
         request.extensions_mut().insert(RequestContext {

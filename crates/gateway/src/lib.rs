@@ -18,6 +18,7 @@ pub mod events;
 pub mod predictor;
 pub mod quotes;
 pub mod service;
+pub mod traffic;
 pub mod validate;
 
 use std::future::Future;
@@ -31,10 +32,11 @@ use tokio::net::TcpListener;
 
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
-use crate::downstream::{Downstream, ModelRef, Resilience, channel};
-use crate::predictor::{CONTROL_VARIANT, Policy, Predictor};
+use crate::downstream::{Downstream, Resilience, channel};
+use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor};
 use crate::quotes::QuoteStore;
 use crate::service::Gateway;
+use crate::traffic::{Traffic, TrafficPolicy};
 
 /// The gRPC service name, as health checks and reflection know it.
 pub const SERVICE_NAME: &str = "inference.v1.InferenceService";
@@ -64,6 +66,8 @@ pub enum StartError {
     Server(#[from] server_kit::Error),
     #[error(transparent)]
     QuoteStore(#[from] error::Error),
+    #[error(transparent)]
+    TrafficPolicy(#[from] traffic::PolicyError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -115,6 +119,21 @@ pub async fn run(
             QuoteStore::memory(quote_ttl, retention)
         }
     };
+    let pinned = TrafficPolicy::pinned([
+        (config.risk_model.as_str(), config.risk_model_version.as_str()),
+        (config.surge_model.as_str(), config.surge_model_version.as_str()),
+    ]);
+    let traffic = Arc::new(Traffic::new(
+        pinned,
+        config.traffic_policy_file.as_deref(),
+        metrics.clone(),
+    )?);
+    traffic.check_started(&downstream).await?;
+    // Stops re-reading the policy file however serving ends.
+    let _policy_reloader = traffic.spawn_reloader(
+        downstream.clone(),
+        Duration::from_secs(config.traffic_policy_reload_secs),
+    );
     let predictor = Predictor {
         downstream,
         policy: Policy {
@@ -122,9 +141,12 @@ pub async fn run(
             feature_fallback: config.feature_fallback,
             model_fallback: config.model_fallback,
         },
-        risk_model: ModelRef::new(&config.risk_model, &config.risk_model_version, CONTROL_VARIANT),
-        surge_model: ModelRef::new(&config.surge_model, &config.surge_model_version, CONTROL_VARIANT),
+        traffic,
+        risk_model: config.risk_model.clone(),
+        surge_model: config.surge_model.clone(),
         metrics: metrics.clone(),
+        shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
+        shadow_budget: budget,
     };
     let gateway = Arc::new(Gateway {
         predictor,

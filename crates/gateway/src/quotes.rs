@@ -42,8 +42,29 @@ pub struct QuoteRecord {
     pub surge_factor: f64,
     pub risk_model_version: String,
     pub surge_model_version: String,
+    /// The arm the quote is reported under in the business metrics: the risk model's, or the surge
+    /// model's when only it is in an experiment, or both joined by `+` ([`quote_variant`]).
     pub experiment_variant: String,
+    /// The arm of each model's prediction.
+    #[serde(default)]
+    pub risk_variant: String,
+    #[serde(default)]
+    pub surge_variant: String,
     pub created_at_ms: u64,
+}
+
+/// The variant a quote is reported under, from its two predictions' arms: an experiment on one model is
+/// reported as that model's arm; experiments on both, as the pair (`treatment+control`), so no outcome is
+/// credited to an arm that did not price it.
+pub fn quote_variant<'a>(risk: &'a str, surge: &'a str) -> std::borrow::Cow<'a, str> {
+    use crate::traffic::CONTROL_VARIANT;
+    if surge == CONTROL_VARIANT || surge == risk {
+        risk.into()
+    } else if risk == CONTROL_VARIANT {
+        surge.into()
+    } else {
+        format!("{risk}+{surge}").into()
+    }
 }
 
 /// The recorded outcome of a quote; compared field by field to recognise retries.

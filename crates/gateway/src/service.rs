@@ -18,7 +18,7 @@ use crate::context::RequestContext;
 use crate::error::Error;
 use crate::events::{Headline, OutcomeRecorded, PredictCompleted, PriceQuoted};
 use crate::predictor::{CUSTOMER_KEY, Predictor, ZONE_KEY};
-use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms};
+use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms, quote_variant};
 use crate::validate;
 
 pub struct Gateway {
@@ -98,6 +98,9 @@ impl Gateway {
         let (risk, surge) = (one(risk)?, one(surge)?);
         let price = base_price * risk.risk_multiplier * surge.surge_factor;
         let (risk_meta, surge_meta) = (risk.metadata.as_ref(), surge.metadata.as_ref());
+        let (risk_variant, surge_variant) = (variant_of(risk_meta), variant_of(surge_meta));
+        let variant = quote_variant(risk_variant, surge_variant).into_owned();
+        cx.variant(&variant);
         let quote = QuoteRecord {
             quote_id: uuid::Uuid::new_v4().to_string(),
             customer_id: req.customer_id,
@@ -110,9 +113,9 @@ impl Gateway {
             surge_factor: surge.surge_factor,
             risk_model_version: risk_meta.map(|m| m.model_version.clone()).unwrap_or_default(),
             surge_model_version: surge_meta.map(|m| m.model_version.clone()).unwrap_or_default(),
-            experiment_variant: risk_meta
-                .map(|m| m.experiment_variant.clone())
-                .unwrap_or_default(),
+            experiment_variant: variant.clone(),
+            risk_variant: risk_variant.to_owned(),
+            surge_variant: surge_variant.to_owned(),
             created_at_ms: now_ms(),
         };
         self.quotes.put(&quote, cx.deadline).await?;
@@ -204,6 +207,10 @@ fn completed(meta: Option<&PredictionMetadata>, headline: Headline, cx: &Request
         duration_ms: cx.elapsed_ms(),
     }
     .emit();
+}
+
+fn variant_of(meta: Option<&PredictionMetadata>) -> &str {
+    meta.map_or("", |m| m.experiment_variant.as_str())
 }
 
 fn one<T>(mut results: Vec<T>) -> Result<T, Error> {

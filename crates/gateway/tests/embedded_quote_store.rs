@@ -24,6 +24,8 @@ fn quote(quote_id: &str) -> QuoteRecord {
         risk_model_version: "1".to_owned(),
         surge_model_version: "1".to_owned(),
         experiment_variant: "control".to_owned(),
+        risk_variant: "control".to_owned(),
+        surge_variant: "control".to_owned(),
         created_at_ms: 1,
     }
 }

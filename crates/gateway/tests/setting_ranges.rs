@@ -32,6 +32,10 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
         ("retry-budget-ratio", f64::from(config.retry_budget_ratio)),
         ("quote-ttl-secs", config.quote_ttl_secs as f64),
         ("outcome-retention-secs", config.outcome_retention_secs as f64),
+        (
+            "traffic-policy-reload-secs",
+            config.traffic_policy_reload_secs as f64,
+        ),
     ];
     let server = server_numbers!(&config.server);
     [&own[..], &server, &telemetry_numbers(&config.telemetry)].concat()

@@ -40,7 +40,7 @@ impl From<GetModelMetadataResponse> for ModelSpec {
 
 /// A model as configured on the gateway: its name, pinned version (empty: the default version) and the
 /// experiment arm its predictions are reported under.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,

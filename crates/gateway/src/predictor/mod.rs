@@ -9,14 +9,18 @@ mod features;
 mod score;
 mod scored;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::try_join_all;
 use proto::inference::v1::{PredictCustomerRiskResponse, PredictDemandSurgeResponse, PredictionMetadata};
+use server_kit::Deadline;
 use telemetry::catalog::{
     API_PREDICT_DEGRADED, MODEL_CRAI_CONFIDENCE, MODEL_CRAI_RISK_MULTIPLIER, MODEL_CRAI_RISK_SCORE,
-    MODEL_DEMAND_SURGE_FACTOR, MODEL_PREDICTIONS_COUNT,
+    MODEL_DEMAND_SURGE_FACTOR, MODEL_PREDICTIONS_COUNT, MODEL_SHADOW_SKIPPED,
 };
 use telemetry::{Metrics, Tag};
+use tokio::sync::Semaphore;
 
 pub use score::{FALLBACK_VERSION, FeatureFallback, ModelFallback, Policy};
 pub use scored::Scored;
@@ -24,6 +28,7 @@ pub use scored::Scored;
 use crate::context::RequestContext;
 use crate::downstream::{Downstream, ModelRef};
 use crate::error::Error;
+use crate::traffic::{ModelRoute, Traffic};
 use score::Batch;
 
 pub const RISK_SCORE: &str = "risk_score";
@@ -35,17 +40,39 @@ pub const ZONE_KEY: &str = "zone_id";
 pub const NEUTRAL: f64 = 1.0;
 /// Risk score a fallback answer reports (not a prediction: `metadata.fallback` says so).
 pub const FALLBACK_RISK_SCORE: f64 = 0.0;
-/// The experiment arm reported until A/B splits are configured.
-pub const CONTROL_VARIANT: &str = "control";
+/// The variant a request reports when its entities landed in different arms (a batch).
+pub const MIXED_VARIANT: &str = "mixed";
+/// Shadow scorings in flight at most; past it a shadow is skipped and counted, never queued.
+pub const MAX_SHADOWS_IN_FLIGHT: usize = 64;
 
-/// Customer-risk and demand-surge predictions, from the feature-service and the model-service.
+/// Shadow scorings are logged at most once a second when they fail: a broken shadow must not flood
+/// the logs (it never touches an answer).
+static SHADOW_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
+
+/// Customer-risk and demand-surge predictions, from the feature-service and the model-service, routed
+/// by the traffic policy. Cloned only to hand a shadow scoring to its own task.
+#[derive(Clone)]
 pub struct Predictor {
     pub downstream: Downstream,
     /// Feature-fetch share of the budget and what to answer when a dependency fails.
     pub policy: Policy,
-    pub risk_model: ModelRef,
-    pub surge_model: ModelRef,
+    /// Which version and experiment arm answers each entity, and the shadows.
+    pub traffic: Arc<Traffic>,
+    pub risk_model: String,
+    pub surge_model: String,
     pub metrics: Metrics,
+    /// Bounds the shadow scorings in flight ([`MAX_SHADOWS_IN_FLIGHT`]).
+    pub shadows: Arc<Semaphore>,
+    /// The budget of one shadow scoring: its own, not the request's (which it never holds up).
+    pub shadow_budget: Duration,
+}
+
+/// Which prediction a batch asks for.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Risk,
+    /// At the given time (the surge model's clock inputs).
+    Surge(SystemTime),
 }
 
 impl Predictor {
@@ -55,31 +82,14 @@ impl Predictor {
         ids: &[String],
         cx: &RequestContext,
     ) -> Result<Vec<PredictCustomerRiskResponse>, Error> {
-        let batch = Batch {
-            model: &self.risk_model,
-            join_key: CUSTOMER_KEY,
-            ids,
-            request_input: |_: &str| None,
-        };
-        let scored = self.score(&batch, cx.deadline).await?;
-        self.count_predictions(&scored, cx);
+        let scored = self.predict(Task::Risk, ids, cx).await?;
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
                 let (risk_score, risk_multiplier) = if s.fallback {
                     (FALLBACK_RISK_SCORE, NEUTRAL)
                 } else {
-                    let outputs = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
-                    let tags = s.tags();
-                    self.metrics
-                        .distribution(&MODEL_CRAI_RISK_SCORE, outputs.0, &tags);
-                    self.metrics
-                        .distribution(&MODEL_CRAI_RISK_MULTIPLIER, outputs.1, &tags);
-                    // The probability of the class predicted: how sure the classifier is.
-                    let confidence = outputs.0.max(1.0 - outputs.0);
-                    self.metrics
-                        .distribution(&MODEL_CRAI_CONFIDENCE, confidence, &tags);
-                    outputs
+                    self.risk_outputs(&s)?
                 };
                 Ok(PredictCustomerRiskResponse {
                     customer_id: id.clone(),
@@ -98,25 +108,14 @@ impl Predictor {
         time: SystemTime,
         cx: &RequestContext,
     ) -> Result<Vec<PredictDemandSurgeResponse>, Error> {
-        let clock = Clock::of(time);
-        let batch = Batch {
-            model: &self.surge_model,
-            join_key: ZONE_KEY,
-            ids,
-            request_input: |name: &str| clock.input(name),
-        };
-        let scored = self.score(&batch, cx.deadline).await?;
-        self.count_predictions(&scored, cx);
+        let scored = self.predict(Task::Surge(time), ids, cx).await?;
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
                 let surge_factor = if s.fallback {
                     NEUTRAL
                 } else {
-                    let surge_factor = s.output(SURGE_FACTOR)?;
-                    self.metrics
-                        .distribution(&MODEL_DEMAND_SURGE_FACTOR, surge_factor, &s.tags());
-                    surge_factor
+                    self.surge_output(&s)?
                 };
                 Ok(PredictDemandSurgeResponse {
                     zone_id: id.clone(),
@@ -127,17 +126,206 @@ impl Predictor {
             .collect()
     }
 
-    /// `model.predictions.count`: one per entity the model scored (a batch shares one model and version;
-    /// fallback answers are not the model's); `api.predict.degraded`: one per degraded entity and reason.
-    fn count_predictions(&self, scored: &[Scored], cx: &RequestContext) {
-        if let Some(first) = scored.first().filter(|s| !s.fallback) {
+    /// Scores `ids` with the arms the traffic policy gives them (one batch per arm, concurrently), hands
+    /// a copy to the model's shadow, and counts the predictions.
+    async fn predict(&self, task: Task, ids: &[String], cx: &RequestContext) -> Result<Vec<Scored>, Error> {
+        let model = match task {
+            Task::Risk => &self.risk_model,
+            Task::Surge(_) => &self.surge_model,
+        };
+        // One snapshot for the whole request: a policy swapped meanwhile applies to the next one.
+        let policy = self.traffic.load();
+        let route = policy.route(model).ok_or_else(|| Error::BadResponse {
+            service: "gateway",
+            reason: format!("the traffic policy has no route for model {model}"),
+        })?;
+        let scored = match route.arms() {
+            [arm] => self.score_task(task, &arm.model, ids, cx.deadline).await?,
+            _ => self.score_split(task, route, ids, cx.deadline).await?,
+        };
+        if let Some(shadow) = route.shadow() {
+            self.spawn_shadow(task, shadow, ids);
+        }
+        cx.variant(batch_variant(&scored));
+        self.count_predictions(&scored, cx);
+        Ok(scored)
+    }
+
+    /// An experiment's batch: each entity's arm, one model call per arm that has any, in `ids`' order.
+    async fn score_split(
+        &self,
+        task: Task,
+        route: &ModelRoute,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> Result<Vec<Scored>, Error> {
+        let arms: Vec<&ModelRef> = ids.iter().map(|id| &route.arm(id).model).collect();
+        let mut groups: Vec<(&ModelRef, Vec<usize>)> = Vec::new();
+        for (position, arm) in arms.iter().enumerate() {
+            match groups.iter_mut().find(|(model, _)| std::ptr::eq(*model, *arm)) {
+                Some((_, positions)) => positions.push(position),
+                None => groups.push((arm, vec![position])),
+            }
+        }
+        let batches = groups.iter().map(|(model, positions)| {
+            let group: Vec<String> = positions.iter().map(|&i| ids[i].clone()).collect();
+            async move { self.score_task(task, model, &group, deadline).await }
+        });
+        let mut answers: Vec<Option<Scored>> = vec![None; ids.len()];
+        for ((_, positions), scored) in groups.iter().zip(try_join_all(batches).await?) {
+            for (&position, s) in positions.iter().zip(scored) {
+                answers[position] = Some(s);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|s| {
+                s.ok_or_else(|| Error::BadResponse {
+                    service: "gateway",
+                    reason: "an entity was left unscored by its arm's batch".into(),
+                })
+            })
+            .collect()
+    }
+
+    async fn score_task(
+        &self,
+        task: Task,
+        model: &ModelRef,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> Result<Vec<Scored>, Error> {
+        match task {
+            Task::Risk => {
+                let batch = Batch {
+                    model,
+                    join_key: CUSTOMER_KEY,
+                    ids,
+                    request_input: |_: &str| None,
+                };
+                self.score(&batch, deadline).await
+            }
+            Task::Surge(time) => {
+                let clock = Clock::of(time);
+                let batch = Batch {
+                    model,
+                    join_key: ZONE_KEY,
+                    ids,
+                    request_input: |name: &str| clock.input(name),
+                };
+                self.score(&batch, deadline).await
+            }
+        }
+    }
+
+    /// Scores a copy of `ids` with `shadow` on a task of its own, within its own budget: the answer has
+    /// already been decided without it. Its outputs go to the per-model metrics under the `shadow`
+    /// variant; past [`MAX_SHADOWS_IN_FLIGHT`] it is skipped and counted.
+    fn spawn_shadow(&self, task: Task, shadow: &ModelRef, ids: &[String]) {
+        let Ok(permit) = Arc::clone(&self.shadows).try_acquire_owned() else {
             self.metrics
-                .count(&MODEL_PREDICTIONS_COUNT, scored.len() as u64, &first.tags());
+                .incr(&MODEL_SHADOW_SKIPPED, &[Tag::model(&shadow.name)]);
+            return;
+        };
+        let (predictor, shadow, ids) = (self.clone(), shadow.clone(), ids.to_vec());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let deadline = Deadline::after(predictor.shadow_budget);
+            let scored = match task {
+                Task::Risk => {
+                    let batch = Batch {
+                        model: &shadow,
+                        join_key: CUSTOMER_KEY,
+                        ids: &ids,
+                        request_input: |_: &str| None,
+                    };
+                    predictor.score_on_model(&batch, deadline).await
+                }
+                Task::Surge(time) => {
+                    let clock = Clock::of(time);
+                    let batch = Batch {
+                        model: &shadow,
+                        join_key: ZONE_KEY,
+                        ids: &ids,
+                        request_input: |name: &str| clock.input(name),
+                    };
+                    predictor.score_on_model(&batch, deadline).await
+                }
+            };
+            let recorded = scored.and_then(|scored| {
+                for s in &scored {
+                    predictor.metrics.incr(&MODEL_PREDICTIONS_COUNT, &s.tags());
+                    match task {
+                        Task::Risk => predictor.risk_outputs(s).map(drop)?,
+                        Task::Surge(_) => predictor.surge_output(s).map(drop)?,
+                    }
+                }
+                Ok(())
+            });
+            if let Err(error) = recorded
+                && let Some(held_back) = SHADOW_LOG.ready()
+            {
+                tracing::warn!(model = %shadow.name, model_version = %shadow.version, %error, held_back, "shadow scoring failed (no answer was affected)");
+            }
+        });
+    }
+
+    /// A risk prediction's score and multiplier, recorded in the per-model distributions.
+    fn risk_outputs(&self, s: &Scored) -> Result<(f64, f64), Error> {
+        let outputs = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
+        let tags = s.tags();
+        self.metrics
+            .distribution(&MODEL_CRAI_RISK_SCORE, outputs.0, &tags);
+        self.metrics
+            .distribution(&MODEL_CRAI_RISK_MULTIPLIER, outputs.1, &tags);
+        // The probability of the class predicted: how sure the classifier is.
+        let confidence = outputs.0.max(1.0 - outputs.0);
+        self.metrics
+            .distribution(&MODEL_CRAI_CONFIDENCE, confidence, &tags);
+        Ok(outputs)
+    }
+
+    /// A surge prediction's factor, recorded in the per-model distribution.
+    fn surge_output(&self, s: &Scored) -> Result<f64, Error> {
+        let surge_factor = s.output(SURGE_FACTOR)?;
+        self.metrics
+            .distribution(&MODEL_DEMAND_SURGE_FACTOR, surge_factor, &s.tags());
+        Ok(surge_factor)
+    }
+
+    /// `model.predictions.count`: one per entity a model scored, by its version and arm (fallback answers
+    /// are not the model's); `api.predict.degraded`: one per degraded entity and reason.
+    fn count_predictions(&self, scored: &[Scored], cx: &RequestContext) {
+        match scored {
+            // The common case, a batch of one arm: one record for all.
+            [first, ..]
+                if !first.fallback
+                    && scored
+                        .iter()
+                        .all(|s| !s.fallback && s.version == first.version && s.variant == first.variant) =>
+            {
+                self.metrics
+                    .count(&MODEL_PREDICTIONS_COUNT, scored.len() as u64, &first.tags());
+            }
+            _ => {
+                for s in scored.iter().filter(|s| !s.fallback) {
+                    self.metrics.incr(&MODEL_PREDICTIONS_COUNT, &s.tags());
+                }
+            }
         }
         for reason in scored.iter().flat_map(Scored::degraded_reasons) {
             self.metrics
                 .incr(&API_PREDICT_DEGRADED, &[Tag::rpc(cx.rpc), Tag::degraded(reason)]);
         }
+    }
+}
+
+/// The variant a request reports: its entities' arm, or [`MIXED_VARIANT`] when they landed in several.
+fn batch_variant(scored: &[Scored]) -> &str {
+    match scored {
+        [] => crate::traffic::CONTROL_VARIANT,
+        [first, rest @ ..] if rest.iter().all(|s| s.variant == first.variant) => &first.variant,
+        _ => MIXED_VARIANT,
     }
 }
 

@@ -109,7 +109,7 @@ impl Predictor {
         }
     }
 
-    async fn score_on_model<F: Fn(&str) -> Option<f64>>(
+    pub(super) async fn score_on_model<F: Fn(&str) -> Option<f64>>(
         &self,
         batch: &Batch<'_, F>,
         deadline: Deadline,
