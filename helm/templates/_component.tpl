@@ -63,6 +63,10 @@ grpcService, c (the component's values).
 {{- end }}
 {{- include "pricing.redisTlsEnv" (dict "root" $root) }}
 {{- end }}
+{{- if and (eq .key "gateway") (include "pricing.trafficPolicyConfigMap" $root) }}
+- name: TRAFFIC_POLICY_FILE
+  value: /etc/pricing/traffic/policy.yaml
+{{- end }}
 {{- if eq .key "modelService" }}
 - name: MODEL_REPOSITORY
   value: {{ include "pricing.modelRepository" $root | quote }}
@@ -319,6 +323,12 @@ spec:
               mountPath: /etc/pricing/registry
               readOnly: true
             {{- end }}
+            {{- if and (eq .key "gateway") (include "pricing.trafficPolicyConfigMap" $root) }}
+            # A directory, not a subPath: only then does an edit of the ConfigMap reach the running pod.
+            - name: traffic-policy
+              mountPath: /etc/pricing/traffic
+              readOnly: true
+            {{- end }}
             {{- if $readsRedis }}
             {{- with include "pricing.redisTlsMount" $root }}{{ . | trim | nindent 12 }}{{- end }}
             {{- end }}
@@ -348,6 +358,14 @@ spec:
             items:
               - key: registry.json
                 path: registry.json
+        {{- end }}
+        {{- if and (eq .key "gateway") (include "pricing.trafficPolicyConfigMap" $root) }}
+        - name: traffic-policy
+          configMap:
+            name: {{ include "pricing.trafficPolicyConfigMap" $root }}
+            items:
+              - key: policy.yaml
+                path: policy.yaml
         {{- end }}
         {{- if $readsRedis }}
         {{- with include "pricing.redisTlsVolume" $root }}{{ . | trim | nindent 8 }}{{- end }}

@@ -132,6 +132,14 @@ tags.datadoghq.com/version: {{ include "pricing.version" .root | quote }}
 {{- end }}
 
 {{/* Whether the chart has a feature registry to mount. */}}
+{{- define "pricing.trafficPolicyConfigMap" -}}
+{{- if .Values.trafficPolicy.existingConfigMap }}
+{{- .Values.trafficPolicy.existingConfigMap }}
+{{- else if .Values.trafficPolicy.policy }}
+{{- printf "%s-traffic-policy" (include "pricing.fullname" .) }}
+{{- end }}
+{{- end }}
+
 {{- define "pricing.registryConfigMap" -}}
 {{- if .Values.features.registry.existingConfigMap }}
 {{- .Values.features.registry.existingConfigMap }}

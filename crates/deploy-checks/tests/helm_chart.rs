@@ -752,3 +752,45 @@ fn redis_comes_from_a_secret_and_the_registry_from_a_config_map() {
     let features = component(&objects, "Deployment", "feature-service");
     assert!(features["spec"]["template"]["metadata"]["annotations"]["checksum/feature-registry"].is_string());
 }
+
+#[test]
+fn the_traffic_policy_is_a_config_map_the_gateway_rereads() {
+    let objects = render(&ci_file("uds-mtls-values.yaml"), &[]);
+    let config_map = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| c["data"]["policy.yaml"].is_string())
+        .expect("a traffic policy ConfigMap");
+    // What the chart writes is a policy the gateway accepts.
+    let text = config_map["data"]["policy.yaml"].as_str().expect("text");
+    let pinned = gateway::traffic::TrafficPolicy::pinned([("customer_risk", ""), ("demand_surge", "")]);
+    let policy = gateway::traffic::TrafficPolicy::parse(text, &pinned).expect("a valid policy");
+    let route = policy.route("customer_risk").expect("routed");
+    assert_eq!(route.arms().len(), 2);
+    assert_eq!(route.shadow().expect("shadow").version, "3");
+    let gateway = component(&objects, "Deployment", "gateway");
+    assert_eq!(
+        env_value(container(gateway), "TRAFFIC_POLICY_FILE"),
+        Some("/etc/pricing/traffic/policy.yaml")
+    );
+    let mount = container(gateway)["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "traffic-policy")
+        .expect("the policy mounted");
+    // A subPath mount would never see an edit of the ConfigMap; a changed policy must not restart the
+    // pods either (it is re-read live).
+    assert_eq!(mount["mountPath"], "/etc/pricing/traffic");
+    assert!(mount.get("subPath").is_none(), "{mount}");
+    let annotations = &gateway["spec"]["template"]["metadata"]["annotations"];
+    assert!(
+        annotations
+            .as_object()
+            .is_none_or(|a| !a.keys().any(|k| k.contains("traffic"))),
+        "{annotations}"
+    );
+    // Without a policy: no ConfigMap, no file.
+    let objects = render(&ci_file("default-values.yaml"), &[]);
+    let gateway = component(&objects, "Deployment", "gateway");
+    assert_eq!(env_value(container(gateway), "TRAFFIC_POLICY_FILE"), None);
+}
