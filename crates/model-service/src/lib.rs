@@ -199,7 +199,13 @@ async fn load(root: PathBuf, metrics: &Metrics) -> Result<ModelRepository, Error
         }
     }
     for skipped in repository.skipped() {
-        tracing::warn!(model = %skipped.model, version = %skipped.version, error = %skipped.error, "version not served");
+        events::ModelVersionRejected {
+            model: &skipped.model,
+            version: &skipped.version,
+            dir: &repository.root().join(&skipped.model).join(&skipped.version),
+            error: &skipped.error,
+        }
+        .emit(metrics);
     }
     tracing::info!(
         repository = %repository.root().display(),
