@@ -5,8 +5,8 @@
 //! event (`feature_drift_alert` / `prediction_drift_alert`) for the drift-alerts timeline.
 //!
 //! - Hot path: a Predict call fills a [`DriftTally`] while its input tensor is built (model-runtime),
-//!   then [`DriftWindow::record`] adds it to the version's window: one relaxed `fetch_add` per non-empty
-//!   bin, no lock. Calls on other cores never wait for each other; they only share cache lines.
+//!   then [`DriftWindow::record`] adds it to the version's window (found beside the version in the
+//!   served snapshot, [`crate::reload::Snapshot`]): one relaxed `fetch_add` per non-empty bin, no lock. Calls on other cores never wait for each other; they only share cache lines.
 //!   Measured (release, 2-core VM shared with other builds): binning one row's watched inputs costs
 //!   ~26-30 ns for customer_risk (8 watched inputs) and ~36-40 ns for demand_surge (9), against ~1 µs
 //!   of inference per row (`cargo bench -p model-runtime --bench predict`: `drift_observe`; the
@@ -25,6 +25,9 @@
 //!   that long. A minute of real-time traffic is one hour of one day; compared with the week it would
 //!   score a PSI near 8 every minute and measure only the clock. Over the whole cycle it shows whether
 //!   the traffic's time mix matches the training's. A restart starts the window again.
+//! - The windows follow the versions served ([`crate::reload`]): a version loaded while serving gets its
+//!   own, a version whose folder changed and was loaded again starts a new one, and a retired version's
+//!   window is dropped and its gauges are no longer sent ([`DriftMonitor::forget`]).
 //!
 //! What is counted is the value each row fed the model, and each output it answered (after the clamp). Rows whose value was absent or not finite took
 //! the manifest default; they are counted apart (`defaulted` in the log line), not binned, because the
@@ -53,58 +56,88 @@ use tokio::time::MissedTickBehavior;
 /// is also logged at WARN.
 pub const PSI_ALERT: f64 = 0.25;
 
-/// Drift windows of every loaded version that has watched features.
+/// Drift windows of every served version that has watched features.
 #[derive(Debug, Default)]
 pub struct DriftMonitor {
-    /// model → version → window. Built at start-up; versions are not reloaded while serving.
-    windows: HashMap<String, HashMap<String, Arc<DriftWindow>>>,
+    /// model → version → window. The reloader adds and removes windows as versions come and go and the
+    /// reporter closes them, each under this lock; a request never takes it, as it finds its version's
+    /// window beside the version in the served snapshot ([`crate::reload::Snapshot`]).
+    windows: Mutex<Windows>,
     min_rows: u64,
 }
+
+type Windows = HashMap<String, HashMap<String, Arc<DriftWindow>>>;
 
 impl DriftMonitor {
     /// A window for every version of `repository` with at least one watched feature; a feature's PSI is
     /// reported once its window holds `min_rows` rows.
     pub fn new(repository: &ModelRepository, min_rows: u64) -> Self {
-        let mut windows: HashMap<String, HashMap<String, Arc<DriftWindow>>> = HashMap::new();
+        let monitor = Self {
+            windows: Mutex::default(),
+            min_rows,
+        };
         for version in repository.models().flat_map(|model| model.versions()) {
-            let profile = version.drift_profile();
-            let unwatched: Vec<String> = version
-                .inputs()
-                .iter()
-                .filter_map(|input| Some(format!("{} ({})", input.name, input.why_unwatched()?)))
-                .collect();
-            let over_a_cycle: Vec<String> = profile
-                .features()
-                .iter()
-                .filter(|f| !f.window().is_zero())
-                .map(|f| format!("{} ({} s)", f.name(), f.window().as_secs()))
-                .collect();
-            let outputs = profile.features().iter().filter(|f| f.kind() == Watched::Output);
-            let outputs: Vec<&str> = outputs.map(DriftFeature::name).collect();
-            tracing::info!(
-                model = version.model(),
-                model_version = version.version(),
-                watched = profile.features().len() - outputs.len(),
-                outputs = %outputs.join(", "),
-                unwatched = %unwatched.join(", "),
-                longer_windows = %over_a_cycle.join(", "),
-                min_rows,
-                "feature drift watch"
-            );
-            if profile.is_empty() {
-                continue;
-            }
-            windows.entry(version.model().to_owned()).or_default().insert(
-                version.version().to_owned(),
-                Arc::new(DriftWindow::for_version(version)),
-            );
+            monitor.watch(version);
         }
-        Self { windows, min_rows }
+        monitor
     }
 
-    /// The window of `version`, if it has watched features.
-    pub fn window(&self, version: &ModelVersion) -> Option<&Arc<DriftWindow>> {
-        self.windows.get(version.model())?.get(version.version())
+    /// Starts a new window for `version` (in place of any it had) and returns it; `None` when it has no
+    /// watched feature.
+    pub fn watch(&self, version: &ModelVersion) -> Option<Arc<DriftWindow>> {
+        let profile = version.drift_profile();
+        let unwatched: Vec<String> = version
+            .inputs()
+            .iter()
+            .filter_map(|input| Some(format!("{} ({})", input.name, input.why_unwatched()?)))
+            .collect();
+        let over_a_cycle: Vec<String> = profile
+            .features()
+            .iter()
+            .filter(|f| !f.window().is_zero())
+            .map(|f| format!("{} ({} s)", f.name(), f.window().as_secs()))
+            .collect();
+        let outputs = profile.features().iter().filter(|f| f.kind() == Watched::Output);
+        let outputs: Vec<&str> = outputs.map(DriftFeature::name).collect();
+        tracing::info!(
+            model = version.model(),
+            model_version = version.version(),
+            watched = profile.features().len() - outputs.len(),
+            outputs = %outputs.join(", "),
+            unwatched = %unwatched.join(", "),
+            longer_windows = %over_a_cycle.join(", "),
+            min_rows = self.min_rows,
+            "feature drift watch"
+        );
+        let mut windows = self.lock();
+        let versions = windows.entry(version.model().to_owned()).or_default();
+        if profile.is_empty() {
+            versions.remove(version.version());
+            return None;
+        }
+        let window = Arc::new(DriftWindow::for_version(version));
+        versions.insert(version.version().to_owned(), Arc::clone(&window));
+        Some(window)
+    }
+
+    /// Drops the window of `model` version `version` and stops re-sending its PSI gauges: the version
+    /// was retired, or replaced by a new load of its folder (whose window starts afresh).
+    pub fn forget(&self, model: &str, version: &str, metrics: &Metrics) {
+        let mut windows = self.lock();
+        let Some(versions) = windows.get_mut(model) else {
+            return;
+        };
+        if let Some(window) = versions.remove(version) {
+            window.remove_gauges(metrics);
+        }
+        if versions.is_empty() {
+            windows.remove(model);
+        }
+    }
+
+    /// The current window of `version`, if it has watched features.
+    pub fn window(&self, version: &ModelVersion) -> Option<Arc<DriftWindow>> {
+        self.lock().get(version.model())?.get(version.version()).cloned()
     }
 
     /// Closes every feature window that reached the minimum and emits its PSI to `metrics`; returns
@@ -112,13 +145,20 @@ impl DriftMonitor {
     pub fn report(&self, metrics: &Metrics) -> Vec<DriftMeasured> {
         let now = Instant::now();
         let mut measured = Vec::new();
-        for window in self.windows.values().flat_map(HashMap::values) {
+        // Held while emitting, so a window forgotten meanwhile cannot send its gauge again after
+        // `forget` removed it. A few hundred bins at most: the reloader waits microseconds.
+        let windows = self.lock();
+        for window in windows.values().flat_map(HashMap::values) {
             for drift in window.close(self.min_rows, now) {
                 drift.emit(metrics);
                 measured.push(drift);
             }
         }
         measured
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -175,6 +215,23 @@ impl DriftWindow {
 
     pub fn profile(&self) -> &DriftProfile {
         &self.profile
+    }
+
+    /// Stops re-sending the PSI gauge of each of its features.
+    fn remove_gauges(&self, metrics: &Metrics) {
+        let (model, version) = (Tag::model(&self.model), Tag::model_version(&self.version));
+        for feature in self.profile.features() {
+            match feature.kind() {
+                Watched::Input => metrics.remove_gauge(
+                    &MODEL_FEATURE_DRIFT_PSI,
+                    &[model, version, Tag::feature(feature.name())],
+                ),
+                Watched::Output => metrics.remove_gauge(
+                    &MODEL_PREDICTION_DRIFT_PSI,
+                    &[model, version, Tag::output(feature.name())],
+                ),
+            }
+        }
     }
 
     /// Adds one call's tally (from this version's profile) to the window. Lock-free.

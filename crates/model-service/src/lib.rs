@@ -6,6 +6,14 @@
 //! ([`service::Models`]), feature drift against the manifest baselines ([`drift`]) and the mapping of
 //! every failure to a gRPC status ([`Error`]). Serving itself (TLS, the concurrency limit, draining
 //! shutdown) is `server_kit`'s, configured by the flattened [`server_kit::ServerArgs`].
+//!
+//! Loading policy: at start every version folder is loaded and validated (probe rows included); a
+//! model with no loadable version fails start-up. While serving, [`reload`] follows the folder every
+//! `RELOAD_INTERVAL_SECS`: a new or changed version folder is served once it loads and validates (a
+//! failing one is reported once and left out, the versions served keep serving), requests naming no
+//! version get the newest version whose folder is there, and a version whose folder is gone is still
+//! served to requests that name it until none has for `RETIRE_AFTER_SECS`, then retired (never a
+//! model's last version). Several versions of a model are served side by side throughout.
 #![forbid(unsafe_code)]
 // No request may reach a panic: failures are values, mapped to a status.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -13,6 +21,7 @@
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod reload;
 pub mod service;
 
 use std::future::Future;
@@ -31,6 +40,7 @@ use tower::ServiceBuilder;
 
 use crate::drift::DriftMonitor;
 pub use crate::error::Error;
+use crate::reload::{Reloader, Served, Snapshot};
 use crate::service::Models;
 
 /// The gRPC service name, as health checks know it.
@@ -40,6 +50,8 @@ const MAX_BATCH_ROWS: telemetry::Bounds = telemetry::Bounds::new("max-batch-rows
 const DRIFT_INTERVAL_SECS: telemetry::Bounds = telemetry::Bounds::new("drift-interval-secs", 1, 86_400);
 const DRIFT_MIN_ROWS: telemetry::Bounds = telemetry::Bounds::new("drift-min-rows", 1, 100_000_000);
 const INFERENCE_TIMEOUT_MS: telemetry::Bounds = telemetry::Bounds::new("inference-timeout-ms", 1, 600_000);
+const RELOAD_INTERVAL_SECS: telemetry::Bounds = telemetry::Bounds::new("reload-interval-secs", 1, 3600);
+const RETIRE_AFTER_SECS: telemetry::Bounds = telemetry::Bounds::new("retire-after-secs", 1, 86_400);
 
 /// Model-service settings: each flag falls back to the environment variable named in `--help`; each
 /// number has a range ([`Config::BOUNDS`]) outside which the service refuses to start.
@@ -94,6 +106,27 @@ pub struct Config {
         value_parser = INFERENCE_TIMEOUT_MS.parser::<u64>()
     )]
     pub inference_timeout_ms: u64,
+    /// Seconds between scans of the model repository for version folders that are new, changed or
+    /// gone: a new or changed one is served once it loads and passes its probe rows, one that fails is
+    /// reported once and left out (1 to 3600: an hour).
+    #[arg(
+        long,
+        env = "RELOAD_INTERVAL_SECS",
+        default_value_t = 5,
+        value_parser = RELOAD_INTERVAL_SECS.parser::<u64>()
+    )]
+    pub reload_interval_secs: u64,
+    /// Seconds a version whose folder was removed is still served to requests that name it, counted
+    /// from the last such request (and from the removal); then it is retired. Longer than the gateway's
+    /// 30 s model-metadata cache, so a gateway still routing to it is not cut off. A model's last
+    /// version is never retired (1 to 86400: a day).
+    #[arg(
+        long,
+        env = "RETIRE_AFTER_SECS",
+        default_value_t = 120,
+        value_parser = RETIRE_AFTER_SECS.parser::<u64>()
+    )]
+    pub retire_after_secs: u64,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -108,12 +141,15 @@ impl Config {
         DRIFT_INTERVAL_SECS,
         DRIFT_MIN_ROWS,
         INFERENCE_TIMEOUT_MS,
+        RELOAD_INTERVAL_SECS,
+        RETIRE_AFTER_SECS,
     ];
 }
 
 /// Loads the model repository, then serves on `listener` until `shutdown` resolves and in-flight calls
-/// finish (within `SHUTDOWN_GRACE_MS`). Health reports SERVING once the repository is loaded,
-/// NOT_SERVING as soon as shutdown begins. Metrics go to the process's sink ([`telemetry::metrics`]).
+/// finish (within `SHUTDOWN_GRACE_MS`), following changes of the repository meanwhile ([`reload`]).
+/// Health reports SERVING once the repository is loaded, NOT_SERVING as soon as shutdown begins.
+/// Metrics go to the process's sink ([`telemetry::metrics`]).
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -134,16 +170,25 @@ pub async fn run_with_metrics(
     let (health, health_server) = Health::new(SERVICE_NAME).await;
     let repository = Arc::new(load(config.model_repository.clone(), &metrics).await?);
     let drift = Arc::new(DriftMonitor::new(&repository, config.drift_min_rows));
-    // Stops the drift reporter however serving ends.
+    let served = Served::new(Snapshot::new(repository, &drift));
+    // Stop the drift reporter and the reloader however serving ends.
     let _reporter = drift::spawn_reporter(
         Arc::clone(&drift),
         Duration::from_secs(config.drift_interval_secs),
         metrics.clone(),
     );
-    let models = Models::new(repository, config.max_batch_rows as usize)
+    let _reloader = reload::spawn(
+        Reloader::new(
+            served.clone(),
+            drift,
+            metrics.clone(),
+            Duration::from_secs(config.retire_after_secs),
+        ),
+        Duration::from_secs(config.reload_interval_secs),
+    );
+    let models = Models::new(served, config.max_batch_rows as usize)
         .with_inference_timeout(Duration::from_millis(config.inference_timeout_ms))
-        .with_metrics(metrics)
-        .with_drift(drift);
+        .with_metrics(metrics);
     health.serving().await;
     let addr = listener
         .local_addr()
@@ -157,6 +202,8 @@ pub async fn run_with_metrics(
         inference_timeout_ms = config.inference_timeout_ms,
         drift_interval_secs = config.drift_interval_secs,
         drift_min_rows = config.drift_min_rows,
+        reload_interval_secs = config.reload_interval_secs,
+        retire_after_secs = config.retire_after_secs,
         "serving"
     );
     // Every call, outermost first:
@@ -242,6 +289,7 @@ mod tests {
         assert_eq!(config.max_batch_rows, 1000);
         assert_eq!((config.drift_interval_secs, config.drift_min_rows), (60, 500));
         assert_eq!(config.inference_timeout_ms, 50);
+        assert_eq!((config.reload_interval_secs, config.retire_after_secs), (5, 120));
         assert_eq!(config.server, ServerArgs::default());
         assert_eq!(config.model_repository, PathBuf::from("models"));
     }
@@ -277,5 +325,18 @@ mod tests {
         }
         let config = parse(&["--drift-interval-secs", "5", "--drift-min-rows", "100"]).expect("parses");
         assert_eq!((config.drift_interval_secs, config.drift_min_rows), (5, 100));
+    }
+
+    #[test]
+    fn reload_settings_have_ranges() {
+        for (flag, past) in [
+            ("--reload-interval-secs", "3601"),
+            ("--retire-after-secs", "86401"),
+        ] {
+            assert!(parse(&[flag, "0"]).is_err(), "{flag}");
+            assert!(parse(&[flag, past]).is_err(), "{flag}");
+        }
+        let config = parse(&["--reload-interval-secs", "1", "--retire-after-secs", "3"]).expect("parses");
+        assert_eq!((config.reload_interval_secs, config.retire_after_secs), (1, 3));
     }
 }

@@ -1,5 +1,8 @@
 //! The `models.v1.ModelService` handlers: check the request, find the model version, score.
 //!
+//! Each call resolves its version from one snapshot of the served state ([`crate::reload::Served`]),
+//! so a reload that swaps the snapshot meanwhile never changes the version a call scores with.
+//!
 //! Each Predict run gets a `model.inference` span under the server span the gRPC layer started (tagged
 //! with model, version and experiment variant, plus the row count), a `model.inference.batch_rows`
 //! sample, and adds the values it fed the model to the version's drift window ([`crate::drift`]).
@@ -11,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_runtime::{ModelRepository, ModelVersion, Prediction, Row};
+use model_runtime::{ModelVersion, Prediction, Row};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
@@ -25,8 +28,9 @@ use telemetry::{Metrics, Tag};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
-use crate::drift::{DriftMonitor, DriftWindow};
+use crate::drift::DriftWindow;
 use crate::error::Error;
+use crate::reload::{Resolved, Served};
 
 /// Batches up to this many rows are scored inline on the async worker; larger ones on tokio's blocking
 /// pool.
@@ -60,9 +64,9 @@ pub const MAX_ROW_FEATURES: usize = 256;
 /// The experiment arm of a request that names none.
 pub const DEFAULT_VARIANT: &str = "control";
 
-/// The service state: the loaded repository, the limits applied to each call, and where telemetry goes.
+/// The service state: the versions served, the limits applied to each call, and where telemetry goes.
 pub struct Models {
-    repository: Arc<ModelRepository>,
+    served: Served,
     max_batch_rows: usize,
     /// Large batches on the blocking pool at once; tract runs one batch on one thread, so more than one
     /// per core only adds contention.
@@ -70,21 +74,19 @@ pub struct Models {
     /// Bounds a large batch's wait for a blocking slot plus its run.
     inference_timeout: Duration,
     metrics: Metrics,
-    drift: Arc<DriftMonitor>,
 }
 
 impl Models {
-    /// Metrics go to the process's sink ([`telemetry::metrics`]); no drift is watched until
-    /// [`Models::with_drift`].
-    pub fn new(repository: Arc<ModelRepository>, max_batch_rows: usize) -> Self {
+    /// Serves what `served` holds: a reloaded [`Served`], or an `Arc<ModelRepository>` served as loaded
+    /// with no drift windows. Metrics go to the process's sink ([`telemetry::metrics`]).
+    pub fn new(served: impl Into<Served>, max_batch_rows: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
-            repository,
+            served: served.into(),
             max_batch_rows,
             blocking: Arc::new(Semaphore::new(cores)),
             inference_timeout: DEFAULT_INFERENCE_TIMEOUT,
             metrics: telemetry::metrics().clone(),
-            drift: Arc::default(),
         }
     }
 
@@ -98,12 +100,6 @@ impl Models {
     /// [`INLINE_MAX_ROWS`] rows run inline, in well under a millisecond, and are not bounded).
     pub fn with_inference_timeout(mut self, timeout: Duration) -> Self {
         self.inference_timeout = timeout;
-        self
-    }
-
-    /// Adds what every run feeds its model to `drift`'s windows.
-    pub fn with_drift(mut self, drift: Arc<DriftMonitor>) -> Self {
-        self.drift = drift;
         self
     }
 
@@ -144,7 +140,11 @@ impl Models {
                 max: MAX_ROW_FEATURES,
             });
         }
-        let model = Arc::clone(self.repository.get(&model, non_empty(&version))?);
+        // One snapshot, dropped at once: the call keeps only the version and window it resolved.
+        let Resolved {
+            version: model,
+            drift: window,
+        } = self.served.load().resolve(&model, non_empty(&version))?;
         tracing::Span::current().record("model_version", model.version());
         let rows: Vec<Row> = rows.into_iter().map(|row| row.features).collect();
         // Large batches first wait for a blocking-pool slot, so the inference span times the run alone.
@@ -174,7 +174,6 @@ impl Models {
             "rows",
             i64::try_from(rows.len()).unwrap_or(i64::MAX),
         ));
-        let window = self.drift.window(&model).cloned();
         let started = Instant::now();
         let result = match blocking {
             None => score(&cx, &model, &rows, window.as_deref()),
@@ -218,8 +217,11 @@ impl Models {
         if request.model.is_empty() {
             return Err(Error::EmptyModel);
         }
-        let model = self.repository.model(&request.model)?;
-        let version: &ModelVersion = self.repository.get(&request.model, non_empty(&request.version))?;
+        let snapshot = self.served.load();
+        let model = snapshot.repository().model(&request.model)?;
+        let version = snapshot
+            .resolve(&request.model, non_empty(&request.version))?
+            .version;
         Ok(GetModelMetadataResponse {
             model: version.model().to_owned(),
             version: version.version().to_owned(),

@@ -30,6 +30,8 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
         ("drift-interval-secs", config.drift_interval_secs as f64),
         ("drift-min-rows", config.drift_min_rows as f64),
         ("inference-timeout-ms", config.inference_timeout_ms as f64),
+        ("reload-interval-secs", config.reload_interval_secs as f64),
+        ("retire-after-secs", config.retire_after_secs as f64),
     ];
     let server = server_numbers!(&config.server);
     [&own[..], &server, &telemetry_numbers(&config.telemetry)].concat()

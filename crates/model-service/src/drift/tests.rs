@@ -151,10 +151,10 @@ fn the_monitor_reports_every_window_and_finds_versions() {
     let window = Arc::new(DriftWindow::new("customer_risk", "1", profile.clone()));
     window.record(&tally(&profile, ACCOUNT_AGE, &[Some(5000.0); 20]));
     let monitor = DriftMonitor {
-        windows: HashMap::from([(
+        windows: Mutex::new(HashMap::from([(
             "customer_risk".to_owned(),
             HashMap::from([("1".to_owned(), window)]),
-        )]),
+        )])),
         min_rows: 20,
     };
     let reported = monitor.report(&Metrics::disabled());
@@ -184,4 +184,28 @@ fn only_a_window_that_takes_the_psi_above_the_threshold_crosses_it() {
     );
     assert_eq!(crossed(&training_mix), (false, false));
     assert_eq!(crossed(&[Some(40.0); 500]), (true, true), "it crosses again");
+}
+
+#[test]
+fn the_monitor_follows_the_versions_served() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let repository = ModelRepository::load(root).expect("the bundled repository loads");
+    let monitor = DriftMonitor::new(&repository, 20);
+    let risk = repository.get("customer_risk", None).expect("customer_risk");
+    let window = monitor.window(risk).expect("watched from the start");
+    window.record(&tally(&profile(), ACCOUNT_AGE, &[Some(5000.0); 20]));
+
+    // A new load of the same folder starts a new window: the rows of the old one are not carried over.
+    monitor.forget("customer_risk", "1", &Metrics::disabled());
+    assert!(monitor.window(risk).is_none(), "forgotten");
+    assert!(
+        monitor.report(&Metrics::disabled()).is_empty(),
+        "nothing left to report for it"
+    );
+    let renewed = monitor.watch(risk).expect("watched again");
+    assert!(!Arc::ptr_eq(&renewed, &window));
+    assert!(Arc::ptr_eq(&monitor.window(risk).expect("the new one"), &renewed));
+    renewed.record(&tally(&profile(), ACCOUNT_AGE, &[Some(5000.0); 20]));
+    let reported = monitor.report(&Metrics::disabled());
+    assert_eq!(reported.len(), 1, "{reported:?}");
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use model_runtime::ModelRepository;
 use proto::models::v1::FeatureRow;
 use proto::models::v1::model_service_server::ModelService;
 use tonic::Code;

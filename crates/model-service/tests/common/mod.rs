@@ -92,6 +92,8 @@ pub fn config(listen_addr: SocketAddr) -> Config {
         drift_min_rows: 500,
         // Generous: these tests are not about the timeout, and debug builds share two cores.
         inference_timeout_ms: 10_000,
+        reload_interval_secs: 5,
+        retire_after_secs: 120,
         server: server_kit::ServerArgs::default(),
         telemetry: telemetry::TelemetryConfig::for_service("model-service"),
     }
