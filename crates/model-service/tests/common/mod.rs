@@ -1,14 +1,20 @@
-//! Starts a real model-service on an ephemeral port with the bundled model repository.
+//! Starts a real model-service on an ephemeral port with the bundled model repository (or a writable
+//! copy of it, `testkit::models::ModelRepositoryCopy`); [`Datagrams`] collects what it sends a DogStatsD
+//! socket.
 
 #![allow(dead_code)] // Each test file uses a different part of this.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use model_service::{Config, Error, run, run_with_metrics};
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{FeatureRow, PredictRequest};
+use testkit::statsd::DogStatsdSocket;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -121,4 +127,118 @@ pub fn features(map: &HashMap<String, f64>) -> FeatureRow {
     FeatureRow {
         features: map.clone(),
     }
+}
+
+/// A metrics sink flushing every 100 ms to a DogStatsD socket, and [`Datagrams`] collecting every line
+/// the socket receives.
+pub fn statsd_agent() -> (Datagrams, telemetry::Metrics) {
+    let socket = DogStatsdSocket::bind();
+    let tags = telemetry::ServiceTags {
+        env: "test".into(),
+        service: "model-service".into(),
+        version: "0.1.0".into(),
+    };
+    let options = telemetry::MetricsOptions {
+        flush_interval: Duration::from_millis(100),
+        ..telemetry::MetricsOptions::new(socket.target(), tags)
+    };
+    let metrics = telemetry::Metrics::start(options).expect("metrics sink");
+    (Datagrams::collect(socket), metrics)
+}
+
+/// Every DogStatsD line a socket receives, read on a thread of its own so the socket never fills up
+/// (the sink re-sends every gauge each flush) and dropped events cannot happen.
+pub struct Datagrams {
+    lines: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Datagrams {
+    fn collect(socket: DogStatsdSocket) -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (lines, stop) = (Arc::clone(&lines), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(datagram) = socket.next_datagram() {
+                        let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                        lines.extend(datagram.lines().map(str::to_owned));
+                    }
+                }
+            })
+        };
+        Self {
+            lines,
+            stop,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every line received so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The lines received once `done` holds for them; fails the test naming `what` after 20 s.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = self.lines();
+            if done(&lines) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within 20 s:\n{}",
+                lines.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Datagrams {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// The DogStatsD events among `lines` named `event` (`event:<name>` tag) for `model` version `version`.
+pub fn events<'a>(lines: &'a [String], event: &str, model: &str, version: &str) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|line| line.starts_with("_e{"))
+        .filter(|line| {
+            let Some((_, tags)) = line.rsplit_once("|#") else {
+                return false;
+            };
+            let tags: Vec<&str> = tags.split(',').collect();
+            [
+                format!("event:{event}"),
+                format!("model:{model}"),
+                format!("model_version:{version}"),
+            ]
+            .iter()
+            .all(|tag| tags.contains(&tag.as_str()))
+        })
+        .collect()
+}
+
+/// The sum of the `metric` count's values among `lines` for `model` version `version`.
+pub fn count(lines: &[String], metric: &str, model: &str, version: &str) -> u64 {
+    let tags = format!("|c|#model:{model},model_version:{version},");
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix(metric)?.strip_prefix(':'))
+        .filter_map(|rest| {
+            let (value, tail) = rest.split_once("|c|")?;
+            format!("|c|{tail}").starts_with(&tags).then_some(value)
+        })
+        .map(|value| value.parse::<u64>().expect("a count"))
+        .sum()
 }
