@@ -236,6 +236,13 @@ impl Models {
             outputs: version.output_names().map(str::to_owned).collect(),
             available_versions: model.version_names().map(str::to_owned).collect(),
             max_batch_rows: u32::try_from(self.max_batch_rows).unwrap_or(u32::MAX),
+            metrics: version
+                .manifest()
+                .metrics
+                .iter()
+                .flatten()
+                .filter_map(|(name, value)| Some((name.clone(), value.as_f64()?)))
+                .collect(),
         })
     }
 }
