@@ -21,6 +21,8 @@ const BREAKER_OPEN_MS: Bounds = Bounds::new("breaker-open-ms", 1, 600_000);
 const RETRY_BUDGET_RATIO: Bounds<f64> = Bounds::new("retry-budget-ratio", 0.0, 1000.0);
 const QUOTE_TTL_SECS: Bounds = Bounds::new("quote-ttl-secs", 1, YEAR_SECS);
 const OUTCOME_RETENTION_SECS: Bounds = Bounds::new("outcome-retention-secs", 1, YEAR_SECS);
+const PREDICTION_TTL_SECS: Bounds = Bounds::new("prediction-ttl-secs", 1, YEAR_SECS);
+const QUALITY_REPORT_SECS: Bounds = Bounds::new("quality-report-secs", 1, 3_600);
 const TRAFFIC_POLICY_RELOAD_SECS: Bounds = Bounds::new("traffic-policy-reload-secs", 1, 3_600);
 
 /// Gateway settings: each flag falls back to the environment variable named in `--help`.
@@ -145,6 +147,24 @@ pub struct Config {
         value_parser = OUTCOME_RETENTION_SECS.parser::<u64>()
     )]
     pub outcome_retention_secs: u64,
+    /// How long a prediction's record waits for its label (RecordLabel), in seconds, in the quote store
+    /// (1 to 31536000: a year). Each costs ~200 bytes of Redis memory: 30 days at 100K predictions a day
+    /// is ~600 MB.
+    #[arg(
+        long,
+        env = "PREDICTION_TTL_SECS",
+        default_value_t = 30 * 24 * 3600,
+        value_parser = PREDICTION_TTL_SECS.parser::<u64>()
+    )]
+    pub prediction_ttl_secs: u64,
+    /// Seconds between reports of each model version's online quality from its labels (1 to 3600).
+    #[arg(
+        long,
+        env = "QUALITY_REPORT_SECS",
+        default_value_t = 60,
+        value_parser = QUALITY_REPORT_SECS.parser::<u64>()
+    )]
+    pub quality_report_secs: u64,
     /// Customer-risk model name in the model repository.
     #[arg(long, env = "RISK_MODEL", default_value = "customer_risk")]
     pub risk_model: String,
@@ -190,6 +210,8 @@ impl Config {
         BREAKER_OPEN_MS,
         QUOTE_TTL_SECS,
         OUTCOME_RETENTION_SECS,
+        PREDICTION_TTL_SECS,
+        QUALITY_REPORT_SECS,
         TRAFFIC_POLICY_RELOAD_SECS,
     ];
     /// The range of each fractional setting, as its `--help` states it.

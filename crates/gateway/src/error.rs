@@ -14,6 +14,12 @@ pub enum Error {
     /// RecordOutcome for a quote that already has a different outcome.
     #[error("quote {0} already has a different outcome recorded")]
     OutcomeConflict(String),
+    /// RecordLabel for a prediction id that was never issued or whose record has expired.
+    #[error("prediction {0} not found: it was never issued, was a fallback answer, or has expired")]
+    PredictionNotFound(String),
+    /// RecordLabel for a prediction that already has a different label.
+    #[error("prediction {0} already has a different label recorded")]
+    LabelConflict(String),
     /// A downstream service answered with an error or could not be reached.
     #[error("{service} failed: {} ({})", telemetry::grpc_code_name(status.code()), status.message())]
     Downstream { service: &'static str, status: Status },
@@ -47,6 +53,8 @@ impl Error {
             Self::InvalidArgument { .. } => "invalid_argument",
             Self::QuoteNotFound(_) => "quote_not_found",
             Self::OutcomeConflict(_) => "outcome_conflict",
+            Self::PredictionNotFound(_) => "prediction_not_found",
+            Self::LabelConflict(_) => "label_conflict",
             Self::Downstream { .. } => "downstream",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::CircuitOpen(_) => "circuit_open",
@@ -113,7 +121,11 @@ impl server_kit::Failure for Error {
     /// gateway's own fault.
     fn blame(&self) -> Blame {
         match self {
-            Self::InvalidArgument { .. } | Self::QuoteNotFound(_) | Self::OutcomeConflict(_) => Blame::Caller,
+            Self::InvalidArgument { .. }
+            | Self::QuoteNotFound(_)
+            | Self::OutcomeConflict(_)
+            | Self::PredictionNotFound(_)
+            | Self::LabelConflict(_) => Blame::Caller,
             Self::QuoteStore(_) => Blame::Dependency,
             error if error.is_dependency_failure() => Blame::Dependency,
             Self::Downstream { .. }
@@ -149,7 +161,8 @@ fn status_of(error: &Error) -> Status {
     match error {
         Error::InvalidArgument { .. } => Status::invalid_argument(message),
         Error::QuoteNotFound(_) => Status::not_found(message),
-        Error::OutcomeConflict(_) => Status::already_exists(message),
+        Error::OutcomeConflict(_) | Error::LabelConflict(_) => Status::already_exists(message),
+        Error::PredictionNotFound(_) => Status::not_found(message),
         Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         Error::Downstream { status, .. } => match status.code() {
             // The callee says it is overloaded: pass that on so callers back off.

@@ -8,6 +8,7 @@ use telemetry::catalog::{
 };
 use telemetry::{Metrics, Tag};
 
+use crate::predictions::{Label, PredictionRecord};
 use crate::quotes::{Outcome, QuoteRecord};
 
 /// The headline output of a single prediction, which names its log line.
@@ -117,5 +118,31 @@ impl OutcomeRecorded<'_> {
         tracing::info!(quote_id = %quote.quote_id, booked = outcome.booked, revenue = outcome.revenue,
             satisfaction = outcome.satisfaction, price_complaint = outcome.price_complaint,
             duplicate = self.duplicate, duration_ms = self.duration_ms, "outcome recorded");
+    }
+}
+
+/// A label joined its prediction: `label recorded` (its metrics are the quality tracker's).
+pub struct LabelRecorded<'a> {
+    pub record: &'a PredictionRecord,
+    pub label: Label,
+    pub duplicate: bool,
+    pub duration_ms: f64,
+}
+
+impl LabelRecorded<'_> {
+    pub fn emit(&self) {
+        let record = self.record;
+        let truth = self.label.truth();
+        tracing::info!(
+            model = %record.model,
+            model_version = %record.version,
+            variant = %record.variant,
+            predicted = record.output,
+            truth,
+            label_delay_s = crate::quotes::now_ms().saturating_sub(record.created_at_ms) / 1000,
+            duplicate = self.duplicate,
+            duration_ms = self.duration_ms,
+            "label recorded"
+        );
     }
 }

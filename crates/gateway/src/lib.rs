@@ -15,7 +15,9 @@ pub mod context;
 pub mod downstream;
 pub mod error;
 pub mod events;
+pub mod predictions;
 pub mod predictor;
+pub mod quality;
 pub mod quotes;
 pub mod service;
 pub mod traffic;
@@ -33,7 +35,9 @@ use tokio::net::TcpListener;
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
 use crate::downstream::{Downstream, Resilience, channel};
+use crate::predictions::PredictionStore;
 use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor};
+use crate::quality::Quality;
 use crate::quotes::QuoteStore;
 use crate::service::Gateway;
 use crate::traffic::{Traffic, TrafficPolicy};
@@ -42,11 +46,12 @@ use crate::traffic::{Traffic, TrafficPolicy};
 pub const SERVICE_NAME: &str = "inference.v1.InferenceService";
 
 /// The public API's methods, measured by `api.predict.*`.
-pub const PUBLIC_RPCS: [&str; 6] = [
+pub const PUBLIC_RPCS: [&str; 7] = [
     "PredictCustomerRisk",
     "PredictDemandSurge",
     "QuotePrice",
     "RecordOutcome",
+    "RecordLabel",
     "BatchPredictCustomerRisk",
     "BatchPredictDemandSurge",
 ];
@@ -134,6 +139,17 @@ pub async fn run(
         downstream.clone(),
         Duration::from_secs(config.traffic_policy_reload_secs),
     );
+    let prediction_ttl = Duration::from_secs(config.prediction_ttl_secs);
+    let predictions = Arc::new(match quotes.redis_connection() {
+        Some(connection) => PredictionStore::redis(connection, prediction_ttl, metrics.clone()),
+        None => PredictionStore::memory(prediction_ttl),
+    });
+    let quality = Arc::new(Quality::new(metrics.clone()));
+    // Stops reporting model quality however serving ends.
+    let _quality_reporter = quality.spawn_reporter(
+        downstream.clone(),
+        Duration::from_secs(config.quality_report_secs),
+    );
     let predictor = Predictor {
         downstream,
         policy: Policy {
@@ -147,10 +163,12 @@ pub async fn run(
         metrics: metrics.clone(),
         shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
         shadow_budget: budget,
+        predictions,
     };
     let gateway = Arc::new(Gateway {
         predictor,
         quotes,
+        quality,
         metrics: metrics.clone(),
     });
 

@@ -91,7 +91,7 @@ pub enum Recorded {
 
 pub enum QuoteStore {
     Redis {
-        connection: RedisConnection,
+        connection: Arc<RedisConnection>,
         ttl: Duration,
         retention: Duration,
     },
@@ -169,6 +169,7 @@ impl QuoteStore {
     pub fn redis(config: &RedisConfig, ttl: Duration, retention: Duration) -> Result<Self, Error> {
         let connection =
             RedisConnection::open(config).map_err(|e| Error::QuoteStore(format!("QUOTE_REDIS_URL: {e}")))?;
+        let connection = Arc::new(connection);
         Ok(Self::Redis {
             connection,
             ttl,
@@ -202,6 +203,14 @@ impl QuoteStore {
             .expire_after(Lifetimes { ttl, retention })
             .build();
         Self::Memory { quotes, ttl }
+    }
+
+    /// The Redis connection of a Redis-backed store, which the prediction records share.
+    pub fn redis_connection(&self) -> Option<Arc<RedisConnection>> {
+        match self {
+            Self::Redis { connection, .. } => Some(Arc::clone(connection)),
+            Self::Memory { .. } => None,
+        }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -317,7 +326,7 @@ impl QuoteStore {
 }
 
 /// A Redis command bounded by the request's deadline.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Deadline,
     command: impl Future<Output = Result<T, fred::error::Error>>,
 ) -> Result<T, Error> {

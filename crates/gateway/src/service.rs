@@ -2,28 +2,33 @@
 //! request id, log span and deadline come from the request context layer, predictions from the
 //! [`Predictor`], and a failure is logged once, by [`RequestContext::answer`].
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::inference::v1::inference_service_server::InferenceService;
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
     BatchPredictDemandSurgeResponse, PredictCustomerRiskRequest, PredictCustomerRiskResponse,
     PredictDemandSurgeRequest, PredictDemandSurgeResponse, PredictionMetadata, QuotePriceRequest,
-    QuotePriceResponse, RecordOutcomeRequest, RecordOutcomeResponse,
+    QuotePriceResponse, RecordLabelRequest, RecordLabelResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
 use telemetry::Metrics;
 use tonic::{Request, Response, Status};
 
 use crate::context::RequestContext;
 use crate::error::Error;
-use crate::events::{Headline, OutcomeRecorded, PredictCompleted, PriceQuoted};
+use crate::events::{Headline, LabelRecorded, OutcomeRecorded, PredictCompleted, PriceQuoted};
+use crate::predictions::{Label, Labelled};
 use crate::predictor::{CUSTOMER_KEY, Predictor, ZONE_KEY};
+use crate::quality::Quality;
 use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms, quote_variant};
 use crate::validate;
 
 pub struct Gateway {
     pub predictor: Predictor,
     pub quotes: QuoteStore,
+    /// Online quality of each model version and arm, from the labels recorded here.
+    pub quality: Arc<Quality>,
     pub metrics: Metrics,
 }
 
@@ -50,6 +55,7 @@ rpcs! {
     record_outcome(RecordOutcomeRequest) -> RecordOutcomeResponse => outcome;
     batch_predict_customer_risk(BatchPredictCustomerRiskRequest) -> BatchPredictCustomerRiskResponse => batch_risk;
     batch_predict_demand_surge(BatchPredictDemandSurgeRequest) -> BatchPredictDemandSurgeResponse => batch_surge;
+    record_label(RecordLabelRequest) -> RecordLabelResponse => label;
 }
 
 impl Gateway {
@@ -171,6 +177,47 @@ impl Gateway {
         })
     }
 
+    async fn label(
+        &self,
+        req: RecordLabelRequest,
+        cx: &RequestContext,
+    ) -> Result<RecordLabelResponse, Error> {
+        validate::prediction_id(&req.prediction_id)?;
+        let label = validate::label(req.label.as_ref())?;
+        let model = match label {
+            Label::Customer { .. } => &self.predictor.risk_model,
+            Label::Surge { .. } => &self.predictor.surge_model,
+        };
+        let store = &self.predictor.predictions;
+        let mut labelled = store.label(&req.prediction_id, label, model, cx.deadline).await;
+        // A record is written just after its answer: a label sent straight back may beat it there.
+        while matches!(labelled, Err(Error::PredictionNotFound(_)))
+            && minted_within(&req.prediction_id, RECORD_WRITE_GRACE)
+            && cx.deadline.remaining() > RECORD_WRITE_POLL
+        {
+            tokio::time::sleep(RECORD_WRITE_POLL).await;
+            labelled = store.label(&req.prediction_id, label, model, cx.deadline).await;
+        }
+        let labelled = labelled?;
+        let (Labelled::New(record) | Labelled::Duplicate(record)) = &labelled;
+        let duplicate = matches!(labelled, Labelled::Duplicate(_));
+        if !duplicate {
+            self.quality.observe(record, &label);
+        }
+        cx.variant(&record.variant);
+        LabelRecorded {
+            record,
+            label,
+            duplicate,
+            duration_ms: cx.elapsed_ms(),
+        }
+        .emit();
+        Ok(RecordLabelResponse {
+            prediction_id: req.prediction_id,
+            duplicate,
+        })
+    }
+
     async fn batch_risk(
         &self,
         req: BatchPredictCustomerRiskRequest,
@@ -195,6 +242,22 @@ impl Gateway {
             results: self.predictor.surge(ids, time, cx).await?,
         })
     }
+}
+
+/// How long after its answer a prediction's record may still be on its way to the store.
+const RECORD_WRITE_GRACE: Duration = Duration::from_secs(1);
+const RECORD_WRITE_POLL: Duration = Duration::from_millis(20);
+
+/// Whether the UUIDv7 `id` was minted less than `age` ago.
+fn minted_within(id: &str, age: Duration) -> bool {
+    let Some(minted) = uuid::Uuid::try_parse(id).ok().and_then(|id| id.get_timestamp()) else {
+        return false;
+    };
+    let (secs, nanos) = minted.to_unix();
+    let minted = UNIX_EPOCH + Duration::new(secs, nanos);
+    SystemTime::now()
+        .duration_since(minted)
+        .is_ok_and(|elapsed| elapsed < age)
 }
 
 /// The `risk predicted` / `surge predicted` line of a single prediction.

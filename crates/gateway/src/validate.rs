@@ -8,7 +8,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use proto::inference::v1::{CustomerOutcome, record_label_request};
+
 use crate::error::Error;
+use crate::predictions::Label;
 
 /// Entity ids (customer, zone): 1-128 characters, no control characters.
 pub const MAX_ID_LEN: usize = 128;
@@ -190,6 +193,63 @@ pub fn quote_id(value: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A `prediction_id` a prediction returned (a UUID).
+pub fn prediction_id(value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid("prediction_id", "must not be empty"));
+    }
+    if uuid::Uuid::try_parse(value).is_err() {
+        return Err(Error::invalid(
+            "prediction_id",
+            "must be a prediction_id a prediction returned",
+        ));
+    }
+    Ok(())
+}
+
+/// A RecordLabel's label: a known customer outcome, or a realised surge factor that is a finite number
+/// above 0.
+pub fn label(label: Option<&record_label_request::Label>) -> Result<Label, Error> {
+    match label {
+        None => Err(Error::invalid(
+            "label",
+            "must be set: customer_outcome (customer risk) or realised_surge_factor (demand surge)",
+        )),
+        Some(record_label_request::Label::CustomerOutcome(outcome)) => {
+            match CustomerOutcome::try_from(*outcome) {
+                Ok(CustomerOutcome::Good) => Ok(Label::Customer {
+                    bad: false,
+                    outcome: *outcome,
+                }),
+                Ok(
+                    CustomerOutcome::Default
+                    | CustomerOutcome::Chargeback
+                    | CustomerOutcome::AbusiveCancellation,
+                ) => Ok(Label::Customer {
+                    bad: true,
+                    outcome: *outcome,
+                }),
+                Ok(CustomerOutcome::Unspecified) | Err(_) => Err(Error::invalid(
+                    "customer_outcome",
+                    format!(
+                        "{outcome} is not a customer outcome: GOOD, DEFAULT, CHARGEBACK or ABUSIVE_CANCELLATION"
+                    ),
+                )),
+            }
+        }
+        Some(record_label_request::Label::RealisedSurgeFactor(factor)) => {
+            if factor.is_finite() && *factor > 0.0 {
+                Ok(Label::Surge { factor: *factor })
+            } else {
+                Err(Error::invalid(
+                    "realised_surge_factor",
+                    format!("{factor} is not a surge factor: a finite number above 0"),
+                ))
+            }
+        }
+    }
 }
 
 /// `revenue` against the price it was quoted (`price` in `currency`): at most [`MAX_REVENUE_MULTIPLE`]

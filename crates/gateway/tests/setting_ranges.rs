@@ -36,6 +36,8 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
             "traffic-policy-reload-secs",
             config.traffic_policy_reload_secs as f64,
         ),
+        ("prediction-ttl-secs", config.prediction_ttl_secs as f64),
+        ("quality-report-secs", config.quality_report_secs as f64),
     ];
     let server = server_numbers!(&config.server);
     [&own[..], &server, &telemetry_numbers(&config.telemetry)].concat()

@@ -11,7 +11,7 @@ use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
     BatchPredictDemandSurgeResponse, PredictCustomerRiskRequest, PredictCustomerRiskResponse,
     PredictDemandSurgeRequest, PredictDemandSurgeResponse, QuotePriceRequest, QuotePriceResponse,
-    RecordOutcomeRequest, RecordOutcomeResponse,
+    RecordLabelRequest, RecordLabelResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -89,6 +89,13 @@ impl InferenceService for Bare {
         _: Request<RecordOutcomeRequest>,
     ) -> Result<Response<RecordOutcomeResponse>, Status> {
         self.answer(RecordOutcomeResponse::default()).await
+    }
+
+    async fn record_label(
+        &self,
+        _: Request<RecordLabelRequest>,
+    ) -> Result<Response<RecordLabelResponse>, Status> {
+        self.answer(RecordLabelResponse::default()).await
     }
 
     async fn batch_predict_customer_risk(

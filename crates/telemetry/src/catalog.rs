@@ -206,6 +206,14 @@ metrics! {
         "Share of a model's predictions the gateway's traffic policy routes to a version and experiment arm (0 to 1; a shadow version reports 0: it answers no one).";
     MODEL_SHADOW_SKIPPED = "model.shadow.skipped", Count, "prediction", [Model], from ["gateway"],
         "Shadow scorings not run because the gateway already had its limit of them in flight (responses are never held for a shadow).";
+    MODEL_ACCURACY = "model.accuracy", Gauge, "fraction", [Model, ModelVersion, Variant], from ["gateway"],
+        "Rolling online quality of a model version and arm over its latest labelled predictions (RecordLabel), on the scale of the offline metric its manifest records (AUC for customer risk, R² for demand surge); each gateway pod reports its own window, averaged across pods.";
+    MODEL_ACCURACY_BASELINE = "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion], from ["gateway"],
+        "The offline quality the model version's manifest records (its `metrics`: AUC or R²), which online quality is held to.";
+    MODEL_PREDICTION_ERROR = "model.prediction_error", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
+        "Per labelled prediction: the squared error of the risk score against the customer's outcome (its average is the Brier score), or the absolute error of the surge factor against the realised one (its average is the MAE; its count is the labels joined); exact over any number of pods.";
+    MODEL_PREDICTION_RECORDS_DROPPED = "model.prediction_records.dropped", Count, "prediction", [Model], from ["gateway"],
+        "Predictions answered whose record for later labels could not be stored (write queue full, or the store failed); a label for one is answered NOT_FOUND.";
     MODEL_INFERENCE_BATCH_ROWS = "model.inference.batch_rows", Distribution, "row", [Model], from ["model-service"],
         "Rows per inference batch on the model-service.";
     CACHE_FEAST_HIT = "cache.feast.hit", Count, "hit", [FeatureView], from ["feature-service"],
@@ -291,12 +299,6 @@ planned! {
     "cache.crai.miss", Count, "miss", [Model], from ["gateway"],
         "Customer-risk predictions the CRAI cache did not hold (scored on the model-service).",
         by "performance work (the CRAI cache)";
-    "model.accuracy", Gauge, "fraction", [Model, ModelVersion, Variant], from ["gateway"],
-        "Rolling online quality of a model version from delayed labels, on the scale of the offline metric its manifest records (AUC for customer risk, R² for demand surge).",
-        by "model operations (online accuracy from delayed labels)";
-    "model.accuracy.baseline", Gauge, "fraction", [Model, ModelVersion], from ["gateway"],
-        "The offline quality the model version's manifest records (its `metrics`), which online quality is held to.",
-        by "model operations (online accuracy from delayed labels)";
 }
 
 /// A DogStatsD event the platform sends (rare lifecycle moments, for dashboards' event timelines).

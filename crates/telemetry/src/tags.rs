@@ -371,6 +371,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "invalid_argument",
     "quote_not_found",
     "outcome_conflict",
+    "prediction_not_found",
+    "label_conflict",
     "downstream",
     "deadline_exceeded",
     "circuit_open",

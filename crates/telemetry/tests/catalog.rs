@@ -68,10 +68,6 @@ const PLANNED_FROM_RECORD: &[(&str, &str)] = &[
         "cache.crai.miss",
         "the gateway's CRAI prediction cache is planned performance work, not built yet",
     ),
-    (
-        "model.accuracy",
-        "online accuracy needs delayed labels: planned model-operations work",
-    ),
 ];
 
 /// Names in the record's alert conditions that are no metric this platform sends, and what each is.

@@ -20,6 +20,8 @@ pub struct ModelSpec {
     pub feature_refs: Vec<String>,
     /// Inputs the gateway derives from the request itself (e.g. "hour_of_day").
     pub request_inputs: Vec<String>,
+    /// The offline quality the version's manifest records (`auc`, `r2`, ...).
+    pub metrics: HashMap<String, f64>,
 }
 
 impl From<GetModelMetadataResponse> for ModelSpec {
@@ -34,6 +36,7 @@ impl From<GetModelMetadataResponse> for ModelSpec {
             version: metadata.version,
             feature_refs,
             request_inputs,
+            metrics: metadata.metrics,
         }
     }
 }

@@ -28,6 +28,7 @@ pub use scored::Scored;
 use crate::context::RequestContext;
 use crate::downstream::{Downstream, ModelRef};
 use crate::error::Error;
+use crate::predictions::{self, PredictionStore};
 use crate::traffic::{ModelRoute, Traffic};
 use score::Batch;
 
@@ -65,6 +66,8 @@ pub struct Predictor {
     pub shadows: Arc<Semaphore>,
     /// The budget of one shadow scoring: its own, not the request's (which it never holds up).
     pub shadow_budget: Duration,
+    /// Where each prediction's record waits for its label.
+    pub predictions: Arc<PredictionStore>,
 }
 
 /// Which prediction a batch asks for.
@@ -91,11 +94,12 @@ impl Predictor {
                 } else {
                     self.risk_outputs(&s)?
                 };
+                let prediction_id = self.keep(&s, risk_score);
                 Ok(PredictCustomerRiskResponse {
                     customer_id: id.clone(),
                     risk_score,
                     risk_multiplier,
-                    metadata: Some(metadata(&s, cx)),
+                    metadata: Some(metadata(&s, prediction_id, cx)),
                 })
             })
             .collect()
@@ -117,10 +121,11 @@ impl Predictor {
                 } else {
                     self.surge_output(&s)?
                 };
+                let prediction_id = self.keep(&s, surge_factor);
                 Ok(PredictDemandSurgeResponse {
                     zone_id: id.clone(),
                     surge_factor,
-                    metadata: Some(metadata(&s, cx)),
+                    metadata: Some(metadata(&s, prediction_id, cx)),
                 })
             })
             .collect()
@@ -270,6 +275,18 @@ impl Predictor {
         });
     }
 
+    /// A new id for the model's prediction `s`, its record kept for a later label (`output`: what the
+    /// label is compared with); none for a fallback answer, which is not the model's.
+    fn keep(&self, s: &Scored, output: f64) -> String {
+        if s.fallback {
+            return String::new();
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let record = predictions::record(&s.model, &s.version, &s.variant, output);
+        self.predictions.keep(id.clone(), record);
+        id
+    }
+
     /// A risk prediction's score and multiplier, recorded in the per-model distributions.
     fn risk_outputs(&self, s: &Scored) -> Result<(f64, f64), Error> {
         let outputs = (s.output(RISK_SCORE)?, s.output(RISK_MULTIPLIER)?);
@@ -329,8 +346,9 @@ fn batch_variant(scored: &[Scored]) -> &str {
     }
 }
 
-fn metadata(scored: &Scored, cx: &RequestContext) -> PredictionMetadata {
+fn metadata(scored: &Scored, prediction_id: String, cx: &RequestContext) -> PredictionMetadata {
     PredictionMetadata {
+        prediction_id,
         model_name: scored.model.clone(),
         model_version: scored.version.clone(),
         experiment_variant: scored.variant.clone(),

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
@@ -13,6 +14,7 @@ fn spec(version: &str) -> ModelSpec {
         version: version.to_owned(),
         feature_refs: vec!["customer:tenure_days".to_owned()],
         request_inputs: Vec::new(),
+        metrics: HashMap::new(),
     }
 }
 

@@ -1,0 +1,384 @@
+//! Predictions kept for their labels: every prediction the models answer gets an id (UUIDv7) and a
+//! record — model, version, arm and the output a label is compared with — kept for
+//! `PREDICTION_TTL_SECS` in the quote store (Redis `prediction:{<id>}`, or the embedded store), so a
+//! label that arrives days later (RecordLabel) joins the prediction it is the ground truth of.
+//!
+//! Records are written off the response path: the answer never waits for the store. With Redis, a
+//! writer task takes them from a bounded queue and sends them concurrently (fred pipelines them on its
+//! connections); a full queue or a failed write drops the record and counts it
+//! (`model.prediction_records.dropped`), and a label for it is then NOT_FOUND. A label is recorded once
+//! (Redis `SET NX` beside the record, in one script): the same label again is a duplicate, a different
+//! one a conflict.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use feature_store::RedisConnection;
+use fred::interfaces::{KeysInterface as _, LuaInterface as _};
+use fred::types::Expiration;
+use moka::ops::compute::Op;
+use serde::{Deserialize, Serialize};
+use server_kit::Deadline;
+use telemetry::catalog::MODEL_PREDICTION_RECORDS_DROPPED;
+use telemetry::{Metrics, Tag};
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::quotes::{now_ms, within};
+
+/// What a label is joined to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PredictionRecord {
+    pub model: String,
+    pub version: String,
+    pub variant: String,
+    /// The output a label is compared with: the risk score, or the surge factor.
+    pub output: f64,
+    pub created_at_ms: u64,
+}
+
+/// The ground truth of one prediction.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// A customer-risk prediction's: whether the customer turned out bad (default, chargeback, abusive
+    /// cancellation), and which outcome it was.
+    Customer { bad: bool, outcome: i32 },
+    /// A demand-surge prediction's: the surge factor the realised demand called for.
+    Surge { factor: f64 },
+}
+
+impl Label {
+    /// The value the model's output is scored against: 1 or 0 for a customer, the factor for a zone.
+    pub fn truth(&self) -> f64 {
+        match *self {
+            Self::Customer { bad, .. } => f64::from(u8::from(bad)),
+            Self::Surge { factor } => factor,
+        }
+    }
+}
+
+/// What recording a label did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labelled {
+    /// The first label of the prediction, which it returns.
+    New(PredictionRecord),
+    /// The same label was already recorded (a retry): nothing changed.
+    Duplicate(PredictionRecord),
+}
+
+/// Records waiting for the Redis writer at most; past it a record is dropped (and counted) rather than
+/// hold memory or an answer.
+pub const WRITE_QUEUE: usize = 10_000;
+/// Records sent together by the writer.
+const WRITE_BATCH: usize = 256;
+/// The most predictions the embedded store holds; the least recently used are evicted past it.
+pub const MEMORY_CAPACITY: u64 = 500_000;
+
+/// Returns {0} for an unknown prediction, {1, record} for a new label, {2, record, existing} when a label
+/// was already there, {3, record} when the label is for another model's predictions. The label lives as
+/// long as the record does.
+const LABEL_SCRIPT: &str = r"
+local record = redis.call('GET', KEYS[1])
+if not record then return {0} end
+if cjson.decode(record).model ~= ARGV[2] then return {3, record} end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then ttl = 1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ttl) then return {1, record} end
+return {2, record, redis.call('GET', KEYS[2])}";
+
+pub enum PredictionStore {
+    Redis {
+        connection: Arc<RedisConnection>,
+        queue: mpsc::Sender<(String, PredictionRecord)>,
+        metrics: Metrics,
+    },
+    Memory {
+        records: moka::sync::Cache<String, MemoryEntry>,
+    },
+}
+
+#[derive(Clone)]
+pub struct MemoryEntry {
+    record: Arc<PredictionRecord>,
+    label: Option<Label>,
+}
+
+impl PredictionStore {
+    /// Records in Redis for `ttl`, written by a task of their own (spawned here: call from the runtime).
+    pub fn redis(connection: Arc<RedisConnection>, ttl: Duration, metrics: Metrics) -> Self {
+        let (queue, pending) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write(Arc::clone(&connection), pending, ttl, metrics.clone()));
+        Self::Redis {
+            connection,
+            queue,
+            metrics,
+        }
+    }
+
+    /// Records in memory for `ttl`, lost on restart.
+    pub fn memory(ttl: Duration) -> Self {
+        let records = moka::sync::Cache::builder()
+            .max_capacity(MEMORY_CAPACITY)
+            .time_to_live(ttl)
+            .build();
+        Self::Memory { records }
+    }
+
+    /// Keeps `record` under `id`, without waiting: see the module docs for what may drop it.
+    pub fn keep(&self, id: String, record: PredictionRecord) {
+        match self {
+            Self::Redis { queue, metrics, .. } => {
+                if let Err(error) = queue.try_send((id, record)) {
+                    let (_, record) = error.into_inner();
+                    metrics.incr(&MODEL_PREDICTION_RECORDS_DROPPED, &[Tag::model(&record.model)]);
+                }
+            }
+            Self::Memory { records } => {
+                let entry = MemoryEntry {
+                    record: Arc::new(record),
+                    label: None,
+                };
+                records.insert(id, entry);
+            }
+        }
+    }
+
+    /// Records `label` for prediction `id` of `model` (the model this kind of label is the truth of),
+    /// once: see [`Labelled`]. A prediction of another model refuses it.
+    pub async fn label(
+        &self,
+        id: &str,
+        label: Label,
+        model: &str,
+        deadline: Deadline,
+    ) -> Result<Labelled, Error> {
+        match self {
+            Self::Redis { connection, .. } => {
+                let json = serde_json::to_string(&label).map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let client = connection
+                    .client()
+                    .map_err(|error| Error::QuoteStore(error.to_string()))?;
+                let reply: Vec<Option<String>> = within(
+                    deadline,
+                    client.eval(
+                        LABEL_SCRIPT,
+                        vec![record_key(id), label_key(id)],
+                        vec![json, model.to_owned()],
+                    ),
+                )
+                .await?;
+                let status = reply.first().cloned().flatten();
+                let field = |i: usize| -> Result<String, Error> {
+                    reply
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .ok_or_else(|| Error::QuoteStore("short label script reply".into()))
+                };
+                let record = || -> Result<PredictionRecord, Error> {
+                    serde_json::from_str(&field(1)?)
+                        .map_err(|e| Error::QuoteStore(format!("corrupt prediction record: {e}")))
+                };
+                match status.as_deref() {
+                    Some("1") => Ok(Labelled::New(record()?)),
+                    Some("2") => {
+                        let existing: Label = serde_json::from_str(&field(2)?)
+                            .map_err(|e| Error::QuoteStore(format!("corrupt label: {e}")))?;
+                        same_label(id, existing, label)?;
+                        Ok(Labelled::Duplicate(record()?))
+                    }
+                    Some("3") => Err(wrong_model(id, &record()?, label)),
+                    _ => Err(Error::PredictionNotFound(id.to_owned())),
+                }
+            }
+            Self::Memory { records } => {
+                // One compute per id: concurrent labels for one prediction run one after the other.
+                let mut labelled = None;
+                records.entry_by_ref(id).and_compute_with(|current| {
+                    let Some(current) = current else { return Op::Nop };
+                    let entry = current.into_value();
+                    let record = PredictionRecord::clone(&entry.record);
+                    if record.model != model {
+                        labelled = Some(Err(wrong_model(id, &record, label)));
+                        return Op::Nop;
+                    }
+                    match entry.label {
+                        Some(existing) => {
+                            labelled =
+                                Some(same_label(id, existing, label).map(|()| Labelled::Duplicate(record)));
+                            Op::Nop
+                        }
+                        None => {
+                            labelled = Some(Ok(Labelled::New(record)));
+                            Op::Put(MemoryEntry {
+                                label: Some(label),
+                                ..entry
+                            })
+                        }
+                    }
+                });
+                labelled.unwrap_or_else(|| Err(Error::PredictionNotFound(id.to_owned())))
+            }
+        }
+    }
+}
+
+/// The Redis writer: batches of records, sent concurrently, until the store is dropped.
+async fn write(
+    connection: Arc<RedisConnection>,
+    mut pending: mpsc::Receiver<(String, PredictionRecord)>,
+    ttl: Duration,
+    metrics: Metrics,
+) {
+    static WRITE_FAILED: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(10));
+    let expiry = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while pending.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let dropped = |error: &dyn std::fmt::Display, record: &PredictionRecord| {
+            metrics.incr(&MODEL_PREDICTION_RECORDS_DROPPED, &[Tag::model(&record.model)]);
+            if let Some(held_back) = WRITE_FAILED.ready() {
+                tracing::warn!(%error, held_back, "prediction record not stored: labels for it will be NOT_FOUND");
+            }
+        };
+        let client = match connection.client() {
+            Ok(client) => client.clone(),
+            Err(error) => {
+                for (_, record) in batch.drain(..) {
+                    dropped(&error, &record);
+                }
+                continue;
+            }
+        };
+        let writes = batch.drain(..).map(|(id, record)| {
+            let client = client.clone();
+            async move {
+                let result = match serde_json::to_string(&record) {
+                    Ok(json) => client
+                        .set::<(), _, _>(record_key(&id), json, Some(Expiration::EX(expiry)), None, false)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                (result, record)
+            }
+        });
+        for (result, record) in futures::future::join_all(writes).await {
+            if let Err(error) = result {
+                dropped(&error, &record);
+            }
+        }
+    }
+}
+
+fn wrong_model(id: &str, record: &PredictionRecord, label: Label) -> Error {
+    let given = match label {
+        Label::Customer { .. } => "customer_outcome",
+        Label::Surge { .. } => "realised_surge_factor",
+    };
+    Error::invalid(
+        "label",
+        format!(
+            "prediction {id} is a {} prediction: a {given} label is not its truth",
+            record.model
+        ),
+    )
+}
+
+fn same_label(id: &str, existing: Label, new: Label) -> Result<(), Error> {
+    if existing == new {
+        Ok(())
+    } else {
+        Err(Error::LabelConflict(id.to_owned()))
+    }
+}
+
+/// `{id}` is a hash tag: a record and its label share a cluster slot, as the script needs.
+fn record_key(id: &str) -> String {
+    format!("prediction:{{{id}}}")
+}
+
+fn label_key(id: &str) -> String {
+    format!("prediction:{{{id}}}:label")
+}
+
+/// A new prediction's record, created now.
+pub fn record(model: &str, version: &str, variant: &str, output: f64) -> PredictionRecord {
+    PredictionRecord {
+        model: model.to_owned(),
+        version: version.to_owned(),
+        variant: variant.to_owned(),
+        output,
+        created_at_ms: now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_label_joins_its_prediction_once() {
+        let store = PredictionStore::memory(Duration::from_secs(60));
+        store.keep("p1".into(), record("customer_risk", "1", "control", 0.8));
+        let bad = Label::Customer {
+            bad: true,
+            outcome: 3,
+        };
+        let first = store
+            .label("p1", bad, "customer_risk", deadline())
+            .await
+            .expect("labelled");
+        assert!(matches!(&first, Labelled::New(r) if r.output == 0.8 && r.version == "1"));
+        let again = store
+            .label("p1", bad, "customer_risk", deadline())
+            .await
+            .expect("a retry");
+        assert!(matches!(again, Labelled::Duplicate(_)));
+        let other = Label::Customer {
+            bad: false,
+            outcome: 1,
+        };
+        assert!(matches!(
+            store.label("p1", other, "customer_risk", deadline()).await,
+            Err(Error::LabelConflict(_))
+        ));
+        assert!(matches!(
+            store.label("nope", bad, "customer_risk", deadline()).await,
+            Err(Error::PredictionNotFound(_))
+        ));
+        let surge = Label::Surge { factor: 1.2 };
+        let wrong = store.label("p1", surge, "demand_surge", deadline()).await;
+        assert!(
+            matches!(&wrong, Err(Error::InvalidArgument { field, .. }) if field == "label"),
+            "{wrong:?}"
+        );
+    }
+
+    #[test]
+    fn truth_of_a_label() {
+        assert_eq!(
+            Label::Customer {
+                bad: true,
+                outcome: 2
+            }
+            .truth(),
+            1.0
+        );
+        assert_eq!(
+            Label::Customer {
+                bad: false,
+                outcome: 1
+            }
+            .truth(),
+            0.0
+        );
+        assert_eq!(Label::Surge { factor: 1.7 }.truth(), 1.7);
+        assert_eq!(record_key("a"), "prediction:{a}");
+        assert_eq!(label_key("a"), "prediction:{a}:label");
+    }
+}
