@@ -27,6 +27,17 @@ pub enum Error {
     Lookup(#[from] LookupError),
     #[error(transparent)]
     Predict(#[from] PredictError),
+    #[error("`requests` is empty: send at least one model's rows")]
+    NoRequests,
+    #[error("`requests` has {requests} requests; at most {max} are allowed per call")]
+    TooManyRequests { requests: usize, max: usize },
+    /// One request of a PredictMany call failed.
+    #[error("requests[{index}]: {source}")]
+    InRequest {
+        index: usize,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("the service is shutting down")]
     ShuttingDown,
     /// Server settings (TLS files, limits) that keep the service from starting.
@@ -52,8 +63,15 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::EmptyModel | Error::NoRows | Error::TooManyRows { .. } | Error::TooManyFeatures { .. } => {
-                Status::invalid_argument(message)
+            Error::EmptyModel
+            | Error::NoRows
+            | Error::TooManyRows { .. }
+            | Error::TooManyFeatures { .. }
+            | Error::NoRequests
+            | Error::TooManyRequests { .. } => Status::invalid_argument(message),
+            Error::InRequest { index, source } => {
+                let inner = Status::from(*source);
+                Status::new(inner.code(), format!("requests[{index}]: {}", inner.message()))
             }
             Error::Lookup(LookupError::UnknownModel { .. } | LookupError::UnknownVersion { .. }) => {
                 Status::not_found(message)
@@ -89,6 +107,9 @@ impl Error {
             Error::Transport(_) => "transport",
             Error::Task(_) => "task_failed",
             Error::EmptyModel => "empty_model",
+            Error::NoRequests => "no_requests",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::InRequest { source, .. } => source.error_type(),
             Error::NoRows => "no_rows",
             Error::TooManyRows { .. } => "too_many_rows",
             Error::TooManyFeatures { .. } => "too_many_features",
@@ -106,10 +127,13 @@ impl Error {
     /// Whether the caller sent something wrong (logged quietly) rather than the service failing.
     pub fn is_client_error(&self) -> bool {
         match self {
+            Error::InRequest { source, .. } => source.is_client_error(),
             Error::EmptyModel
             | Error::NoRows
             | Error::TooManyRows { .. }
             | Error::TooManyFeatures { .. }
+            | Error::NoRequests
+            | Error::TooManyRequests { .. }
             | Error::Lookup(_)
             | Error::Predict(PredictError::UnknownInput { .. } | PredictError::NonFiniteOutput { .. }) => {
                 true
@@ -132,6 +156,7 @@ impl server_kit::Failure for Error {
 
     fn blame(&self) -> Blame {
         match self {
+            Error::InRequest { source, .. } => source.blame(),
             // Load, not a fault: WARN, so a busy spell does not page through the error log.
             Error::InferenceTimeout { .. } => Blame::Load,
             // A non-finite output: the caller's input, most likely; but a model that breaks on plausible
@@ -154,6 +179,21 @@ mod tests {
         let cases = [
             (Error::EmptyModel, Code::InvalidArgument),
             (Error::NoRows, Code::InvalidArgument),
+            (Error::NoRequests, Code::InvalidArgument),
+            (
+                Error::TooManyRequests {
+                    requests: 17,
+                    max: 16,
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                Error::InRequest {
+                    index: 1,
+                    source: Box::new(Error::ShuttingDown),
+                },
+                Code::Unavailable,
+            ),
             (Error::TooManyRows { rows: 2, max: 1 }, Code::InvalidArgument),
             (
                 Error::TooManyFeatures {

@@ -18,8 +18,8 @@ use model_runtime::{ModelVersion, Prediction, Row};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
-    self as pb, GetModelMetadataRequest, GetModelMetadataResponse, ModelInput, PredictRequest,
-    PredictResponse,
+    self as pb, GetModelMetadataRequest, GetModelMetadataResponse, ModelInput, PredictManyRequest,
+    PredictManyResponse, PredictRequest, PredictResponse,
 };
 use server_kit::Deadline;
 use telemetry::catalog::MODEL_INFERENCE_BATCH_ROWS;
@@ -60,6 +60,10 @@ pub const DEFAULT_INFERENCE_TIMEOUT: Duration = Duration::from_millis(50);
 /// holds 16 features, so a row this wide is a caller's bug; refusing it up front bounds the work on a map
 /// that only the request size limit would otherwise bound (~16 bytes an entry: ~250k in 4 MiB).
 pub const MAX_ROW_FEATURES: usize = 256;
+
+/// The most requests one PredictMany call may carry: a quote needs two, an experiment's batch one per
+/// arm (at most 8) and model.
+pub const MAX_MANY_REQUESTS: usize = 16;
 
 /// The experiment arm of a request that names none.
 pub const DEFAULT_VARIANT: &str = "control";
@@ -195,6 +199,44 @@ impl Models {
         })
     }
 
+    /// Each request as [`Models::predict`] runs it, in order; the first failure fails the call.
+    async fn predict_many(
+        &self,
+        request: PredictManyRequest,
+        rows: usize,
+        deadline: Option<Deadline>,
+    ) -> Result<PredictManyResponse, Error> {
+        let requests = request.requests;
+        if requests.is_empty() {
+            return Err(Error::NoRequests);
+        }
+        if requests.len() > MAX_MANY_REQUESTS {
+            return Err(Error::TooManyRequests {
+                requests: requests.len(),
+                max: MAX_MANY_REQUESTS,
+            });
+        }
+        // The cap on rows is the call's, as if its requests were one batch.
+        if rows > self.max_batch_rows {
+            return Err(Error::TooManyRows {
+                rows,
+                max: self.max_batch_rows,
+            });
+        }
+        let mut responses = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            let response = self
+                .predict(request, deadline)
+                .await
+                .map_err(|source| Error::InRequest {
+                    index,
+                    source: Box::new(source),
+                })?;
+            responses.push(response);
+        }
+        Ok(PredictManyResponse { responses })
+    }
+
     /// The time a large batch has for its slot and run: the inference timeout, or less when the
     /// caller's deadline (already less the answering margin) comes first.
     fn budget(&self, deadline: Option<Deadline>) -> Budget {
@@ -268,6 +310,29 @@ impl pb::model_service_server::ModelService for Models {
             None
         };
         match self.predict(request.into_inner(), deadline).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => Err(server_kit::reject(error, started)),
+        }
+    }
+
+    #[tracing::instrument(
+        name = "predict_many",
+        skip_all,
+        fields(requests = request.get_ref().requests.len())
+    )]
+    async fn predict_many(
+        &self,
+        request: Request<PredictManyRequest>,
+    ) -> Result<Response<PredictManyResponse>, Status> {
+        let started = Instant::now();
+        let rows: usize = request.get_ref().requests.iter().map(|r| r.rows.len()).sum();
+        // As for Predict: only calls with large batches are bounded.
+        let deadline = if rows > INLINE_MAX_ROWS {
+            Deadline::for_request(request.metadata(), None)
+        } else {
+            None
+        };
+        match self.predict_many(request.into_inner(), rows, deadline).await {
             Ok(response) => Ok(Response::new(response)),
             Err(error) => Err(server_kit::reject(error, started)),
         }

@@ -185,3 +185,73 @@ async fn health_is_serving_once_loaded() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn predict_many_answers_each_request_in_order_or_names_the_one_that_failed() {
+    use proto::models::v1::PredictManyRequest;
+    let mut server = TestServer::start_with(3).await;
+    let expected = expected_scores();
+    let first_row = |model: &str| features(&expected[model].rows[0].features);
+    let many = |requests| PredictManyRequest { requests };
+    let answer = server
+        .client
+        .predict_many(many(vec![
+            request("demand_surge", "", vec![first_row("demand_surge")]),
+            request("customer_risk", "", vec![first_row("customer_risk")]),
+        ]))
+        .await
+        .expect("predict many")
+        .into_inner();
+    let models: Vec<&str> = answer.responses.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["demand_surge", "customer_risk"]);
+    for response in &answer.responses {
+        let want = &expected[&response.model].rows[0].outputs;
+        for (name, value) in want {
+            let got = response.predictions[0].outputs[name];
+            assert!(
+                (got - value).abs() <= 1e-5,
+                "{} {name}: {got} vs {value}",
+                response.model
+            );
+        }
+    }
+
+    let refused = |status: tonic::Status, code: tonic::Code, says: &str| {
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+    };
+    let empty = server
+        .client
+        .predict_many(many(Vec::new()))
+        .await
+        .expect_err("empty");
+    refused(empty, tonic::Code::InvalidArgument, "`requests` is empty");
+    let unknown = server
+        .client
+        .predict_many(many(vec![
+            request("customer_risk", "", vec![first_row("customer_risk")]),
+            request("no_such_model", "", vec![first_row("customer_risk")]),
+        ]))
+        .await
+        .expect_err("unknown model");
+    refused(unknown, tonic::Code::NotFound, "requests[1]:");
+    // The row cap (3 here) is the call's, over all its requests.
+    let rows = |n| (0..n).map(|_| first_row("customer_risk")).collect::<Vec<_>>();
+    let over = server
+        .client
+        .predict_many(many(vec![
+            request("customer_risk", "", rows(2)),
+            request("customer_risk", "", rows(2)),
+        ]))
+        .await
+        .expect_err("over the cap");
+    refused(over, tonic::Code::InvalidArgument, "4 rows; at most 3");
+    let too_many = (0..17).map(|_| request("customer_risk", "", rows(0))).collect();
+    let too_many = server
+        .client
+        .predict_many(many(too_many))
+        .await
+        .expect_err("17 requests");
+    refused(too_many, tonic::Code::InvalidArgument, "17 requests; at most 16");
+    server.stop().await;
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::model_service_server::{ModelService, ModelServiceServer};
-use proto::models::v1::{GetModelMetadataRequest, GetModelMetadataResponse, PredictRequest, PredictResponse};
+use proto::models::v1::{
+    GetModelMetadataRequest, GetModelMetadataResponse, PredictManyRequest, PredictManyResponse,
+    PredictRequest, PredictResponse,
+};
 use server_kit::{Error, Health, Server, ServerArgs};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -52,6 +55,13 @@ impl ModelService for Gate {
         &self,
         _request: Request<GetModelMetadataRequest>,
     ) -> Result<Response<GetModelMetadataResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    async fn predict_many(
+        &self,
+        _request: Request<PredictManyRequest>,
+    ) -> Result<Response<PredictManyResponse>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
 }
