@@ -21,6 +21,8 @@ const BREAKER_OPEN_MS: Bounds = Bounds::new("breaker-open-ms", 1, 600_000);
 const RETRY_BUDGET_RATIO: Bounds<f64> = Bounds::new("retry-budget-ratio", 0.0, 1000.0);
 const QUOTE_TTL_SECS: Bounds = Bounds::new("quote-ttl-secs", 1, YEAR_SECS);
 const OUTCOME_RETENTION_SECS: Bounds = Bounds::new("outcome-retention-secs", 1, YEAR_SECS);
+const CRAI_CACHE_TTL_MS: Bounds = Bounds::new("crai-cache-ttl-ms", 0, 3_600_000);
+const CRAI_CACHE_CAPACITY: Bounds = Bounds::new("crai-cache-capacity", 0, 10_000_000);
 const PREDICTION_TTL_SECS: Bounds = Bounds::new("prediction-ttl-secs", 1, YEAR_SECS);
 const QUALITY_REPORT_SECS: Bounds = Bounds::new("quality-report-secs", 1, 3_600);
 const TRAFFIC_POLICY_RELOAD_SECS: Bounds = Bounds::new("traffic-policy-reload-secs", 1, 3_600);
@@ -147,6 +149,26 @@ pub struct Config {
         value_parser = OUTCOME_RETENTION_SECS.parser::<u64>()
     )]
     pub outcome_retention_secs: u64,
+    /// How long a customer's risk answer is served again from the CRAI cache, in milliseconds, for the
+    /// same model version and experiment arm (degraded answers are never kept): a customer's features
+    /// change with each materialization, hours apart, while a shopping customer asks for several quotes
+    /// within minutes; 0 turns the cache off (0 to 3600000: an hour).
+    #[arg(
+        long,
+        env = "CRAI_CACHE_TTL_MS",
+        default_value_t = 300_000,
+        value_parser = CRAI_CACHE_TTL_MS.parser::<u64>()
+    )]
+    pub crai_cache_ttl_ms: u64,
+    /// Most customer-risk answers the CRAI cache holds, least recently used out first; ~100 bytes each
+    /// (0 to 10000000; 0 turns it off).
+    #[arg(
+        long,
+        env = "CRAI_CACHE_CAPACITY",
+        default_value_t = 100_000,
+        value_parser = CRAI_CACHE_CAPACITY.parser::<u64>()
+    )]
+    pub crai_cache_capacity: u64,
     /// How long a prediction's record waits for its label (RecordLabel), in seconds, in the quote store
     /// (1 to 31536000: a year). Each costs ~200 bytes of Redis memory: 30 days at 100K predictions a day
     /// is ~600 MB.
@@ -210,6 +232,8 @@ impl Config {
         BREAKER_OPEN_MS,
         QUOTE_TTL_SECS,
         OUTCOME_RETENTION_SECS,
+        CRAI_CACHE_TTL_MS,
+        CRAI_CACHE_CAPACITY,
         PREDICTION_TTL_SECS,
         QUALITY_REPORT_SECS,
         TRAFFIC_POLICY_RELOAD_SECS,

@@ -36,7 +36,7 @@ pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
 use crate::downstream::{Downstream, Resilience, channel};
 use crate::predictions::PredictionStore;
-use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor};
+use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor, RiskCache};
 use crate::quality::Quality;
 use crate::quotes::QuoteStore;
 use crate::service::Gateway;
@@ -164,6 +164,11 @@ pub async fn run(
         shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
         shadow_budget: budget,
         predictions,
+        risk_cache: Arc::new(RiskCache::new(
+            Duration::from_millis(config.crai_cache_ttl_ms),
+            config.crai_cache_capacity,
+            metrics.clone(),
+        )),
     };
     let gateway = Arc::new(Gateway {
         predictor,

@@ -96,12 +96,10 @@ impl Gateway {
         let base_price = validate::base_price(req.base_price)?;
         let currency = validate::currency(&req.currency)?;
         validate::context(&req.context)?;
-        let (risk, surge) = tokio::try_join!(
-            self.predictor.risk(std::slice::from_ref(&req.customer_id), cx),
-            self.predictor
-                .surge(std::slice::from_ref(&req.zone_id), SystemTime::now(), cx),
-        )?;
-        let (risk, surge) = (one(risk)?, one(surge)?);
+        let (risk, surge) = self
+            .predictor
+            .quote(&req.customer_id, &req.zone_id, SystemTime::now(), cx)
+            .await?;
         let price = base_price * risk.risk_multiplier * surge.surge_factor;
         let (risk_meta, surge_meta) = (risk.metadata.as_ref(), surge.metadata.as_ref());
         let (risk_variant, surge_variant) = (variant_of(risk_meta), variant_of(surge_meta));

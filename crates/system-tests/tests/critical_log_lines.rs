@@ -7,7 +7,8 @@ use system_tests::processes::{ProcessStack, json_lines};
 
 #[tokio::test]
 async fn an_opening_breaker_is_a_critical_line_naming_the_dependency() {
-    let stack = ProcessStack::start(&[]).await;
+    // Every call reaches the model-service: no customer's risk answered again from the CRAI cache.
+    let stack = ProcessStack::start(&[("CRAI_CACHE_TTL_MS", "0".to_owned())]).await;
     let mut client = stack.client();
     let risk = |id: &str| PredictCustomerRiskRequest {
         customer_id: id.into(),

@@ -107,43 +107,49 @@ async fn quote_price_is_one_trace_across_the_three_services() {
     );
     assert_eq!(root.attribute("rpc.method"), Some("QuotePrice"));
 
-    // Risk and surge each fetch features and score once.
+    // Two hops: one feature fetch for the customer and the zone, one model-service call for both models.
+    assert!(
+        !trace.iter().any(client("/Predict")),
+        "no per-model Predict call: {trace:#?}"
+    );
     for (method, callee) in [
         ("/GetOnlineFeatures", "feature-service"),
-        ("/Predict", "model-service"),
+        ("/PredictMany", "model-service"),
     ] {
-        let clients: Vec<&Span> = trace.iter().filter(|s| client(method)(s)).collect();
-        assert_eq!(clients.len(), 2, "two {method} client spans: {clients:#?}");
-        for call in clients {
-            assert_eq!(
-                call.parent_span_id, root.span_id,
-                "{method} client span under the request"
+        let call = one(&trace, method, client(method));
+        assert_eq!(
+            call.parent_span_id, root.span_id,
+            "{method} client span under the request"
+        );
+        let callee_span = one(&trace, "callee server span", |s| {
+            s.service == callee && s.kind.ends_with("SERVER") && s.parent_span_id == call.span_id
+        });
+        assert!(callee_span.name.ends_with(method), "{callee_span:?}");
+        let children: Vec<&Span> = trace
+            .iter()
+            .filter(|s| s.parent_span_id == callee_span.span_id)
+            .collect();
+        if callee == "feature-service" {
+            assert!(
+                children.iter().any(|s| s.attribute("db.system") == Some("redis")),
+                "a Redis span under the feature-service span: {children:#?}"
             );
-            let callee_span = one(&trace, "callee server span", |s| {
-                s.service == callee && s.kind.ends_with("SERVER") && s.parent_span_id == call.span_id
-            });
-            assert!(callee_span.name.ends_with(method), "{callee_span:?}");
-            let children: Vec<&Span> = trace
+        } else {
+            let mut models: Vec<&str> = children
                 .iter()
-                .filter(|s| s.parent_span_id == callee_span.span_id)
+                .filter(|s| s.name == "model.inference")
+                .map(|s| {
+                    assert_eq!(s.attribute("model_version"), Some("1"), "{s:?}");
+                    assert_eq!(s.attribute("variant"), Some("control"), "{s:?}");
+                    s.attribute("model").unwrap_or_default()
+                })
                 .collect();
-            if callee == "feature-service" {
-                assert!(
-                    children.iter().any(|s| s.attribute("db.system") == Some("redis")),
-                    "a Redis span under the feature-service span: {children:#?}"
-                );
-            } else {
-                let inference = children
-                    .iter()
-                    .find(|s| s.name == "model.inference")
-                    .unwrap_or_else(|| panic!("an inference span under Predict: {children:#?}"));
-                assert!(
-                    inference.attribute("model").is_some_and(|m| !m.is_empty()),
-                    "{inference:?}"
-                );
-                assert_eq!(inference.attribute("model_version"), Some("1"), "{inference:?}");
-                assert_eq!(inference.attribute("variant"), Some("control"), "{inference:?}");
-            }
+            models.sort_unstable();
+            assert_eq!(
+                models,
+                ["customer_risk", "demand_surge"],
+                "one inference span per model under PredictMany: {children:#?}"
+            );
         }
     }
 }

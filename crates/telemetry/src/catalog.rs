@@ -222,6 +222,10 @@ metrics! {
         "Feature-service cache misses (read through to Redis).";
     CACHE_FEAST_STALE_SERVED = "cache.feast.stale_served", Count, "row", [FeatureView], from ["feature-service"],
         "Rows served from the cache past their TTL because Redis could not be read.";
+    CACHE_CRAI_HIT = "cache.crai.hit", Count, "hit", [Model], from ["gateway"],
+        "Customer-risk predictions answered from the gateway's CRAI cache (same customer, model version and arm within CRAI_CACHE_TTL_MS).";
+    CACHE_CRAI_MISS = "cache.crai.miss", Count, "miss", [Model], from ["gateway"],
+        "Customer-risk predictions the CRAI cache did not hold (scored on the model-service).";
     CACHE_MODEL_METADATA_HIT = "cache.model_metadata.hit", Count, "hit", [], from ["gateway"],
         "Gateway model-metadata cache hits.";
     CACHE_MODEL_METADATA_MISS = "cache.model_metadata.miss", Count, "miss", [], from ["gateway"],
@@ -292,14 +296,7 @@ macro_rules! planned {
     };
 }
 
-planned! {
-    "cache.crai.hit", Count, "hit", [Model], from ["gateway"],
-        "Customer-risk predictions answered from the gateway's CRAI prediction cache.",
-        by "performance work (the CRAI cache)";
-    "cache.crai.miss", Count, "miss", [Model], from ["gateway"],
-        "Customer-risk predictions the CRAI cache did not hold (scored on the model-service).",
-        by "performance work (the CRAI cache)";
-}
+planned! {}
 
 /// A DogStatsD event the platform sends (rare lifecycle moments, for dashboards' event timelines).
 /// Each is tagged `event:<name>` plus its tag keys and the unified service tags.

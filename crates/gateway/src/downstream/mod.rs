@@ -13,7 +13,10 @@ use std::time::Duration;
 use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 use proto::models::v1::model_service_client::ModelServiceClient;
-use proto::models::v1::{GetModelMetadataRequest, GetModelMetadataResponse, PredictRequest, PredictResponse};
+use proto::models::v1::{
+    GetModelMetadataRequest, GetModelMetadataResponse, PredictManyRequest, PredictManyResponse,
+    PredictRequest, PredictResponse,
+};
 use server_kit::Deadline;
 use telemetry::Metrics;
 use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
@@ -87,6 +90,7 @@ macro_rules! rpc {
 pub struct Downstream {
     online_features: Rpc<GetOnlineFeaturesRequest, GetOnlineFeaturesResponse>,
     predict: Rpc<PredictRequest, PredictResponse>,
+    predict_many: Rpc<PredictManyRequest, PredictManyResponse>,
     model_metadata: Rpc<GetModelMetadataRequest, GetModelMetadataResponse>,
     catalog: Arc<Catalog>,
     metrics: Metrics,
@@ -108,6 +112,7 @@ impl Downstream {
         Self {
             online_features: rpc!(feature_guard, features, get_online_features),
             predict: rpc!(model_guard, models, predict),
+            predict_many: rpc!(model_guard, models, predict_many),
             model_metadata: rpc!(model_guard, models, get_model_metadata),
             catalog: Arc::new(Catalog::new(catalog_ttl)),
             metrics,
@@ -131,6 +136,18 @@ impl Downstream {
         deadline: Deadline,
     ) -> Result<PredictResponse, Error> {
         self.predict.clone().oneshot(Call { message, deadline }).await
+    }
+
+    /// Several models' rows in one call (a quote's risk and surge, an experiment's arms).
+    pub async fn predict_many(
+        &self,
+        message: PredictManyRequest,
+        deadline: Deadline,
+    ) -> Result<PredictManyResponse, Error> {
+        self.predict_many
+            .clone()
+            .oneshot(Call { message, deadline })
+            .await
     }
 
     /// The model's inputs, from the catalog while fresh, else asked of the model-service by one request

@@ -1,11 +1,13 @@
-//! Turning the feature-service's answer into model input rows.
+//! One feature fetch for several batches ([`FetchPlan`]), and its answer as model input rows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
-use proto::features::v1::{FieldStatus, GetOnlineFeaturesResponse};
+use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
 
+use super::score::Batch;
 use crate::downstream::{FEATURE_SERVICE, ModelSpec};
 use crate::error::Error;
 
@@ -18,47 +20,134 @@ pub(super) struct Row {
     pub unavailable: Vec<String>,
 }
 
-/// Turns the feature-service's columns into model input rows. A stale value is not used: the view's
-/// max age says it no longer describes the entity, so the model's default stands in, as for a missing one.
-pub(super) fn fill_features(
-    spec: &ModelSpec,
-    response: &GetOnlineFeaturesResponse,
-    rows: &mut [Row],
-) -> Result<(), Error> {
-    let bad = |reason: String| Error::BadResponse {
-        service: FEATURE_SERVICE,
-        reason,
-    };
-    if response.results.len() != spec.feature_refs.len() {
-        return Err(bad(format!(
-            "{} feature vectors for {} features",
-            response.results.len(),
-            spec.feature_refs.len()
-        )));
+/// One feature-service call for several batches: the union of their feature references, and one column
+/// of ids per join key, each batch's ids at an offset in its key's column.
+pub(super) struct FetchPlan {
+    refs: Vec<String>,
+    columns: Vec<(&'static str, Vec<String>)>,
+    /// Per batch: its ids' offset in its key's column and the index in `refs` of each of its model's
+    /// references; `None` for a model that takes no stored features.
+    batches: Vec<Option<(usize, Vec<usize>)>>,
+    /// Entity rows of the request: the longest column.
+    rows: usize,
+}
+
+impl FetchPlan {
+    pub(super) fn new(batches: &[Batch<'_>], specs: &[Arc<ModelSpec>]) -> Self {
+        let mut refs: Vec<String> = Vec::new();
+        let mut columns: Vec<(&'static str, Vec<String>)> = Vec::new();
+        let mut plans = Vec::with_capacity(batches.len());
+        for (batch, spec) in batches.iter().zip(specs) {
+            if spec.feature_refs.is_empty() {
+                plans.push(None);
+                continue;
+            }
+            let indices = spec
+                .feature_refs
+                .iter()
+                .map(|name| match refs.iter().position(|known| known == name) {
+                    Some(index) => index,
+                    None => {
+                        refs.push(name.clone());
+                        refs.len() - 1
+                    }
+                })
+                .collect();
+            let index = match columns.iter().position(|(key, _)| *key == batch.join_key) {
+                Some(index) => index,
+                None => {
+                    columns.push((batch.join_key, Vec::new()));
+                    columns.len() - 1
+                }
+            };
+            let column = &mut columns[index].1;
+            plans.push(Some((column.len(), indices)));
+            column.extend(batch.ids.iter().cloned());
+        }
+        let rows = columns.iter().map(|(_, ids)| ids.len()).max().unwrap_or(0);
+        Self {
+            refs,
+            columns,
+            batches: plans,
+            rows,
+        }
     }
-    for (name, vector) in spec.feature_refs.iter().zip(&response.results) {
-        if vector.values.len() != rows.len() || vector.statuses.len() != rows.len() {
+
+    /// The feature-service request, or `None` when no batch's model takes stored features.
+    pub(super) fn request(&self) -> Option<GetOnlineFeaturesRequest> {
+        if self.refs.is_empty() {
+            return None;
+        }
+        let entities = self
+            .columns
+            .iter()
+            .map(|(key, ids)| {
+                // Every column as long as the longest: a shorter one repeats its last id, which the
+                // feature-service reads once however many rows name it.
+                let mut column = entity_column(ids);
+                if let Some(last) = column.val.last().cloned() {
+                    column.val.resize(self.rows, last);
+                }
+                ((*key).to_owned(), column)
+            })
+            .collect();
+        Some(GetOnlineFeaturesRequest {
+            features: self.refs.clone(),
+            entities,
+        })
+    }
+
+    /// Turns the feature-service's columns into each batch's model input rows. A stale value is not
+    /// used: the view's max age says it no longer describes the entity, so the model's default stands in,
+    /// as for a missing one.
+    pub(super) fn fill(
+        &self,
+        specs: &[Arc<ModelSpec>],
+        response: &GetOnlineFeaturesResponse,
+        rows: &mut [Vec<Row>],
+    ) -> Result<(), Error> {
+        let bad = |reason: String| Error::BadResponse {
+            service: FEATURE_SERVICE,
+            reason,
+        };
+        if response.results.len() != self.refs.len() {
             return Err(bad(format!(
-                "feature {name} has {} values for {} entities",
-                vector.values.len(),
-                rows.len()
+                "{} feature vectors for {} features",
+                response.results.len(),
+                self.refs.len()
             )));
         }
-        for ((row, value), status) in rows.iter_mut().zip(&vector.values).zip(&vector.statuses) {
-            match FieldStatus::try_from(*status) {
-                Ok(FieldStatus::Present) => match as_f64(value) {
-                    Some(number) => {
-                        row.features.insert(name.clone(), number);
+        for ((plan, spec), rows) in self.batches.iter().zip(specs).zip(rows) {
+            let Some((offset, indices)) = plan else { continue };
+            let span = *offset..offset + rows.len();
+            for (name, &index) in spec.feature_refs.iter().zip(indices) {
+                let vector = &response.results[index];
+                let (Some(values), Some(statuses)) =
+                    (vector.values.get(span.clone()), vector.statuses.get(span.clone()))
+                else {
+                    return Err(bad(format!(
+                        "feature {name} has {} values for {} entities",
+                        vector.values.len(),
+                        self.rows
+                    )));
+                };
+                for ((row, value), status) in rows.iter_mut().zip(values).zip(statuses) {
+                    match FieldStatus::try_from(*status) {
+                        Ok(FieldStatus::Present) => match as_f64(value) {
+                            Some(number) => {
+                                row.features.insert(name.clone(), number);
+                            }
+                            None => row.missing.push(name.clone()),
+                        },
+                        Ok(FieldStatus::OutsideMaxAge) => row.stale.push(name.clone()),
+                        Ok(FieldStatus::Unavailable) => row.unavailable.push(name.clone()),
+                        _ => row.missing.push(name.clone()),
                     }
-                    None => row.missing.push(name.clone()),
-                },
-                Ok(FieldStatus::OutsideMaxAge) => row.stale.push(name.clone()),
-                Ok(FieldStatus::Unavailable) => row.unavailable.push(name.clone()),
-                _ => row.missing.push(name.clone()),
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn as_f64(value: &Value) -> Option<f64> {
@@ -74,8 +163,8 @@ fn as_f64(value: &Value) -> Option<f64> {
     number.is_finite().then_some(number)
 }
 
-/// The ids of a batch as the feature-service takes them: one column of string values.
-pub(super) fn entity_column(ids: &[String]) -> RepeatedValue {
+/// Ids as the feature-service takes them: one column of string values.
+fn entity_column(ids: &[String]) -> RepeatedValue {
     RepeatedValue {
         val: ids
             .iter()

@@ -1,10 +1,13 @@
 //! The [`Predictor`]: everything between a validated request and its predictions. It owns the
 //! downstream clients, the policy for when they fail, the models to use and the per-model metrics.
 //!
-//! - [`score`]: features for a batch of entities, one model run for the batch, the fallbacks;
+//! - [`score`]: features for batches of entities in one fetch, their rows in one model-service call,
+//!   the fallbacks;
+//! - [`cache`]: the CRAI cache of customer-risk answers;
 //! - [`features`]: the feature-service's columns as model input rows;
 //! - [`scored`]: one entity's prediction and its degraded-feature report.
 
+mod cache;
 mod features;
 mod score;
 mod scored;
@@ -12,7 +15,6 @@ mod scored;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::future::try_join_all;
 use proto::inference::v1::{PredictCustomerRiskResponse, PredictDemandSurgeResponse, PredictionMetadata};
 use server_kit::Deadline;
 use telemetry::catalog::{
@@ -22,15 +24,16 @@ use telemetry::catalog::{
 use telemetry::{Metrics, Tag};
 use tokio::sync::Semaphore;
 
+pub use cache::RiskCache;
 pub use score::{FALLBACK_VERSION, FeatureFallback, ModelFallback, Policy};
 pub use scored::Scored;
 
 use crate::context::RequestContext;
-use crate::downstream::{Downstream, ModelRef};
+use crate::downstream::{Downstream, ModelRef, ModelSpec};
 use crate::error::Error;
 use crate::predictions::{self, PredictionStore};
 use crate::traffic::{ModelRoute, Traffic};
-use score::Batch;
+use score::{Batch, RequestInputs};
 
 pub const RISK_SCORE: &str = "risk_score";
 pub const RISK_MULTIPLIER: &str = "risk_multiplier";
@@ -68,6 +71,8 @@ pub struct Predictor {
     pub shadow_budget: Duration,
     /// Where each prediction's record waits for its label.
     pub predictions: Arc<PredictionStore>,
+    /// Customer-risk answers kept briefly (the CRAI cache).
+    pub risk_cache: Arc<RiskCache>,
 }
 
 /// Which prediction a batch asks for.
@@ -78,6 +83,22 @@ enum Task {
     Surge(SystemTime),
 }
 
+impl Task {
+    fn join_key(self) -> &'static str {
+        match self {
+            Self::Risk => CUSTOMER_KEY,
+            Self::Surge(_) => ZONE_KEY,
+        }
+    }
+
+    fn inputs(self) -> RequestInputs {
+        match self {
+            Self::Risk => RequestInputs::None,
+            Self::Surge(time) => RequestInputs::Clock(Clock::of(time)),
+        }
+    }
+}
+
 impl Predictor {
     /// Risk score and multiplier for each customer in `ids`.
     pub async fn risk(
@@ -85,7 +106,55 @@ impl Predictor {
         ids: &[String],
         cx: &RequestContext,
     ) -> Result<Vec<PredictCustomerRiskResponse>, Error> {
-        let scored = self.predict(Task::Risk, ids, cx).await?;
+        let scored = self.predict(&[(Task::Risk, ids)], cx).await?;
+        let scored = scored.into_iter().next().unwrap_or_default();
+        cx.variant(batch_variant(&scored));
+        self.risk_answers(ids, scored, cx)
+    }
+
+    /// Surge factor for each zone in `ids` at `time`.
+    pub async fn surge(
+        &self,
+        ids: &[String],
+        time: SystemTime,
+        cx: &RequestContext,
+    ) -> Result<Vec<PredictDemandSurgeResponse>, Error> {
+        let scored = self.predict(&[(Task::Surge(time), ids)], cx).await?;
+        let scored = scored.into_iter().next().unwrap_or_default();
+        cx.variant(batch_variant(&scored));
+        self.surge_answers(ids, scored, cx)
+    }
+
+    /// A quote's two predictions, the customer's risk and the zone's surge at `time`, in one feature
+    /// fetch and one model-service call.
+    pub async fn quote(
+        &self,
+        customer: &str,
+        zone: &str,
+        time: SystemTime,
+        cx: &RequestContext,
+    ) -> Result<(PredictCustomerRiskResponse, PredictDemandSurgeResponse), Error> {
+        let (customers, zones) = ([customer.to_owned()], [zone.to_owned()]);
+        let tasks = [(Task::Risk, &customers[..]), (Task::Surge(time), &zones[..])];
+        let mut scored = self.predict(&tasks, cx).await?.into_iter();
+        let (risk, surge) = (
+            scored.next().unwrap_or_default(),
+            scored.next().unwrap_or_default(),
+        );
+        let risk = self.risk_answers(&customers, risk, cx)?.pop();
+        let surge = self.surge_answers(&zones, surge, cx)?.pop();
+        risk.zip(surge).ok_or_else(|| Error::BadResponse {
+            service: "gateway",
+            reason: "a quote's prediction went missing".into(),
+        })
+    }
+
+    fn risk_answers(
+        &self,
+        ids: &[String],
+        scored: Vec<Scored>,
+        cx: &RequestContext,
+    ) -> Result<Vec<PredictCustomerRiskResponse>, Error> {
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
@@ -105,14 +174,12 @@ impl Predictor {
             .collect()
     }
 
-    /// Surge factor for each zone in `ids` at `time`.
-    pub async fn surge(
+    fn surge_answers(
         &self,
         ids: &[String],
-        time: SystemTime,
+        scored: Vec<Scored>,
         cx: &RequestContext,
     ) -> Result<Vec<PredictDemandSurgeResponse>, Error> {
-        let scored = self.predict(Task::Surge(time), ids, cx).await?;
         ids.iter()
             .zip(scored)
             .map(|(id, s)| {
@@ -131,95 +198,144 @@ impl Predictor {
             .collect()
     }
 
-    /// Scores `ids` with the arms the traffic policy gives them (one batch per arm, concurrently), hands
-    /// a copy to the model's shadow, and counts the predictions.
-    async fn predict(&self, task: Task, ids: &[String], cx: &RequestContext) -> Result<Vec<Scored>, Error> {
-        let model = match task {
-            Task::Risk => &self.risk_model,
-            Task::Surge(_) => &self.surge_model,
-        };
+    /// Scores each task's ids with the arms the traffic policy gives them — every task and arm in one
+    /// feature fetch and one model-service call — hands a copy to each model's shadow, and counts the
+    /// predictions. One answer per task, in its ids' order.
+    async fn predict(
+        &self,
+        tasks: &[(Task, &[String])],
+        cx: &RequestContext,
+    ) -> Result<Vec<Vec<Scored>>, Error> {
         // One snapshot for the whole request: a policy swapped meanwhile applies to the next one.
         let policy = self.traffic.load();
-        let route = policy.route(model).ok_or_else(|| Error::BadResponse {
-            service: "gateway",
-            reason: format!("the traffic policy has no route for model {model}"),
-        })?;
-        let scored = match route.arms() {
-            [arm] => self.score_task(task, &arm.model, ids, cx.deadline).await?,
-            _ => self.score_split(task, route, ids, cx.deadline).await?,
+        let mut routes = Vec::with_capacity(tasks.len());
+        for (task, _) in tasks {
+            let model = self.model_of(*task);
+            routes.push(policy.route(model).ok_or_else(|| Error::BadResponse {
+                service: "gateway",
+                reason: format!("the traffic policy has no route for model {model}"),
+            })?);
+        }
+        // Answers the CRAI cache already holds (risk only), by task and position.
+        let mut answers: Vec<Vec<Option<Scored>>> =
+            tasks.iter().map(|(_, ids)| vec![None; ids.len()]).collect();
+        for ((index, (task, ids)), route) in tasks.iter().enumerate().zip(&routes) {
+            if matches!(task, Task::Risk) && self.risk_cache.is_enabled() {
+                self.cached_risk(route, ids, &mut answers[index], cx).await?;
+            }
+        }
+        // The entities left to score, by task and arm: all of a task's at once when one arm takes
+        // everything and the cache answered none, else the positions each arm got.
+        let mut parts: Vec<(usize, &ModelRef, Option<Vec<usize>>)> = Vec::new();
+        for (index, ((_, ids), route)) in tasks.iter().zip(&routes).enumerate() {
+            let known = &answers[index];
+            match route.arms() {
+                [arm] if known.iter().all(Option::is_none) => parts.push((index, &arm.model, None)),
+                _ => {
+                    for (position, id) in ids.iter().enumerate() {
+                        if known[position].is_some() {
+                            continue;
+                        }
+                        let arm = &route.arm(id).model;
+                        match parts
+                            .iter_mut()
+                            .find(|(task, model, _)| *task == index && std::ptr::eq(*model, arm))
+                        {
+                            Some((_, _, Some(positions))) => positions.push(position),
+                            _ => parts.push((index, arm, Some(vec![position]))),
+                        }
+                    }
+                }
+            }
+        }
+        let groups: Vec<Option<Vec<String>>> = parts
+            .iter()
+            .map(|(task, _, positions)| {
+                let ids = tasks[*task].1;
+                positions
+                    .as_ref()
+                    .map(|positions| positions.iter().map(|&p| ids[p].clone()).collect())
+            })
+            .collect();
+        let batches: Vec<Batch<'_>> = parts
+            .iter()
+            .zip(&groups)
+            .map(|((task, model, _), group)| {
+                let (kind, ids) = tasks[*task];
+                Batch {
+                    model,
+                    join_key: kind.join_key(),
+                    ids: group.as_deref().unwrap_or(ids),
+                    inputs: kind.inputs(),
+                }
+            })
+            .collect();
+        let scored = if batches.is_empty() {
+            Vec::new()
+        } else {
+            self.score(&batches, cx.deadline).await?
         };
-        if let Some(shadow) = route.shadow() {
-            self.spawn_shadow(task, shadow, ids);
-        }
-        cx.variant(batch_variant(&scored));
-        self.count_predictions(&scored, cx);
-        Ok(scored)
-    }
-
-    /// An experiment's batch: each entity's arm, one model call per arm that has any, in `ids`' order.
-    async fn score_split(
-        &self,
-        task: Task,
-        route: &ModelRoute,
-        ids: &[String],
-        deadline: Deadline,
-    ) -> Result<Vec<Scored>, Error> {
-        let arms: Vec<&ModelRef> = ids.iter().map(|id| &route.arm(id).model).collect();
-        let mut groups: Vec<(&ModelRef, Vec<usize>)> = Vec::new();
-        for (position, arm) in arms.iter().enumerate() {
-            match groups.iter_mut().find(|(model, _)| std::ptr::eq(*model, *arm)) {
-                Some((_, positions)) => positions.push(position),
-                None => groups.push((arm, vec![position])),
+        for ((task, _, positions), scored) in parts.iter().zip(scored) {
+            let (kind, ids) = tasks[*task];
+            let positions: Vec<usize> = match positions {
+                None => (0..ids.len()).collect(),
+                Some(positions) => positions.clone(),
+            };
+            for (position, s) in positions.into_iter().zip(scored) {
+                if matches!(kind, Task::Risk) {
+                    self.risk_cache.put(&ids[position], &s);
+                }
+                answers[*task][position] = Some(s);
             }
         }
-        let batches = groups.iter().map(|(model, positions)| {
-            let group: Vec<String> = positions.iter().map(|&i| ids[i].clone()).collect();
-            async move { self.score_task(task, model, &group, deadline).await }
-        });
-        let mut answers: Vec<Option<Scored>> = vec![None; ids.len()];
-        for ((_, positions), scored) in groups.iter().zip(try_join_all(batches).await?) {
-            for (&position, s) in positions.iter().zip(scored) {
-                answers[position] = Some(s);
-            }
-        }
-        answers
-            .into_iter()
-            .map(|s| {
-                s.ok_or_else(|| Error::BadResponse {
+        let mut out = Vec::with_capacity(tasks.len());
+        for (((task, ids), route), answers) in tasks.iter().zip(&routes).zip(answers) {
+            let scored = answers
+                .into_iter()
+                .collect::<Option<Vec<Scored>>>()
+                .ok_or_else(|| Error::BadResponse {
                     service: "gateway",
                     reason: "an entity was left unscored by its arm's batch".into(),
-                })
-            })
-            .collect()
+                })?;
+            if let Some(shadow) = route.shadow() {
+                self.spawn_shadow(*task, shadow, ids);
+            }
+            self.count_predictions(&scored, cx);
+            out.push(scored);
+        }
+        Ok(out)
     }
 
-    async fn score_task(
+    /// Fills `answers` with what the CRAI cache holds for `ids` under the arm and version each would be
+    /// scored by now.
+    async fn cached_risk(
         &self,
-        task: Task,
-        model: &ModelRef,
+        route: &ModelRoute,
         ids: &[String],
-        deadline: Deadline,
-    ) -> Result<Vec<Scored>, Error> {
+        answers: &mut [Option<Scored>],
+        cx: &RequestContext,
+    ) -> Result<(), Error> {
+        // The version each arm resolves to (its pin, or the model-service's default), from the catalog.
+        let mut versions: Vec<(&ModelRef, Arc<ModelSpec>)> = Vec::new();
+        for (id, answer) in ids.iter().zip(answers) {
+            let arm = &route.arm(id).model;
+            let spec = match versions.iter().find(|(model, _)| std::ptr::eq(*model, arm)) {
+                Some((_, spec)) => Arc::clone(spec),
+                None => {
+                    let spec = self.downstream.model_spec(arm, cx.deadline).await?;
+                    versions.push((arm, Arc::clone(&spec)));
+                    spec
+                }
+            };
+            *answer = self.risk_cache.get(&spec.model, &spec.version, &arm.variant, id);
+        }
+        Ok(())
+    }
+
+    fn model_of(&self, task: Task) -> &str {
         match task {
-            Task::Risk => {
-                let batch = Batch {
-                    model,
-                    join_key: CUSTOMER_KEY,
-                    ids,
-                    request_input: |_: &str| None,
-                };
-                self.score(&batch, deadline).await
-            }
-            Task::Surge(time) => {
-                let clock = Clock::of(time);
-                let batch = Batch {
-                    model,
-                    join_key: ZONE_KEY,
-                    ids,
-                    request_input: |name: &str| clock.input(name),
-                };
-                self.score(&batch, deadline).await
-            }
+            Task::Risk => &self.risk_model,
+            Task::Surge(_) => &self.surge_model,
         }
     }
 
@@ -236,29 +352,15 @@ impl Predictor {
         tokio::spawn(async move {
             let _permit = permit;
             let deadline = Deadline::after(predictor.shadow_budget);
-            let scored = match task {
-                Task::Risk => {
-                    let batch = Batch {
-                        model: &shadow,
-                        join_key: CUSTOMER_KEY,
-                        ids: &ids,
-                        request_input: |_: &str| None,
-                    };
-                    predictor.score_on_model(&batch, deadline).await
-                }
-                Task::Surge(time) => {
-                    let clock = Clock::of(time);
-                    let batch = Batch {
-                        model: &shadow,
-                        join_key: ZONE_KEY,
-                        ids: &ids,
-                        request_input: |name: &str| clock.input(name),
-                    };
-                    predictor.score_on_model(&batch, deadline).await
-                }
+            let batch = Batch {
+                model: &shadow,
+                join_key: task.join_key(),
+                ids: &ids,
+                inputs: task.inputs(),
             };
+            let scored = predictor.score_on_models(&[batch], deadline).await;
             let recorded = scored.and_then(|scored| {
-                for s in &scored {
+                for s in scored.iter().flatten() {
                     predictor.metrics.incr(&MODEL_PREDICTIONS_COUNT, &s.tags());
                     match task {
                         Task::Risk => predictor.risk_outputs(s).map(drop)?,
@@ -362,7 +464,8 @@ fn metadata(scored: &Scored, prediction_id: String, cx: &RequestContext) -> Pred
 }
 
 /// The request-time inputs of the surge model, in UTC.
-struct Clock {
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
     hour: f64,
     weekday: f64,
 }
@@ -378,7 +481,7 @@ impl Clock {
         }
     }
 
-    fn input(&self, name: &str) -> Option<f64> {
+    pub(super) fn input(&self, name: &str) -> Option<f64> {
         match name {
             "hour_of_day" => Some(self.hour),
             "day_of_week" => Some(self.weekday),

@@ -1,18 +1,19 @@
-//! Scoring a batch of entities: their features from the feature-service, one model run on the
-//! model-service, and the fallbacks `Policy` allows when either fails.
+//! Scoring batches of entities together: the features of all of them in one feature-service call, all
+//! their rows in one model-service call (the fewest hops a quote can take: two), and the fallbacks
+//! `Policy` allows when either fails.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::features::v1::GetOnlineFeaturesRequest;
-use proto::models::v1::{FeatureRow, PredictRequest};
+use proto::models::v1::{FeatureRow, PredictManyRequest, PredictRequest};
 use server_kit::Deadline;
 use telemetry::Tag;
 use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
 
-use super::features::{Row, entity_column, fill_features};
-use super::{Predictor, Scored};
-use crate::downstream::{MODEL_SERVICE, ModelRef};
+use super::features::{FetchPlan, Row};
+use super::{Clock, Predictor, Scored};
+use crate::downstream::{MODEL_SERVICE, ModelRef, ModelSpec};
 use crate::error::Error;
 
 /// What to answer when features cannot be read at all (the feature-service is down, slow or shedding).
@@ -53,13 +54,30 @@ impl Default for Policy {
     }
 }
 
-/// The entities to score with one model: values of `join_key`, and the inputs the model takes from the
-/// request rather than the feature store.
-pub struct Batch<'a, F: Fn(&str) -> Option<f64>> {
+/// The entities to score with one model version and arm: values of `join_key`, and where the inputs the
+/// model takes from the request rather than the feature store come from.
+pub struct Batch<'a> {
     pub model: &'a ModelRef,
     pub join_key: &'static str,
     pub ids: &'a [String],
-    pub request_input: F,
+    pub inputs: RequestInputs,
+}
+
+/// The inputs a model takes from the request itself.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestInputs {
+    None,
+    /// The surge model's clock inputs at the prediction time.
+    Clock(Clock),
+}
+
+impl RequestInputs {
+    fn input(&self, name: &str) -> Option<f64> {
+        match self {
+            Self::None => None,
+            Self::Clock(clock) => clock.input(name),
+        }
+    }
 }
 
 /// The `model_version` a fallback answer reports.
@@ -72,61 +90,48 @@ static FEATURE_FALLBACK_LOG: telemetry::logs::Throttle =
     telemetry::logs::Throttle::new(Duration::from_secs(1));
 
 impl Predictor {
-    /// Scores `batch` within `deadline`, recording the feature-fetch and inference times.
+    /// Scores `batches` together within `deadline`: one feature fetch for the entities of all of them,
+    /// one model-service call for all their rows (a quote's risk and surge, an experiment's arms).
     ///
-    /// A feature-service failure is answered with the model's defaults when the policy says so, a
-    /// model-service failure with the neutral fallback; both are marked degraded. Rejections (bad
-    /// input, unknown model) are never papered over.
-    pub(super) async fn score<F: Fn(&str) -> Option<f64>>(
+    /// A feature-service failure is answered with the models' defaults when the policy says so, a
+    /// model-service failure with the neutral fallback; both are marked degraded. Rejections (bad input,
+    /// unknown model) are never papered over.
+    pub(super) async fn score(
         &self,
-        batch: &Batch<'_, F>,
+        batches: &[Batch<'_>],
         deadline: Deadline,
-    ) -> Result<Vec<Scored>, Error> {
-        match self.score_on_model(batch, deadline).await {
+    ) -> Result<Vec<Vec<Scored>>, Error> {
+        match self.score_on_models(batches, deadline).await {
             Err(error)
                 if error.is_dependency_failure() && self.policy.model_fallback == ModelFallback::Neutral =>
             {
-                let model = batch.model;
                 if let Some(held_back) = FALLBACK_LOG.ready() {
-                    tracing::warn!(model = %model.name, %error, held_back, "model-service failed: answering the neutral fallback");
+                    let models: Vec<&str> = batches.iter().map(|b| b.model.name.as_str()).collect();
+                    tracing::warn!(models = ?models, %error, held_back, "model-service failed: answering the neutral fallback");
                 }
-                Ok(batch
-                    .ids
-                    .iter()
-                    .map(|_| Scored {
-                        outputs: HashMap::new(),
-                        model: model.name.clone(),
-                        version: FALLBACK_VERSION.to_owned(),
-                        variant: model.variant.clone(),
-                        missing: Vec::new(),
-                        stale: Vec::new(),
-                        unavailable: Vec::new(),
-                        fallback: true,
-                    })
-                    .collect())
+                Ok(batches.iter().map(fallback).collect())
             }
             scored => scored,
         }
     }
 
-    pub(super) async fn score_on_model<F: Fn(&str) -> Option<f64>>(
+    /// [`Predictor::score`] without the model fallback (a shadow scoring has none: it answers no one).
+    pub(super) async fn score_on_models(
         &self,
-        batch: &Batch<'_, F>,
+        batches: &[Batch<'_>],
         deadline: Deadline,
-    ) -> Result<Vec<Scored>, Error> {
-        let Batch {
-            model,
-            ids,
-            request_input,
-            ..
-        } = batch;
-        let spec = self.downstream.model_spec(model, deadline).await?;
-        let mut rows: Vec<Row> = ids.iter().map(|_| Row::default()).collect();
-        if !spec.feature_refs.is_empty() {
-            let request = GetOnlineFeaturesRequest {
-                features: spec.feature_refs.clone(),
-                entities: HashMap::from([(batch.join_key.to_owned(), entity_column(ids))]),
-            };
+    ) -> Result<Vec<Vec<Scored>>, Error> {
+        // Cached: a model-service call only when a spec is missing or stale.
+        let mut specs = Vec::with_capacity(batches.len());
+        for batch in batches {
+            specs.push(self.downstream.model_spec(batch.model, deadline).await?);
+        }
+        let mut rows: Vec<Vec<Row>> = batches
+            .iter()
+            .map(|batch| batch.ids.iter().map(|_| Row::default()).collect())
+            .collect();
+        let plan = FetchPlan::new(batches, &specs);
+        if let Some(request) = plan.request() {
             let started = Instant::now();
             let fetched = self
                 .downstream
@@ -135,78 +140,140 @@ impl Predictor {
             // A call the open breaker refused was no fetch: its near-zero time would only pull the
             // percentiles down while the feature-service is away.
             if !matches!(fetched, Err(Error::CircuitOpen(_))) {
-                self.metrics.distribution(
-                    &API_PREDICT_FEATURE_FETCH_MS,
-                    millis(started),
-                    &[Tag::model(&spec.model)],
-                );
+                let elapsed = millis(started);
+                for model in distinct_models(&specs) {
+                    self.metrics
+                        .distribution(&API_PREDICT_FEATURE_FETCH_MS, elapsed, &[Tag::model(model)]);
+                }
             }
             match fetched {
-                Ok(response) => fill_features(&spec, &response, &mut rows)?,
+                Ok(response) => plan.fill(&specs, &response, &mut rows)?,
                 Err(error)
                     if error.is_dependency_failure()
                         && self.policy.feature_fallback == FeatureFallback::Defaults =>
                 {
                     if let Some(held_back) = FEATURE_FALLBACK_LOG.ready() {
-                        tracing::warn!(model = %spec.model, %error, held_back, "features unavailable: scoring with the model's defaults");
+                        let models: Vec<&str> = distinct_models(&specs).collect();
+                        tracing::warn!(models = ?models, %error, held_back, "features unavailable: scoring with the models' defaults");
                     }
-                    for row in &mut rows {
-                        row.unavailable.clone_from(&spec.feature_refs);
+                    for (spec, rows) in specs.iter().zip(&mut rows) {
+                        for row in rows {
+                            row.unavailable.clone_from(&spec.feature_refs);
+                        }
                     }
                 }
                 Err(error) => return Err(error),
             }
         }
-        for row in &mut rows {
-            for name in &spec.request_inputs {
-                if let Some(value) = request_input(name) {
-                    row.features.insert(name.clone(), value);
+        let mut requests = Vec::with_capacity(batches.len());
+        for ((batch, spec), rows) in batches.iter().zip(&specs).zip(&mut rows) {
+            for row in rows.iter_mut() {
+                for name in &spec.request_inputs {
+                    if let Some(value) = batch.inputs.input(name) {
+                        row.features.insert(name.clone(), value);
+                    }
                 }
             }
-        }
-        let started = Instant::now();
-        let request = PredictRequest {
-            model: spec.model.clone(),
-            version: spec.version.clone(),
-            variant: model.variant.clone(),
-            rows: rows
-                .iter_mut()
-                .map(|row| FeatureRow {
-                    features: std::mem::take(&mut row.features),
-                })
-                .collect(),
-        };
-        let response = self.downstream.predict(request, deadline).await?;
-        self.metrics.distribution(
-            &API_PREDICT_INFERENCE_MS,
-            millis(started),
-            &[Tag::model(&response.model), Tag::model_version(&response.version)],
-        );
-        if response.predictions.len() != ids.len() {
-            return Err(Error::BadResponse {
-                service: MODEL_SERVICE,
-                reason: format!(
-                    "{} predictions for {} rows",
-                    response.predictions.len(),
-                    ids.len()
-                ),
+            requests.push(PredictRequest {
+                model: spec.model.clone(),
+                version: spec.version.clone(),
+                variant: batch.model.variant.clone(),
+                rows: rows
+                    .iter_mut()
+                    .map(|row| FeatureRow {
+                        features: std::mem::take(&mut row.features),
+                    })
+                    .collect(),
             });
         }
-        Ok(response
-            .predictions
-            .into_iter()
-            .zip(rows)
-            .map(|(prediction, row)| Scored {
-                outputs: prediction.outputs,
-                model: response.model.clone(),
-                version: response.version.clone(),
-                variant: model.variant.clone(),
-                missing: row.missing,
-                stale: row.stale,
-                unavailable: row.unavailable,
-                fallback: false,
-            })
-            .collect())
+        let started = Instant::now();
+        let responses = match requests.len() {
+            1 => {
+                let request = requests.pop().ok_or_else(|| bad_response("no request built"))?;
+                vec![self.downstream.predict(request, deadline).await?]
+            }
+            _ => {
+                self.downstream
+                    .predict_many(PredictManyRequest { requests }, deadline)
+                    .await?
+                    .responses
+            }
+        };
+        let elapsed = millis(started);
+        if responses.len() != batches.len() {
+            return Err(bad_response(&format!(
+                "{} answers for {} requests",
+                responses.len(),
+                batches.len()
+            )));
+        }
+        let mut scored = Vec::with_capacity(batches.len());
+        for ((batch, response), rows) in batches.iter().zip(responses).zip(rows) {
+            self.metrics.distribution(
+                &API_PREDICT_INFERENCE_MS,
+                elapsed,
+                &[Tag::model(&response.model), Tag::model_version(&response.version)],
+            );
+            if response.predictions.len() != batch.ids.len() {
+                return Err(bad_response(&format!(
+                    "{} predictions for {} rows",
+                    response.predictions.len(),
+                    batch.ids.len()
+                )));
+            }
+            scored.push(
+                response
+                    .predictions
+                    .into_iter()
+                    .zip(rows)
+                    .map(|(prediction, row)| Scored {
+                        outputs: prediction.outputs,
+                        model: response.model.clone(),
+                        version: response.version.clone(),
+                        variant: batch.model.variant.clone(),
+                        missing: row.missing,
+                        stale: row.stale,
+                        unavailable: row.unavailable,
+                        fallback: false,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(scored)
+    }
+}
+
+/// The neutral fallback's answers for a batch.
+fn fallback(batch: &Batch<'_>) -> Vec<Scored> {
+    batch
+        .ids
+        .iter()
+        .map(|_| Scored {
+            outputs: HashMap::new(),
+            model: batch.model.name.clone(),
+            version: FALLBACK_VERSION.to_owned(),
+            variant: batch.model.variant.clone(),
+            missing: Vec::new(),
+            stale: Vec::new(),
+            unavailable: Vec::new(),
+            fallback: true,
+        })
+        .collect()
+}
+
+/// Each model name once, in the batches' order.
+fn distinct_models(specs: &[Arc<ModelSpec>]) -> impl Iterator<Item = &str> {
+    specs
+        .iter()
+        .enumerate()
+        .filter(|(i, spec)| !specs[..*i].iter().any(|s| s.model == spec.model))
+        .map(|(_, spec)| spec.model.as_str())
+}
+
+fn bad_response(reason: &str) -> Error {
+    Error::BadResponse {
+        service: MODEL_SERVICE,
+        reason: reason.to_owned(),
     }
 }
 

@@ -1,0 +1,101 @@
+//! The CRAI cache through the three services as processes: a customer's risk asked again within the TTL
+//! is answered by the gateway alone — even with the model-service gone — counted as a hit, while a new
+//! customer still needs the model-service; with the cache off, every answer does.
+
+use proto::inference::v1::PredictCustomerRiskRequest;
+use proto::inference::v1::inference_service_client::InferenceServiceClient;
+use system_tests::processes::ProcessStack;
+use testkit::statsd::DogStatsdSocket;
+use tonic::transport::Channel;
+
+async fn risk(
+    client: &mut InferenceServiceClient<Channel>,
+    customer: &str,
+) -> Result<(f64, String), tonic::Status> {
+    client
+        .predict_customer_risk(PredictCustomerRiskRequest {
+            customer_id: customer.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| {
+            let r = r.into_inner();
+            (r.risk_score, r.metadata.expect("metadata").model_version)
+        })
+}
+
+/// The sum of the count `name` with `tags` over `lines`.
+fn count(lines: &[String], name: &str, tags: &str) -> i64 {
+    let prefix = format!("{name}:");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split_once("|c|#"))
+        .filter(|(_, rest)| rest.starts_with(tags))
+        .filter_map(|(value, _)| value.parse::<i64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_repeated_customer_is_answered_from_the_cache_and_a_new_one_is_not() {
+    let socket = DogStatsdSocket::bind();
+    let env = [
+        ("DD_DOGSTATSD_URL", socket.url()),
+        ("DD_TRACE_ENABLED", "false".to_owned()),
+        ("TELEMETRY_METRICS_FLUSH_INTERVAL_MS", "200".to_owned()),
+    ];
+    let ProcessStack {
+        mut models,
+        features,
+        gateway,
+    } = ProcessStack::start(&env).await;
+    let mut client = InferenceServiceClient::new(gateway.channel());
+    let first = risk(&mut client, "C000042").await.expect("scored");
+    assert_eq!(first.1, "1");
+
+    models.kill();
+    let again = risk(&mut client, "C000042")
+        .await
+        .expect("answered from the cache");
+    assert_eq!(again, first, "the cached answer is the model's");
+    let other = risk(&mut client, "C000043").await;
+    assert!(
+        other.is_err(),
+        "a new customer needs the model-service: {other:?}"
+    );
+
+    // Counts arrive with the flushes after the calls: gather until both are in (or the wait ends).
+    let mut lines: Vec<String> = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(10)
+        && (count(&lines, "cache.crai.hit", "model:customer_risk") < 1
+            || count(&lines, "cache.crai.miss", "model:customer_risk") < 2)
+    {
+        let datagrams = socket.receive_until(std::time::Duration::from_millis(300), |_| false);
+        lines.extend(datagrams.iter().flat_map(|d| d.lines().map(str::to_owned)));
+    }
+    assert_eq!(
+        count(&lines, "cache.crai.hit", "model:customer_risk"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        count(&lines, "cache.crai.miss", "model:customer_risk"),
+        2,
+        "{lines:#?}"
+    );
+    drop((features, gateway));
+
+    // Off: the same repeat needs the model-service.
+    let off = ProcessStack::start(&[("CRAI_CACHE_TTL_MS", "0".to_owned())]).await;
+    let ProcessStack {
+        mut models,
+        features,
+        gateway,
+    } = off;
+    let mut client = InferenceServiceClient::new(gateway.channel());
+    risk(&mut client, "C000042").await.expect("scored");
+    models.kill();
+    assert!(risk(&mut client, "C000042").await.is_err(), "no cache, no answer");
+    drop((features, gateway));
+}
