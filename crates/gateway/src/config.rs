@@ -21,6 +21,8 @@ const BREAKER_OPEN_MS: Bounds = Bounds::new("breaker-open-ms", 1, 600_000);
 const RETRY_BUDGET_RATIO: Bounds<f64> = Bounds::new("retry-budget-ratio", 0.0, 1000.0);
 const QUOTE_TTL_SECS: Bounds = Bounds::new("quote-ttl-secs", 1, YEAR_SECS);
 const OUTCOME_RETENTION_SECS: Bounds = Bounds::new("outcome-retention-secs", 1, YEAR_SECS);
+const LOG_SLOW_MS: Bounds = Bounds::new("log-slow-ms", 0, 600_000);
+const LOG_SAMPLE_RATE: Bounds<f64> = Bounds::new("log-sample-rate", 0.0, 1.0);
 const CRAI_CACHE_TTL_MS: Bounds = Bounds::new("crai-cache-ttl-ms", 0, 3_600_000);
 const CRAI_CACHE_CAPACITY: Bounds = Bounds::new("crai-cache-capacity", 0, 10_000_000);
 const PREDICTION_TTL_SECS: Bounds = Bounds::new("prediction-ttl-secs", 1, YEAR_SECS);
@@ -149,6 +151,26 @@ pub struct Config {
         value_parser = OUTCOME_RETENTION_SECS.parser::<u64>()
     )]
     pub outcome_retention_secs: u64,
+    /// Share of routine answered requests (not degraded, not slow) whose line (`price quoted`, `risk
+    /// predicted`, ...) is written; degraded and slow ones always are, failed ones always are, and metrics
+    /// count every request (0 to 1). 0.1 keeps the logs of 100 times the design record's traffic
+    /// within its log budget.
+    #[arg(
+        long,
+        env = "LOG_SAMPLE_RATE",
+        default_value_t = 0.1,
+        value_parser = LOG_SAMPLE_RATE.parser::<f64>()
+    )]
+    pub log_sample_rate: f64,
+    /// An answered request at least this slow, in milliseconds, is always logged (0 to 600000; 0 logs
+    /// every request).
+    #[arg(
+        long,
+        env = "LOG_SLOW_MS",
+        default_value_t = 50,
+        value_parser = LOG_SLOW_MS.parser::<u64>()
+    )]
+    pub log_slow_ms: u64,
     /// How long a customer's risk answer is served again from the CRAI cache, in milliseconds, for the
     /// same model version and experiment arm (degraded answers are never kept): a customer's features
     /// change with each materialization, hours apart, while a shopping customer asks for several quotes
@@ -232,6 +254,7 @@ impl Config {
         BREAKER_OPEN_MS,
         QUOTE_TTL_SECS,
         OUTCOME_RETENTION_SECS,
+        LOG_SLOW_MS,
         CRAI_CACHE_TTL_MS,
         CRAI_CACHE_CAPACITY,
         PREDICTION_TTL_SECS,
@@ -239,7 +262,7 @@ impl Config {
         TRAFFIC_POLICY_RELOAD_SECS,
     ];
     /// The range of each fractional setting, as its `--help` states it.
-    pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[RETRY_BUDGET_RATIO];
+    pub const FRACTION_BOUNDS: &'static [Bounds<f64>] = &[RETRY_BUDGET_RATIO, LOG_SAMPLE_RATE];
 
     /// Parses the flags and the environment as [`clap::Parser::parse`] does, then refuses what
     /// [`Config::check`] refuses the same way: a one-line reason and exit code 2.

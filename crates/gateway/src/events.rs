@@ -20,6 +20,33 @@ pub enum Headline {
     SurgeFactor(f64),
 }
 
+/// Which lines of answered requests are written (`LOG_SAMPLE_RATE`, `LOG_SLOW_MS`): every degraded or slow
+/// request's, and a random share of the routine rest. Failed requests are logged elsewhere, always
+/// (`RequestContext::answer`); metrics count every request whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogPolicy {
+    /// Share of routine lines written, 0 to 1.
+    pub sample_rate: f64,
+    /// A request at least this slow is always logged.
+    pub slow_ms: f64,
+}
+
+impl LogPolicy {
+    /// Every line written (tests, and a policy of 1).
+    pub const KEEP_ALL: Self = Self {
+        sample_rate: 1.0,
+        slow_ms: 0.0,
+    };
+
+    /// Whether the line of a request that took `duration_ms` (and was `degraded` or not) is written.
+    pub fn keeps(&self, degraded: bool, duration_ms: f64) -> bool {
+        degraded
+            || duration_ms >= self.slow_ms
+            || self.sample_rate >= 1.0
+            || (self.sample_rate > 0.0 && rand::random_bool(self.sample_rate))
+    }
+}
+
 /// One prediction answered (the single-entity RPCs; batches are counted by the model metrics only).
 pub struct PredictCompleted<'a> {
     pub model: Option<&'a str>,
@@ -27,10 +54,15 @@ pub struct PredictCompleted<'a> {
     pub headline: Headline,
     pub degraded: bool,
     pub duration_ms: f64,
+    /// Whether the policy writes this request's line.
+    pub logged: bool,
 }
 
 impl PredictCompleted<'_> {
     pub fn emit(&self) {
+        if !self.logged {
+            return;
+        }
         let Self {
             model,
             model_version,
@@ -68,12 +100,17 @@ pub struct PriceQuoted<'a> {
     pub quote: &'a QuoteRecord,
     pub degraded: bool,
     pub duration_ms: f64,
+    /// Whether the policy writes this request's line (the count is sent whatever it says).
+    pub logged: bool,
 }
 
 impl PriceQuoted<'_> {
     pub fn emit(&self, metrics: &Metrics) {
         let quote = self.quote;
         metrics.incr(&BUSINESS_QUOTES_COUNT, &[Tag::variant(&quote.experiment_variant)]);
+        if !self.logged {
+            return;
+        }
         tracing::info!(quote_id = %quote.quote_id, price = quote.price,
             risk_model_version = %quote.risk_model_version, surge_model_version = %quote.surge_model_version,
             degraded = self.degraded, duration_ms = self.duration_ms, "price quoted");
@@ -92,6 +129,8 @@ pub struct OutcomeRecorded<'a> {
     pub outcome: Outcome,
     pub duplicate: bool,
     pub duration_ms: f64,
+    /// Whether the policy writes this request's line (the counts are sent whatever it says).
+    pub logged: bool,
 }
 
 impl OutcomeRecorded<'_> {
@@ -115,6 +154,9 @@ impl OutcomeRecorded<'_> {
                 metrics.incr(&BUSINESS_COMPLAINTS_COUNT, &[variant]);
             }
         }
+        if !self.logged {
+            return;
+        }
         tracing::info!(quote_id = %quote.quote_id, booked = outcome.booked, revenue = outcome.revenue,
             satisfaction = outcome.satisfaction, price_complaint = outcome.price_complaint,
             duplicate = self.duplicate, duration_ms = self.duration_ms, "outcome recorded");
@@ -127,10 +169,15 @@ pub struct LabelRecorded<'a> {
     pub label: Label,
     pub duplicate: bool,
     pub duration_ms: f64,
+    /// Whether the policy writes this request's line.
+    pub logged: bool,
 }
 
 impl LabelRecorded<'_> {
     pub fn emit(&self) {
+        if !self.logged {
+            return;
+        }
         let record = self.record;
         let truth = self.label.truth();
         tracing::info!(
@@ -144,5 +191,29 @@ impl LabelRecorded<'_> {
             duration_ms = self.duration_ms,
             "label recorded"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_and_slow_requests_are_always_logged_and_the_rest_sampled() {
+        let policy = LogPolicy {
+            sample_rate: 0.1,
+            slow_ms: 50.0,
+        };
+        assert!((0..1_000).all(|_| policy.keeps(true, 1.0)), "degraded");
+        assert!((0..1_000).all(|_| policy.keeps(false, 50.0)), "slow");
+        let kept = (0..10_000).filter(|_| policy.keeps(false, 1.0)).count();
+        // 10% of 10,000: the binomial's standard deviation is 30.
+        assert!((850..=1150).contains(&kept), "{kept} of 10000 routine lines kept");
+        let none = LogPolicy {
+            sample_rate: 0.0,
+            ..policy
+        };
+        assert!(!(0..1_000).any(|_| none.keeps(false, 1.0)));
+        assert!((0..1_000).all(|_| LogPolicy::KEEP_ALL.keeps(false, 0.0)));
     }
 }

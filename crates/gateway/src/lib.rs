@@ -35,6 +35,7 @@ use tokio::net::TcpListener;
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
 use crate::downstream::{Downstream, Resilience, channel};
+use crate::events::LogPolicy;
 use crate::predictions::PredictionStore;
 use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor, RiskCache};
 use crate::quality::Quality;
@@ -174,6 +175,10 @@ pub async fn run(
         predictor,
         quotes,
         quality,
+        log_policy: LogPolicy {
+            sample_rate: config.log_sample_rate,
+            slow_ms: config.log_slow_ms as f64,
+        },
         metrics: metrics.clone(),
     });
 

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::context::RequestContext;
 use crate::error::Error;
-use crate::events::{Headline, LabelRecorded, OutcomeRecorded, PredictCompleted, PriceQuoted};
+use crate::events::{Headline, LabelRecorded, LogPolicy, OutcomeRecorded, PredictCompleted, PriceQuoted};
 use crate::predictions::{Label, Labelled};
 use crate::predictor::{CUSTOMER_KEY, Predictor, ZONE_KEY};
 use crate::quality::Quality;
@@ -29,6 +29,8 @@ pub struct Gateway {
     pub quotes: QuoteStore,
     /// Online quality of each model version and arm, from the labels recorded here.
     pub quality: Arc<Quality>,
+    /// Which answered requests' lines are written.
+    pub log_policy: LogPolicy,
     pub metrics: Metrics,
 }
 
@@ -69,7 +71,7 @@ impl Gateway {
         validate::context(&req.context)?;
         let response = one(self.predictor.risk(&[req.customer_id], cx).await?)?;
         let headline = Headline::RiskScore(response.risk_score);
-        completed(response.metadata.as_ref(), headline, cx);
+        completed(response.metadata.as_ref(), headline, cx, &self.log_policy);
         Ok(response)
     }
 
@@ -84,7 +86,7 @@ impl Gateway {
         let time = validate::prediction_time("time", req.time.as_ref())?;
         let response = one(self.predictor.surge(&[req.zone_id], time, cx).await?)?;
         let headline = Headline::SurgeFactor(response.surge_factor);
-        completed(response.metadata.as_ref(), headline, cx);
+        completed(response.metadata.as_ref(), headline, cx, &self.log_policy);
         Ok(response)
     }
 
@@ -123,12 +125,15 @@ impl Gateway {
             created_at_ms: now_ms(),
         };
         self.quotes.put(&quote, cx.deadline).await?;
+        let degraded = [risk_meta, surge_meta]
+            .iter()
+            .any(|m| m.is_some_and(|m| m.degraded));
+        let duration_ms = cx.elapsed_ms();
         PriceQuoted {
             quote: &quote,
-            degraded: [risk_meta, surge_meta]
-                .iter()
-                .any(|m| m.is_some_and(|m| m.degraded)),
-            duration_ms: cx.elapsed_ms(),
+            degraded,
+            duration_ms,
+            logged: self.log_policy.keeps(degraded, duration_ms),
         }
         .emit(&self.metrics);
         Ok(QuotePriceResponse {
@@ -162,11 +167,13 @@ impl Gateway {
             .await?;
         let (Recorded::New(quote) | Recorded::Duplicate(quote)) = &recorded;
         let duplicate = matches!(recorded, Recorded::Duplicate(_));
+        let duration_ms = cx.elapsed_ms();
         OutcomeRecorded {
             quote,
             outcome,
             duplicate,
-            duration_ms: cx.elapsed_ms(),
+            duration_ms,
+            logged: self.log_policy.keeps(false, duration_ms),
         }
         .emit(&self.metrics);
         Ok(RecordOutcomeResponse {
@@ -203,11 +210,13 @@ impl Gateway {
             self.quality.observe(record, &label);
         }
         cx.variant(&record.variant);
+        let duration_ms = cx.elapsed_ms();
         LabelRecorded {
             record,
             label,
             duplicate,
-            duration_ms: cx.elapsed_ms(),
+            duration_ms,
+            logged: self.log_policy.keeps(false, duration_ms),
         }
         .emit();
         Ok(RecordLabelResponse {
@@ -259,13 +268,16 @@ fn minted_within(id: &str, age: Duration) -> bool {
 }
 
 /// The `risk predicted` / `surge predicted` line of a single prediction.
-fn completed(meta: Option<&PredictionMetadata>, headline: Headline, cx: &RequestContext) {
+fn completed(meta: Option<&PredictionMetadata>, headline: Headline, cx: &RequestContext, policy: &LogPolicy) {
+    let degraded = meta.is_some_and(|m| m.degraded);
+    let duration_ms = cx.elapsed_ms();
     PredictCompleted {
         model: meta.map(|m| m.model_name.as_str()),
         model_version: meta.map(|m| m.model_version.as_str()),
         headline,
-        degraded: meta.is_some_and(|m| m.degraded),
-        duration_ms: cx.elapsed_ms(),
+        degraded,
+        duration_ms,
+        logged: policy.keeps(degraded, duration_ms),
     }
     .emit();
 }

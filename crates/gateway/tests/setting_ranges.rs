@@ -38,6 +38,8 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
         ),
         ("prediction-ttl-secs", config.prediction_ttl_secs as f64),
         ("crai-cache-ttl-ms", config.crai_cache_ttl_ms as f64),
+        ("log-sample-rate", config.log_sample_rate),
+        ("log-slow-ms", config.log_slow_ms as f64),
         ("crai-cache-capacity", config.crai_cache_capacity as f64),
         ("quality-report-secs", config.quality_report_secs as f64),
     ];

@@ -101,6 +101,11 @@ impl ServiceProcess {
             command.env("MODEL_REPOSITORY", crate::services::bundled_models());
         }
         let given = |key: &str| env.iter().any(|(k, _)| k == key);
+        if name == "gateway" && !given("LOG_SAMPLE_RATE") {
+            // Tests read the lines of the requests they send: every one is written unless a test
+            // measures the production policy.
+            command.env("LOG_SAMPLE_RATE", "1");
+        }
         if name == "feature-service" && !given("REDIS_URL") && !given("EMBEDDED_FEATURES") {
             // A test that gives no Redis asks for the embedded snapshot, as the service requires.
             command.env("EMBEDDED_FEATURES", "true");

@@ -149,6 +149,10 @@ pub async fn gateway(features: &Service, models: &Service, extra: &[&str]) -> Se
         "--model-service-url",
         &model_url,
     ];
+    // Tests read the lines of the requests they send: every one is written unless a test says otherwise.
+    if !extra.contains(&"--log-sample-rate") {
+        args.extend(["--log-sample-rate", "1"]);
+    }
     args.extend(extra);
     let config = gateway::Config::try_parse_from(args).expect("gateway flags");
     Service::spawn("gateway", |listener, shutdown| {
