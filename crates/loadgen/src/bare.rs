@@ -1,11 +1,13 @@
 //! A bare `InferenceService` with no work behind it: every RPC answers at once (after a set delay, and
 //! a stall on demand) with an empty answer. `loadgen bare` serves it as the reference a load run is
 //! read against, in the same session: what one gRPC hop costs with this load generator on this machine.
-//! The load generator's own tests use it as a server of known latency.
+//! The load generator's own tests use it as a server of known latency. Chained ([`Bare::chained`]), its
+//! QuotePrice first calls another bare service in a [`Shape`]: a request path with no work in it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::inference_service_server::{InferenceService, InferenceServiceServer};
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictCustomerRiskResponse, BatchPredictDemandSurgeRequest,
@@ -15,6 +17,7 @@ use proto::inference::v1::{
 };
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// The bare service; clones share their stall.
@@ -24,6 +27,20 @@ pub struct Bare {
     delay: Duration,
     /// Calls wait until then (a stall) before their delay.
     stalled_until: Arc<Mutex<Option<Instant>>>,
+    /// A chain: the bare service QuotePrice calls first, and in which shape.
+    downstream: Option<(InferenceServiceClient<Channel>, Shape)>,
+    /// Calls answered, by every clone.
+    answered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The calls a chained QuotePrice makes downstream before it answers: the shapes of a request path with
+/// no work in it, the floor a real path of the same shape is read against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// Two calls one after the other (a feature fetch, then a model call).
+    Two,
+    /// Two such pairs at once (features then model, for two models concurrently): four calls.
+    Four,
 }
 
 impl Bare {
@@ -33,6 +50,19 @@ impl Bare {
             delay,
             ..Self::default()
         }
+    }
+
+    /// A service whose QuotePrice first calls `downstream`'s, in `shape`, then answers.
+    pub fn chained(downstream: Channel, shape: Shape) -> Self {
+        Self {
+            downstream: Some((InferenceServiceClient::new(downstream), shape)),
+            ..Self::default()
+        }
+    }
+
+    /// Calls this service (and its clones) answered.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Holds every call, those waiting and those to come, until `stall` from now.
@@ -57,6 +87,7 @@ impl Bare {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
+        self.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Response::new(answer))
     }
 }
@@ -67,6 +98,23 @@ impl InferenceService for Bare {
         &self,
         _: Request<QuotePriceRequest>,
     ) -> Result<Response<QuotePriceResponse>, Status> {
+        if let Some((client, shape)) = &self.downstream {
+            let pair = || {
+                let mut client = client.clone();
+                async move {
+                    client.quote_price(QuotePriceRequest::default()).await?;
+                    client.quote_price(QuotePriceRequest::default()).await
+                }
+            };
+            match shape {
+                Shape::Two => {
+                    pair().await?;
+                }
+                Shape::Four => {
+                    tokio::try_join!(pair(), pair())?;
+                }
+            }
+        }
         self.answer(QuotePriceResponse::default()).await
     }
 

@@ -7,6 +7,7 @@ pub mod bare;
 pub mod plot;
 mod progress;
 mod report;
+pub mod sink;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -69,6 +69,18 @@ enum Command {
     Bare {
         #[arg(long, default_value = "127.0.0.1:50060")]
         listen: std::net::SocketAddr,
+        /// A chain: QuotePrice first calls this bare service (`http://host:port`) in --shape, then
+        /// answers — the floor of a request path of that shape.
+        #[arg(long)]
+        downstream: Option<String>,
+        #[arg(long, value_enum, default_value_t = loadgen::bare::Shape::Two, requires = "downstream")]
+        shape: loadgen::bare::Shape,
+    },
+    /// Stands in for the Datadog agent's OTLP trace intake: accepts every export and drops it, so the
+    /// services' span path runs for real in a benchmark.
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:4317")]
+        otlp: std::net::SocketAddr,
     },
     /// Draws the latency-percentile curves of runs saved with `run --json` in one SVG, to compare them.
     Plot {
@@ -164,12 +176,34 @@ async fn main() -> anyhow::Result<()> {
             println!("load: {load}");
             output.write(&run_load(&gateway, options).await?, &load)
         }
-        Command::Bare { listen } => {
+        Command::Bare {
+            listen,
+            downstream,
+            shape,
+        } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let bare = match downstream {
+                None => loadgen::bare::Bare::default(),
+                Some(url) => {
+                    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+                        .map_err(|e| anyhow::anyhow!("--downstream {url}: {e}"))?
+                        .tcp_nodelay(true)
+                        .connect_lazy();
+                    loadgen::bare::Bare::chained(channel, shape)
+                }
+            };
             println!("bare InferenceService on {listen}");
-            loadgen::bare::Bare::default().serve(listener).await?;
+            bare.serve(listener).await?;
+            Ok(())
+        }
+        Command::Sink { otlp } => {
+            let listener = tokio::net::TcpListener::bind(otlp)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {otlp}: {e}"))?;
+            println!("OTLP trace sink on {otlp}");
+            loadgen::sink::serve(loadgen::sink::Sink::default(), listener).await?;
             Ok(())
         }
         Command::Plot { out, title, runs } => {

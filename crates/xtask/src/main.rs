@@ -8,7 +8,8 @@
 //!   the deployment checkers) when it is missing, then runs every test.
 //! - `setup`: only the installing part of `test`.
 //! - `lint`: `cargo fmt --check` and clippy with warnings denied.
-//! - `bench`: the benchmarks and the load generator's report.
+//! - `bench`: `cargo bench` for every crate, then the load benchmark that writes docs/PERFORMANCE.md
+//!   (`--skip-micro`: the load benchmark only; `--seconds N`: closed-loop runs of N seconds).
 //! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
 //! - `feast-registry ARGS`: the feature-service's registry JSON generated from a Feast repository with
 //!   Feast's SDK (installed into `target/venvs/feast` when missing; `feast-registry --help`).
@@ -16,13 +17,14 @@
 
 mod bench;
 mod feast;
+mod perf;
 mod process;
 mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use process::{Services, cargo, free_port, run};
+use process::{Services, cargo, run};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -123,59 +125,24 @@ fn bench(args: &[String]) -> Result<(), String> {
         setup::redis()?;
         cargo(&["bench", "--workspace"])?;
     }
+    setup::redis()?;
     let bin = build_release()?;
-    let dead = || free_port().map(|p| p.to_string());
-    let sink = bench::UdpSink::start()?;
-    let modes: [(&str, Vec<(&str, String)>); 3] = [
-        (
-            "telemetry off",
-            vec![
-                ("DD_DOGSTATSD_DISABLE", "true".into()),
-                ("DD_TRACE_ENABLED", "false".into()),
-            ],
-        ),
-        (
-            "telemetry on, no agent listening",
-            vec![
-                ("DD_AGENT_HOST", "127.0.0.1".into()),
-                ("DD_DOGSTATSD_PORT", dead()?),
-                (
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://127.0.0.1:{}", dead()?),
-                ),
-            ],
-        ),
-        (
-            "telemetry on, metrics to a local UDP sink, traces to no agent",
-            vec![
-                ("DD_DOGSTATSD_URL", format!("udp://127.0.0.1:{}", sink.port)),
-                (
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://127.0.0.1:{}", dead()?),
-                ),
-            ],
-        ),
-    ];
-    for (name, env) in &modes {
-        for concurrency in ["1", "32"] {
-            println!("\n== {name}, concurrency {concurrency}");
-            let services = Services::start(&bin, None, env)?;
-            let load = [
-                "run",
-                "--gateway",
-                &services.gateway_url(),
-                "--concurrency",
-                concurrency,
-                "--seconds",
-                "10",
-            ]
-            .map(str::to_owned);
-            let result = run(bin.join("loadgen").as_os_str(), &load, &[]);
-            services.stop().and(result)?;
-        }
-    }
-    println!("\nmetrics sink received {} datagrams", sink.received());
-    Ok(())
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "feature-store",
+        "--bin",
+        "materialize",
+    ])?;
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(10), |s| {
+            s.parse::<u64>().map_err(|e| format!("--seconds {s}: {e}"))
+        })?;
+    perf::run(&bin, seconds)
 }
 
 fn materialize(args: &[String]) -> Result<(), String> {

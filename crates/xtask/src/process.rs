@@ -105,6 +105,14 @@ impl Services {
         Ok(services)
     }
 
+    /// Each service's name and process id.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| ((*name).to_owned(), child.id()))
+            .collect()
+    }
+
     pub fn gateway_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.gateway_port)
     }

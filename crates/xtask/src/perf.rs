@@ -1,0 +1,620 @@
+//! `cargo xtask bench` (`just bench`): the system against the floor, in one run, written to
+//! docs/PERFORMANCE.md.
+//!
+//! It starts a real redis-server filled in Feast's layout by `materialize --snapshot`, the three services
+//! (release builds, features and quotes in that Redis), stand-ins for the agent (a UDP socket for
+//! DogStatsD, `loadgen sink` for OTLP), and bare reference chains of the same shapes with no work in
+//! them (`loadgen bare --downstream`). Then, all on this machine's cores: QuotePrice closed loop at 1 and
+//! 64 callers against each reference and the system with telemetry off and on, the CRAI cache off (every
+//! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms; latency at fixed
+//! rates; each service's RSS and CPU under load. Each run also leaves its report and latency curve under
+//! `target/bench/`, and the plots go to `docs/performance/`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::bench::UdpSink;
+use crate::process::{Services, free_port};
+use crate::{root, target_dir};
+
+/// The p99 the highest sustained rate is held to.
+const P99_LIMIT_MS: f64 = 5.0;
+
+/// One run's QuotePrice (or PredictCustomerRisk) figures, from `loadgen run --json`.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    per_second: f64,
+    good_per_second: f64,
+    errors: u64,
+    unsent: u64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p99_9: f64,
+    max: f64,
+}
+
+/// Runs `loadgen run` and reads its JSON report back.
+struct Loadgen {
+    bin: PathBuf,
+    out: PathBuf,
+}
+
+impl Loadgen {
+    fn run(&self, gateway: &str, label: &str, rpc: &str, args: &[&str]) -> Result<Figures, String> {
+        let json = self.out.join(format!("{label}.json"));
+        let mix = if rpc == "PredictCustomerRisk" {
+            "risk"
+        } else {
+            "quote"
+        };
+        let mut all = vec![
+            "run",
+            "--gateway",
+            gateway,
+            "--mix",
+            mix,
+            "--label",
+            label,
+            "--json",
+        ];
+        let json_arg = json.to_string_lossy().into_owned();
+        all.push(&json_arg);
+        all.extend(args);
+        let output = Command::new(&self.bin)
+            .args(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run loadgen: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("loadgen {} failed ({})", all.join(" "), output.status));
+        }
+        let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+        let report: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+        let stats = &report["rpcs"][rpc];
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        let figures = Figures {
+            per_second: number(&stats["per_second"]),
+            good_per_second: number(&stats["good_per_second"]),
+            errors: stats["errors"]
+                .as_object()
+                .map_or(0, |e| e.values().filter_map(serde_json::Value::as_u64).sum()),
+            unsent: report["unsent"].as_u64().unwrap_or(0),
+            p50: number(&stats["latency_ms"]["p50"]),
+            p90: number(&stats["latency_ms"]["p90"]),
+            p99: number(&stats["latency_ms"]["p99"]),
+            p99_9: number(&stats["latency_ms"]["p99_9"]),
+            max: number(&stats["latency_ms"]["max"]),
+        };
+        println!(
+            "{label}: {:.0} req/s ({:.0} good), {} errors, p50 {:.3} ms, p99 {:.3} ms",
+            figures.per_second, figures.good_per_second, figures.errors, figures.p50, figures.p99
+        );
+        Ok(figures)
+    }
+
+    fn plot(&self, out: &Path, title: &str, labels: &[&str]) -> Result<(), String> {
+        let mut args = vec![
+            "plot".to_owned(),
+            "--out".to_owned(),
+            out.to_string_lossy().into_owned(),
+            "--title".to_owned(),
+            title.to_owned(),
+        ];
+        args.extend(
+            labels
+                .iter()
+                .map(|l| self.out.join(format!("{l}.json")).to_string_lossy().into_owned()),
+        );
+        crate::process::run(self.bin.as_os_str(), &args, &[])
+    }
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &Path, args: &[&str]) -> Result<Guard, String> {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Guard)
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_listening(port: u16) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("nothing listens on 127.0.0.1:{port}"))
+}
+
+/// Peak RSS (MB) and mean CPU (% of one core) of each process while a run lasts.
+struct Usage {
+    rows: Vec<(String, f64, f64)>,
+}
+
+/// Samples `/proc` for `pids` every 200 ms until `done`.
+fn sample(pids: Vec<(String, u32)>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
+    std::thread::spawn(move || {
+        let ticks = clock_ticks();
+        let cpu = |pid: u32| -> Option<f64> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks)
+        };
+        let rss = |pid: u32| -> Option<f64> {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb / 1024.0)
+        };
+        let started = Instant::now();
+        let first: Vec<f64> = pids.iter().map(|(_, pid)| cpu(*pid).unwrap_or(0.0)).collect();
+        let mut peak = vec![0.0_f64; pids.len()];
+        while !done.load(Ordering::Relaxed) {
+            for (i, (_, pid)) in pids.iter().enumerate() {
+                peak[i] = peak[i].max(rss(*pid).unwrap_or(0.0));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        let rows = pids
+            .iter()
+            .zip(first)
+            .zip(peak)
+            .map(|(((name, pid), before), peak)| {
+                let used = cpu(*pid).unwrap_or(before) - before;
+                (name.clone(), peak, 100.0 * used / elapsed)
+            })
+            .collect();
+        Usage { rows }
+    })
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The whole benchmark; writes docs/PERFORMANCE.md.
+pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
+    let out = target_dir().join("bench");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let plots = root().join("docs/performance");
+    std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+    let loadgen = Loadgen {
+        bin: bin.join("loadgen"),
+        out,
+    };
+    let secs = seconds.to_string();
+    let short = (seconds / 2).max(3).to_string();
+
+    // Redis in Feast's layout, holding the bundled snapshot.
+    let redis_port = free_port()?;
+    let port_arg = redis_port.to_string();
+    let _redis = spawn(
+        Path::new("redis-server"),
+        &[
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    )?;
+    wait_listening(redis_port)?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    crate::process::run(
+        bin.join("materialize").as_os_str(),
+        &[
+            "--redis-url".to_owned(),
+            redis_url.clone(),
+            "--snapshot".to_owned(),
+            "--rebase-timestamps".to_owned(),
+        ],
+        &[],
+    )?;
+
+    // The agent's stand-ins.
+    let statsd = UdpSink::start()?;
+    let otlp_port = free_port()?;
+    let otlp_addr = format!("127.0.0.1:{otlp_port}");
+    let _otlp = spawn(&bin.join("loadgen"), &["sink", "--otlp", &otlp_addr])?;
+    wait_listening(otlp_port)?;
+
+    // The floor: bare services with no work, one hop, and chains of the system's two shapes.
+    let mut references = BTreeMap::new();
+    {
+        let leaf_port = free_port()?;
+        let leaf_addr = format!("127.0.0.1:{leaf_port}");
+        let _leaf = spawn(&bin.join("loadgen"), &["bare", "--listen", &leaf_addr])?;
+        wait_listening(leaf_port)?;
+        let leaf = format!("http://{leaf_addr}");
+        for (name, shape) in [
+            ("two calls", Some("two")),
+            ("four calls", Some("four")),
+            ("one hop", None),
+        ] {
+            let (url, _front) = match shape {
+                None => (leaf.clone(), None),
+                Some(shape) => {
+                    let port = free_port()?;
+                    let addr = format!("127.0.0.1:{port}");
+                    let front = spawn(
+                        &bin.join("loadgen"),
+                        &["bare", "--listen", &addr, "--downstream", &leaf, "--shape", shape],
+                    )?;
+                    wait_listening(port)?;
+                    (format!("http://{addr}"), Some(front))
+                }
+            };
+            let tag = name.replace(' ', "-");
+            let c1 = loadgen.run(
+                &url,
+                &format!("bare-{tag}-c1"),
+                "QuotePrice",
+                &["--concurrency", "1", "--seconds", &short],
+            )?;
+            let c64 = loadgen.run(
+                &url,
+                &format!("bare-{tag}-c64"),
+                "QuotePrice",
+                &["--concurrency", "64", "--seconds", &secs],
+            )?;
+            references.insert(name, (c1, c64));
+        }
+    }
+
+    let telemetry_off = vec![
+        ("DD_DOGSTATSD_DISABLE", "true".to_owned()),
+        ("DD_TRACE_ENABLED", "false".to_owned()),
+    ];
+    let telemetry_on = vec![
+        ("DD_DOGSTATSD_URL", format!("udp://127.0.0.1:{}", statsd.port)),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp_addr}")),
+    ];
+    let with = |telemetry: &[(&'static str, String)], cache_ms: &str| {
+        let mut env = telemetry.to_vec();
+        env.extend([
+            ("REDIS_URL", redis_url.clone()),
+            ("QUOTE_REDIS_URL", redis_url.clone()),
+            ("CRAI_CACHE_TTL_MS", cache_ms.to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]);
+        env
+    };
+    // Every request the full path: the cache off, and ids walked in turn.
+    let unique = ["--ids", "unique"];
+    let mut system = BTreeMap::new();
+    let mut usage = None;
+    for (name, env) in [
+        ("telemetry off", with(&telemetry_off, "0")),
+        ("telemetry on", with(&telemetry_on, "0")),
+        ("telemetry on, CRAI cache on", with(&telemetry_on, "300000")),
+    ] {
+        let services = Services::start(bin, None, &env)?;
+        let gateway = services.gateway_url();
+        wait_listening(
+            gateway
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0),
+        )?;
+        let tag = name.replace([' ', ','], "-");
+        let ids: &[&str] = if name.contains("cache on") { &[] } else { &unique };
+        // Warm connections and the model catalog.
+        loadgen.run(
+            &gateway,
+            &format!("{tag}-warm-up"),
+            "QuotePrice",
+            &["--concurrency", "4", "--seconds", "2"],
+        )?;
+        let c1 = loadgen.run(
+            &gateway,
+            &format!("{tag}-c1"),
+            "QuotePrice",
+            &[&["--concurrency", "1", "--seconds", &short][..], ids].concat(),
+        )?;
+        let risk_c1 = loadgen.run(
+            &gateway,
+            &format!("{tag}-risk-c1"),
+            "PredictCustomerRisk",
+            &[&["--concurrency", "1", "--seconds", &short][..], ids].concat(),
+        )?;
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = (name == "telemetry on").then(|| sample(services.pids(), Arc::clone(&done)));
+        let c64 = loadgen.run(
+            &gateway,
+            &format!("{tag}-c64"),
+            "QuotePrice",
+            &[&["--concurrency", "64", "--seconds", &secs][..], ids].concat(),
+        )?;
+        done.store(true, Ordering::Relaxed);
+        if let Some(sampler) = sampler {
+            usage = sampler.join().ok();
+        }
+        let mut open = Vec::new();
+        if name == "telemetry on" {
+            open = open_loop(&loadgen, &gateway, &short)?;
+        }
+        services.stop()?;
+        system.insert(name, (c1, risk_c1, c64, open));
+    }
+    loadgen.plot(
+        &plots.join("quote-c64.svg"),
+        "QuotePrice, 64 callers: latency by percentile",
+        &[
+            "bare-two-calls-c64",
+            "bare-four-calls-c64",
+            "telemetry-off-c64",
+            "telemetry-on-c64",
+            "telemetry-on--CRAI-cache-on-c64",
+        ],
+    )?;
+    loadgen.plot(
+        &plots.join("quote-open-loop.svg"),
+        "QuotePrice, open loop, telemetry on: latency by percentile",
+        &["open-1000", "open-2500", "open-5000"],
+    )?;
+    let text = report(&references, &system, usage.as_ref(), seconds, statsd.received());
+    let path = root().join("docs/PERFORMANCE.md");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Open loop at fixed rates, then the highest rate held with p99 ≤ [`P99_LIMIT_MS`], no error and no
+/// backlog: (rate, figures) of each run, the held maximum last.
+fn open_loop(loadgen: &Loadgen, gateway: &str, seconds: &str) -> Result<Vec<(u32, Figures)>, String> {
+    let mut runs = Vec::new();
+    let run = |rate: u32, label: &str| {
+        loadgen.run(
+            gateway,
+            label,
+            "QuotePrice",
+            &[
+                "--rate",
+                &rate.to_string(),
+                "--seconds",
+                seconds,
+                "--ids",
+                "unique",
+            ],
+        )
+    };
+    for rate in [1000, 2500, 5000] {
+        runs.push((rate, run(rate, &format!("open-{rate}"))?));
+    }
+    let holds = |f: &Figures| f.errors == 0 && f.unsent == 0 && f.p99 <= P99_LIMIT_MS;
+    let (mut held, mut failed) = (0_u32, None);
+    let mut rate = 2000_u32;
+    while failed.is_none() && rate <= 60_000 {
+        let figures = run(rate, &format!("search-{rate}"))?;
+        if holds(&figures) {
+            held = rate;
+            rate = rate * 13 / 10;
+        } else {
+            failed = Some(rate);
+        }
+    }
+    if let Some(mut high) = failed {
+        let mut low = held.max(500);
+        for _ in 0..3 {
+            let mid = (low + high) / 2;
+            if mid <= low || mid >= high {
+                break;
+            }
+            if holds(&run(mid, &format!("search-{mid}"))?) {
+                low = mid;
+                held = mid;
+            } else {
+                high = mid;
+            }
+        }
+    }
+    if held > 0 {
+        runs.push((held, run(held, "open-held")?));
+    }
+    Ok(runs)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(|| "?".into(), |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0));
+    format!("{cores} cores ({cpu}), {memory} of memory")
+}
+
+fn commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".into(), |s| s.trim().to_owned())
+}
+
+type System<'a> = BTreeMap<&'a str, (Figures, Figures, Figures, Vec<(u32, Figures)>)>;
+
+fn report(
+    references: &BTreeMap<&str, (Figures, Figures)>,
+    system: &System<'_>,
+    usage: Option<&Usage>,
+    seconds: u64,
+    datagrams: u64,
+) -> String {
+    let mut md = String::new();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let _ = writeln!(md, "# Performance\n");
+    let _ = writeln!(
+        md,
+        "Written by `just bench` (`cargo xtask bench --skip-micro` for these load runs only) on {}, commit `{}`: {}. \
+         Everything shares those cores: the three services (release builds), redis-server, the load generator and the \
+         agent's stand-ins (a UDP socket for DogStatsD, `loadgen sink` for OTLP traces). Features and quotes are in a \
+         real Redis filled in Feast's layout from the bundled snapshot (`materialize --snapshot`). Closed-loop runs \
+         last {seconds} s (64 callers) or {} s (1 caller); latencies are the caller's, in milliseconds. Rerun: `just bench`.\n",
+        date.trim(),
+        commit(),
+        machine(),
+        (seconds / 2).max(3)
+    );
+    let _ = writeln!(
+        md,
+        "The floor is measured in the same run: bare services with no work behind them (`loadgen bare`), one gRPC \
+         hop, and chains of the system's two shapes, two calls in a row (one feature fetch, one model-service \
+         call: what a quote takes now) and two such pairs at once (four calls: a quote's path before it was \
+         merged). \"CRAI cache off\" runs ask for every customer in turn with the cache disabled, so every request \
+         takes the full path.\n"
+    );
+    let _ = writeln!(md, "## QuotePrice, closed loop\n");
+    let _ = writeln!(
+        md,
+        "| what | 64 callers: req/s | errors | p50 | p99 | p99.9 | 1 caller: p50 | p99 |"
+    );
+    let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (name, (c1, c64)) in references {
+        let _ = writeln!(
+            md,
+            "| bare, {name} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            c64.per_second, c64.errors, c64.p50, c64.p99, c64.p99_9, c1.p50, c1.p99
+        );
+    }
+    for (name, (c1, _, c64, _)) in system {
+        let name = if name.contains("cache on") {
+            (*name).to_owned()
+        } else {
+            format!("{name}, CRAI cache off")
+        };
+        let _ = writeln!(
+            md,
+            "| system, {name} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            c64.per_second, c64.errors, c64.p50, c64.p99, c64.p99_9, c1.p50, c1.p99
+        );
+    }
+    let bare = |name: &str| references.get(name).map_or(0.0, |(_, c64)| c64.per_second);
+    if let (Some((_, _, off, _)), Some((_, _, on, _))) =
+        (system.get("telemetry off"), system.get("telemetry on"))
+    {
+        let _ = writeln!(
+            md,
+            "\nWith telemetry on and the cache off, the system holds {:.0}% of the bare two-call chain's throughput and \
+             {:.0}% of the four-call chain's; telemetry costs {:.1}% of the throughput without it.\n",
+            100.0 * on.per_second / bare("two calls").max(1.0),
+            100.0 * on.per_second / bare("four calls").max(1.0),
+            100.0 * (1.0 - on.per_second / off.per_second.max(1.0))
+        );
+    }
+    let _ = writeln!(md, "![QuotePrice, 64 callers](performance/quote-c64.svg)\n");
+    let _ = writeln!(md, "## One caller\n");
+    let _ = writeln!(
+        md,
+        "| what | QuotePrice p50 | p99 | PredictCustomerRisk p50 | p99 |"
+    );
+    let _ = writeln!(md, "| --- | --- | --- | --- | --- |");
+    for (name, (c1, risk, _, _)) in system {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            c1.p50, c1.p99, risk.p50, risk.p99
+        );
+    }
+    if let Some((_, _, _, open)) = system.get("telemetry on") {
+        let _ = writeln!(md, "\n## QuotePrice, open loop (telemetry on, CRAI cache off)\n");
+        let _ = writeln!(
+            md,
+            "Requests start on a fixed schedule; each latency counts from its scheduled start, so queueing shows.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| rate (req/s) | achieved | errors | not sent | p50 | p90 | p99 | p99.9 | max |"
+        );
+        let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for (rate, f) in open {
+            let _ = writeln!(
+                md,
+                "| {rate} | {:.0} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                f.per_second, f.errors, f.unsent, f.p50, f.p90, f.p99, f.p99_9, f.max
+            );
+        }
+        if let Some((held, _)) = open.last().filter(|_| open.len() > 3) {
+            let _ = writeln!(
+                md,
+                "\nThe highest rate held with p99 ≤ {P99_LIMIT_MS} ms, no error and no backlog: **{held} QuotePrice/s** \
+                 (the last row, found by raising the rate 30% a step, then halving the gap three times).\n"
+            );
+        } else {
+            let _ = writeln!(md, "\nNo rate tried held p99 ≤ {P99_LIMIT_MS} ms.\n");
+        }
+        let _ = writeln!(md, "![QuotePrice, open loop](performance/quote-open-loop.svg)\n");
+    }
+    if let Some(usage) = usage {
+        let _ = writeln!(md, "## Resources under load (telemetry on, 64 callers)\n");
+        let _ = writeln!(md, "| service | peak RSS (MB) | CPU (% of one core) |");
+        let _ = writeln!(md, "| --- | --- | --- |");
+        for (name, rss, cpu) in &usage.rows {
+            let _ = writeln!(md, "| {name} | {rss:.0} | {cpu:.0} |");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(
+        md,
+        "The DogStatsD stand-in received {datagrams} datagrams over the runs with telemetry on. Each run's report \
+         (JSON, with its whole latency curve) is in `target/bench/`; compare runs with `loadgen plot --out x.svg a.json b.json`."
+    );
+    md
+}
