@@ -1,5 +1,10 @@
 //! The gateway binary: parse the configuration, start telemetry, bind, serve until SIGTERM.
 
+/// mimalloc: per-thread free lists, no global lock or consolidation pass on the request path (glibc's
+/// malloc and free were ~14% of the gateway's CPU under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = gateway::Config::parse_checked();

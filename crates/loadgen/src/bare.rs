@@ -16,8 +16,10 @@ use proto::inference::v1::{
     RecordLabelRequest, RecordLabelResponse, RecordOutcomeRequest, RecordOutcomeResponse,
 };
 use tokio::net::TcpListener;
+// As the services accept: small answers are not held back waiting for the caller's ACK (Nagle).
 use tokio::time::Instant;
 use tonic::transport::Channel;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 /// The bare service; clones share their stall.
@@ -74,7 +76,7 @@ impl Bare {
     pub async fn serve(self, listener: TcpListener) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
             .add_service(InferenceServiceServer::new(self))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
             .await
     }
 

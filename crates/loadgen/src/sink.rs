@@ -12,6 +12,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
+// As the services accept: small answers are not held back waiting for the caller's ACK (Nagle).
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 /// Counts the spans it drops.
@@ -48,6 +50,6 @@ impl TraceService for Sink {
 pub async fn serve(sink: Sink, listener: TcpListener) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(sink))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
 }

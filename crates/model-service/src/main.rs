@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use model_service::{Config, run};
 
+/// mimalloc: per-thread free lists, no global lock or consolidation pass on the request path (glibc's
+/// malloc and free were ~14% of the gateway's CPU under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();

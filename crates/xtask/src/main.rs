@@ -68,8 +68,14 @@ pub fn target_dir() -> PathBuf {
 const SERVICES: [&str; 3] = ["model-service", "feature-service", "gateway"];
 
 fn build_release() -> Result<PathBuf, String> {
+    build_release_with(&[])
+}
+
+/// The services and the load generator in release mode, with `more` packages in the same build (one
+/// build, so the dependencies they share are compiled once, with the same features).
+fn build_release_with(more: &[&str]) -> Result<PathBuf, String> {
     let mut args = vec!["build", "--release"];
-    for package in SERVICES.iter().chain(&["loadgen"]) {
+    for package in SERVICES.iter().chain(&["loadgen"]).chain(more) {
         args.extend(["-p", package]);
     }
     cargo(&args)?;
@@ -116,9 +122,8 @@ fn lint() -> Result<(), String> {
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
 }
 
-/// Micro-benchmarks (`cargo bench`), then the same closed-loop load through the three services (release
-/// builds, embedded data) with telemetry off, on with no agent listening, and on with a local sink, so
-/// the cost of telemetry and the effect of an absent agent are measured, not assumed.
+/// Micro-benchmarks (`cargo bench`, unless `--skip-micro`), then the load benchmark that writes
+/// docs/PERFORMANCE.md ([`perf::run`]; `--seconds N` for its closed-loop runs, 10 by default).
 fn bench(args: &[String]) -> Result<(), String> {
     if !args.iter().any(|a| a == "--skip-micro") {
         // The Redis read benchmark runs against its own redis-server.
@@ -126,15 +131,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         cargo(&["bench", "--workspace"])?;
     }
     setup::redis()?;
-    let bin = build_release()?;
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "feature-store",
-        "--bin",
-        "materialize",
-    ])?;
+    // feature-store: its `materialize` fills the benchmark's Redis.
+    let bin = build_release_with(&["feature-store"])?;
     let seconds = args
         .iter()
         .position(|a| a == "--seconds")
