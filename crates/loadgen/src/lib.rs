@@ -298,23 +298,63 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
     }
     let stats: Arc<Mutex<BTreeMap<&'static str, RpcStats>>> = Arc::default();
     let outstanding = Arc::new(tokio::sync::Semaphore::new(MAX_OUTSTANDING));
-    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let (progress, _shown) = Progress::start(options.duration);
+    // The schedule is kept by a thread of its own that sleeps to each due time with the OS's precision
+    // (tens of microseconds), not the runtime's millisecond timer, which would start requests up to a
+    // millisecond late and in bursts: lateness the generator would then report as the server's.
+    let handle = tokio::runtime::Handle::current();
+    let pacer = {
+        let (stats, outstanding, progress) = (stats.clone(), outstanding.clone(), progress.clone());
+        std::thread::Builder::new()
+            .name("loadgen-pacer".into())
+            .spawn(move || pace(&handle, &clients, options, &stats, &outstanding, &progress))?
+    };
+    let (unsent, max_send_lag) = tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the open loop's pacer panicked"))?;
+    // Every call sent holds a permit until it is answered: all of them back means all answered.
+    let _all = outstanding
+        .acquire_many(u32::try_from(MAX_OUTSTANDING).unwrap_or(u32::MAX))
+        .await?;
+    let mut report = Report {
+        unsent,
+        max_send_lag,
+        ..Report::default()
+    };
+    // Rates are per second of the schedule: the answers still outstanding at its end came in after.
+    report.elapsed = options.duration;
+    report.rpcs = std::mem::take(&mut *lock(&stats));
+    Ok(report)
+}
+
+/// The open loop's schedule: the `n`th call spawned on `handle` at `n / rate` seconds; returns the calls
+/// not sent (too many outstanding) and how late the latest call started.
+fn pace(
+    handle: &tokio::runtime::Handle,
+    clients: &[InferenceServiceClient<Channel>],
+    options: OpenLoopOptions,
+    stats: &Arc<Mutex<BTreeMap<&'static str, RpcStats>>>,
+    outstanding: &Arc<tokio::sync::Semaphore>,
+    progress: &Arc<Progress>,
+) -> (u64, Duration) {
+    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let interval = Duration::from_secs_f64(1.0 / options.rate);
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let end = started + options.duration;
-    let mut report = Report::default();
-    let mut tasks = tokio::task::JoinSet::new();
+    let (mut unsent, mut max_lag) = (0u64, Duration::ZERO);
     let mut n = 0u64;
     let mut due = started;
     while due < end {
-        tokio::time::sleep_until(due).await;
-        let now = tokio::time::Instant::now();
-        report.max_send_lag = report.max_send_lag.max(now - due);
-        // Everything due by now goes out now (the timer's resolution is a millisecond).
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let now = Instant::now();
+        max_lag = max_lag.max(now.saturating_duration_since(due));
+        // Everything due by now goes out now.
         while due <= now && due < end {
             let Ok(permit) = outstanding.clone().try_acquire_owned() else {
-                report.unsent += 1;
+                unsent += 1;
                 n += 1;
                 due += interval;
                 continue;
@@ -322,7 +362,7 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
             let mut client = clients[(n as usize) % clients.len()].clone();
             let (call, scheduled) = (Call::nth(n, options.mix, &options.ids, &mut rng), due);
             let (stats, progress) = (stats.clone(), progress.clone());
-            tasks.spawn(async move {
+            handle.spawn(async move {
                 let sent = Instant::now();
                 let (name, outcome) = send(&mut client, call).await;
                 let (latency, from_send) = (scheduled.elapsed(), sent.elapsed());
@@ -336,14 +376,8 @@ pub async fn run_open_loop(url: &str, options: OpenLoopOptions) -> anyhow::Resul
             n += 1;
             due += interval;
         }
-        // Reap what finished, so the set holds only calls still outstanding.
-        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
-    // Rates are per second of the schedule: the answers still outstanding at its end came in after.
-    report.elapsed = options.duration;
-    report.rpcs = std::mem::take(&mut *lock(&stats));
-    Ok(report)
+    (unsent, max_lag)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
