@@ -112,6 +112,36 @@ fn write_policy(path: &Path, text: &str) {
     std::fs::rename(&staged, path).expect("swap policy");
 }
 
+/// The three services on a repository with versions 1 and 2 of each model, under [`SPLIT`] re-read every
+/// second, sending metrics to `socket`; the folders live as long as this does.
+struct Setup {
+    stack: ProcessStack,
+    socket: DogStatsdSocket,
+    policy: std::path::PathBuf,
+    _repository: ModelRepositoryCopy,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let repository = ModelRepositoryCopy::of(&bundled_models());
+        repository.add_copy("customer_risk", "1", "2");
+        repository.add_copy("demand_surge", "1", "2");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = dir.path().join("policy.yaml");
+        write_policy(&policy, SPLIT);
+        let socket = DogStatsdSocket::bind();
+        let stack = start(&socket, repository.path(), &policy).await;
+        Self {
+            stack,
+            socket,
+            policy,
+            _repository: repository,
+            _dir: dir,
+        }
+    }
+}
+
 async fn start(socket: &DogStatsdSocket, repository: &Path, policy: &Path) -> ProcessStack {
     let env = [
         ("DD_DOGSTATSD_URL", socket.url()),
@@ -131,14 +161,14 @@ async fn start(socket: &DogStatsdSocket, repository: &Path, policy: &Path) -> Pr
 
 #[tokio::test]
 async fn an_ab_split_is_sticky_and_reported_in_answers_metrics_and_quotes() {
-    let repository = ModelRepositoryCopy::of(&bundled_models());
-    repository.add_copy("customer_risk", "1", "2");
-    repository.add_copy("demand_surge", "1", "2");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = dir.path().join("policy.yaml");
-    write_policy(&policy, SPLIT);
-    let socket = DogStatsdSocket::bind();
-    let stack = start(&socket, repository.path(), &policy).await;
+    // Every field bound, so the folders outlive the services reading them.
+    let Setup {
+        stack,
+        socket,
+        policy,
+        _repository,
+        _dir,
+    } = Setup::start().await;
     let mut client = stack.client();
 
     let ids = customers();
@@ -228,14 +258,14 @@ async fn an_ab_split_is_sticky_and_reported_in_answers_metrics_and_quotes() {
 
 #[tokio::test]
 async fn a_shadow_changes_no_answer_and_a_policy_reloads_or_is_rejected_whole() {
-    let repository = ModelRepositoryCopy::of(&bundled_models());
-    repository.add_copy("customer_risk", "1", "2");
-    repository.add_copy("demand_surge", "1", "2");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = dir.path().join("policy.yaml");
-    write_policy(&policy, SPLIT);
-    let socket = DogStatsdSocket::bind();
-    let stack = start(&socket, repository.path(), &policy).await;
+    // Every field bound, so the folders outlive the services reading them.
+    let Setup {
+        stack,
+        socket,
+        policy,
+        _repository,
+        _dir,
+    } = Setup::start().await;
     let mut client = stack.client();
 
     // The same surge request (same id, time and request id) with the shadow on, then off: byte for byte
