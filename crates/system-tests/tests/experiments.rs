@@ -165,7 +165,7 @@ async fn an_ab_split_is_sticky_and_reported_in_answers_metrics_and_quotes() {
     let Setup {
         stack,
         socket,
-        policy,
+        policy: _policy,
         _repository,
         _dir,
     } = Setup::start().await;
