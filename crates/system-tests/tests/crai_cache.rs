@@ -4,7 +4,7 @@
 
 use proto::inference::v1::PredictCustomerRiskRequest;
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
-use system_tests::processes::ProcessStack;
+use system_tests::processes::{ProcessStack, ServiceProcess};
 use testkit::statsd::DogStatsdSocket;
 use tonic::transport::Channel;
 
@@ -98,4 +98,42 @@ async fn a_repeated_customer_is_answered_from_the_cache_and_a_new_one_is_not() {
     models.kill();
     assert!(risk(&mut client, "C000042").await.is_err(), "no cache, no answer");
     drop((features, gateway));
+}
+
+#[tokio::test]
+async fn with_the_model_service_away_the_cache_leaves_the_answer_to_the_fallback_policy() {
+    // The cache cannot resolve the version it would look up: the request goes on to the fallback.
+    let features = ServiceProcess::start("feature-service", &[]).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let models_url = format!("http://{}", dead.local_addr().expect("address"));
+    drop(dead);
+    let gateway = ServiceProcess::start(
+        "gateway",
+        &[
+            ("FEATURE_SERVICE_URL", features.url()),
+            ("MODEL_SERVICE_URL", models_url),
+            ("MODEL_FALLBACK", "neutral".to_owned()),
+            (
+                "REQUEST_TIMEOUT_MS",
+                system_tests::services::TEST_BUDGET_MS.to_owned(),
+            ),
+            (
+                "FEATURE_TIMEOUT_MS",
+                system_tests::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
+            ),
+        ],
+    )
+    .await;
+    let mut client = InferenceServiceClient::new(gateway.channel());
+    let answer = client
+        .predict_customer_risk(PredictCustomerRiskRequest {
+            customer_id: "C000042".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the neutral fallback answers")
+        .into_inner();
+    let meta = answer.metadata.expect("metadata");
+    assert!(meta.fallback && meta.degraded, "{meta:?}");
+    assert_eq!(answer.risk_multiplier, 1.0);
 }

@@ -221,7 +221,7 @@ impl Predictor {
             tasks.iter().map(|(_, ids)| vec![None; ids.len()]).collect();
         for ((index, (task, ids)), route) in tasks.iter().enumerate().zip(&routes) {
             if matches!(task, Task::Risk) && self.risk_cache.is_enabled() {
-                self.cached_risk(route, ids, &mut answers[index], cx).await?;
+                self.cached_risk(route, ids, &mut answers[index], cx).await;
             }
         }
         // The entities left to score, by task and arm: all of a task's at once when one arm takes
@@ -314,22 +314,25 @@ impl Predictor {
         ids: &[String],
         answers: &mut [Option<Scored>],
         cx: &RequestContext,
-    ) -> Result<(), Error> {
+    ) {
         // The version each arm resolves to (its pin, or the model-service's default), from the catalog.
         let mut versions: Vec<(&ModelRef, Arc<ModelSpec>)> = Vec::new();
         for (id, answer) in ids.iter().zip(answers) {
             let arm = &route.arm(id).model;
             let spec = match versions.iter().find(|(model, _)| std::ptr::eq(*model, arm)) {
                 Some((_, spec)) => Arc::clone(spec),
-                None => {
-                    let spec = self.downstream.model_spec(arm, cx.deadline).await?;
-                    versions.push((arm, Arc::clone(&spec)));
-                    spec
-                }
+                None => match self.downstream.model_spec(arm, cx.deadline).await {
+                    Ok(spec) => {
+                        versions.push((arm, Arc::clone(&spec)));
+                        spec
+                    }
+                    // The version cannot be resolved (the model-service is away): no lookup, and the
+                    // scoring path answers as its fallback policy says.
+                    Err(_) => continue,
+                },
             };
             *answer = self.risk_cache.get(&spec.model, &spec.version, &arm.variant, id);
         }
-        Ok(())
     }
 
     fn model_of(&self, task: Task) -> &str {
