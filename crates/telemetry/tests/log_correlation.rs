@@ -129,3 +129,42 @@ fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
     assert_eq!(line["field.host"], "redis-0", "{line}");
     assert_eq!(line["dd.service"], "gateway", "{line}");
 }
+
+#[test]
+fn span_fields_recorded_later_or_twice_appear_once_with_their_last_value() {
+    let tags = gateway_tags();
+    let buffer = Logs::default();
+    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!(
+            "request",
+            request_id = "req-1",
+            customer_id = tracing::field::Empty,
+            variant = tracing::field::Empty,
+            attempts = 1u64,
+        );
+        let _entered = request.enter();
+        tracing::info!("before the customer is known");
+        request.record("customer_id", "C \"quoted\" \\ ü");
+        request.record("variant", "control");
+        request.record("variant", "treatment");
+        request.record("attempts", 2u64);
+        let inner = tracing::info_span!("call", variant = "shadow", ratio = 0.5, on = true);
+        let _inner = inner.enter();
+        tracing::info!("in the inner span");
+    });
+    let lines = buffer.lines();
+    assert_eq!(lines[0]["request_id"], "req-1", "{}", lines[0]);
+    assert!(lines[0].get("customer_id").is_none(), "{}", lines[0]);
+    assert!(lines[0].get("variant").is_none(), "{}", lines[0]);
+    let line = &lines[1];
+    assert_eq!(line["request_id"], "req-1", "{line}");
+    assert_eq!(line["customer_id"], "C \"quoted\" \\ ü", "{line}");
+    assert_eq!(line["attempts"], 2, "{line}");
+    assert_eq!(line["variant"], "shadow", "the inner span's value wins: {line}");
+    assert_eq!(line["ratio"], 0.5, "{line}");
+    assert_eq!(line["on"], true, "{line}");
+    let raw = buffer.text();
+    let second = raw.lines().nth(1).expect("two lines");
+    assert_eq!(second.matches("\"variant\"").count(), 1, "{second}");
+}
