@@ -219,9 +219,13 @@ impl Predictor {
         // Answers the CRAI cache already holds (risk only), by task and position.
         let mut answers: Vec<Vec<Option<Scored>>> =
             tasks.iter().map(|(_, ids)| vec![None; ids.len()]).collect();
+        // The versions the lookups resolved, which the scoring below uses as they are: one catalog
+        // lookup per arm and request.
+        let mut resolved: Vec<(&ModelRef, Arc<ModelSpec>)> = Vec::new();
         for ((index, (task, ids)), route) in tasks.iter().enumerate().zip(&routes) {
             if matches!(task, Task::Risk) && self.risk_cache.is_enabled() {
-                self.cached_risk(route, ids, &mut answers[index], cx).await;
+                self.cached_risk(route, ids, &mut answers[index], &mut resolved, cx)
+                    .await;
             }
         }
         // The entities left to score, by task and arm: all of a task's at once when one arm takes
@@ -264,6 +268,10 @@ impl Predictor {
                 let (kind, ids) = tasks[*task];
                 Batch {
                     model,
+                    spec: resolved
+                        .iter()
+                        .find(|(arm, _)| std::ptr::eq(*arm, *model))
+                        .map(|(_, spec)| Arc::clone(spec)),
                     join_key: kind.join_key(),
                     ids: group.as_deref().unwrap_or(ids),
                     inputs: kind.inputs(),
@@ -307,16 +315,16 @@ impl Predictor {
     }
 
     /// Fills `answers` with what the CRAI cache holds for `ids` under the arm and version each would be
-    /// scored by now.
-    async fn cached_risk(
+    /// scored by now, adding each arm's resolved version to `versions`.
+    async fn cached_risk<'r>(
         &self,
-        route: &ModelRoute,
+        route: &'r ModelRoute,
         ids: &[String],
         answers: &mut [Option<Scored>],
+        versions: &mut Vec<(&'r ModelRef, Arc<ModelSpec>)>,
         cx: &RequestContext,
     ) {
         // The version each arm resolves to (its pin, or the model-service's default), from the catalog.
-        let mut versions: Vec<(&ModelRef, Arc<ModelSpec>)> = Vec::new();
         for (id, answer) in ids.iter().zip(answers) {
             let arm = &route.arm(id).model;
             let spec = match versions.iter().find(|(model, _)| std::ptr::eq(*model, arm)) {
@@ -357,6 +365,7 @@ impl Predictor {
             let deadline = Deadline::after(predictor.shadow_budget);
             let batch = Batch {
                 model: &shadow,
+                spec: None,
                 join_key: task.join_key(),
                 ids: &ids,
                 inputs: task.inputs(),

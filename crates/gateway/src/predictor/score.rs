@@ -58,6 +58,9 @@ impl Default for Policy {
 /// model takes from the request rather than the feature store come from.
 pub struct Batch<'a> {
     pub model: &'a ModelRef,
+    /// `model`'s version as this request already resolved it (for the CRAI cache's lookup), else the
+    /// scoring resolves it.
+    pub spec: Option<Arc<ModelSpec>>,
     pub join_key: &'static str,
     pub ids: &'a [String],
     pub inputs: RequestInputs,
@@ -124,7 +127,10 @@ impl Predictor {
         // Cached: a model-service call only when a spec is missing or stale.
         let mut specs = Vec::with_capacity(batches.len());
         for batch in batches {
-            specs.push(self.downstream.model_spec(batch.model, deadline).await?);
+            specs.push(match &batch.spec {
+                Some(spec) => Arc::clone(spec),
+                None => self.downstream.model_spec(batch.model, deadline).await?,
+            });
         }
         let mut rows: Vec<Vec<Row>> = batches
             .iter()
