@@ -14,7 +14,7 @@ use system_tests::processes::ServiceProcess;
 use system_tests::services::{TEST_BUDGET_MS, TEST_FEATURE_TIMEOUT_MS, bundled_models};
 use testkit::models::ModelRepositoryCopy;
 use testkit::redis::RedisServer;
-use testkit::statsd::DogStatsdSocket;
+use testkit::statsd::{self, DogStatsdSocket};
 
 const POLICY: &str = r#"
 models:
@@ -29,21 +29,13 @@ models:
 /// Sums of the count `name` by its `variant` tag (and `booked:true` only, when `booked`).
 fn counts(lines: &[String], name: &str, booked: bool) -> BTreeMap<String, i64> {
     let mut sums = BTreeMap::new();
-    let prefix = format!("{name}:");
-    for line in lines {
-        let Some(rest) = line.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Some((value, rest)) = rest.split_once("|c|#") else {
-            continue;
-        };
-        if booked && !rest.split(',').any(|t| t == "booked:true") {
+    for (value, tags) in statsd::counts(lines, name) {
+        if booked && !tags.split(',').any(|t| t == "booked:true") {
             continue;
         }
-        let Some(variant) = rest.split(',').find_map(|t| t.strip_prefix("variant:")) else {
-            continue;
-        };
-        *sums.entry(variant.to_owned()).or_default() += value.parse::<i64>().expect("a count");
+        if let Some(variant) = tags.split(',').find_map(|t| t.strip_prefix("variant:")) {
+            *sums.entry(variant.to_owned()).or_default() += value;
+        }
     }
     sums
 }

@@ -6,7 +6,7 @@
 use proto::inference::v1::PredictCustomerRiskRequest;
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use system_tests::processes::{ProcessStack, ServiceProcess};
-use testkit::statsd::DogStatsdSocket;
+use testkit::statsd::{DogStatsdSocket, count_sum as count};
 use tonic::transport::Channel;
 
 async fn risk(
@@ -23,18 +23,6 @@ async fn risk(
             let r = r.into_inner();
             (r.risk_score, r.metadata.expect("metadata").model_version)
         })
-}
-
-/// The sum of the count `name` with `tags` over `lines`.
-fn count(lines: &[String], name: &str, tags: &str) -> i64 {
-    let prefix = format!("{name}:");
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .filter_map(|rest| rest.split_once("|c|#"))
-        .filter(|(_, rest)| rest.starts_with(tags))
-        .filter_map(|(value, _)| value.parse::<i64>().ok())
-        .sum()
 }
 
 #[tokio::test]

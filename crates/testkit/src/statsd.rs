@@ -160,3 +160,20 @@ pub fn samples_of(lines: &[String], service: &str, metric: &str, tags: &str) -> 
         .map(|v| v.parse::<f64>().expect("a number"))
         .collect()
 }
+
+/// Each line of the count `metric` in `lines`, from any service: its value and its tags (what follows
+/// `|c|#`, the unified service tags last).
+pub fn counts<'a>(lines: &'a [String], metric: &'a str) -> impl Iterator<Item = (i64, &'a str)> + 'a {
+    lines.iter().filter_map(move |line| {
+        let (value, tags) = line.strip_prefix(metric)?.strip_prefix(':')?.split_once("|c|#")?;
+        Some((value.parse::<i64>().expect("a count"), tags))
+    })
+}
+
+/// The sum of the count `metric` over the lines whose tags start with `tags` (`""`: every line).
+pub fn count_sum(lines: &[String], metric: &str, tags: &str) -> i64 {
+    counts(lines, metric)
+        .filter(|(_, line_tags)| line_tags.starts_with(tags))
+        .map(|(value, _)| value)
+        .sum()
+}

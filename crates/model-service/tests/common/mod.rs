@@ -231,14 +231,6 @@ pub fn events<'a>(lines: &'a [String], event: &str, model: &str, version: &str) 
 
 /// The sum of the `metric` count's values among `lines` for `model` version `version`.
 pub fn count(lines: &[String], metric: &str, model: &str, version: &str) -> u64 {
-    let tags = format!("|c|#model:{model},model_version:{version},");
-    lines
-        .iter()
-        .filter_map(|line| line.strip_prefix(metric)?.strip_prefix(':'))
-        .filter_map(|rest| {
-            let (value, tail) = rest.split_once("|c|")?;
-            format!("|c|{tail}").starts_with(&tags).then_some(value)
-        })
-        .map(|value| value.parse::<u64>().expect("a count"))
-        .sum()
+    let tags = format!("model:{model},model_version:{version},");
+    u64::try_from(testkit::statsd::count_sum(lines, metric, &tags)).expect("a count")
 }
