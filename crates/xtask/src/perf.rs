@@ -560,8 +560,8 @@ fn report(
             md,
             "\nWith telemetry on and the cache off, the system holds {:.0}% of the bare two-call chain's throughput and \
              {:.0}% of the four-call chain's. With telemetry on it answered {:.0}% of the requests a second it \
-             answered with telemetry off: one run each, so a few percent either way is the machine's noise, \
-             not telemetry's cost.\n",
+             answered with telemetry off. One run each: single runs of the same build on this machine have \
+             differed by more than 10%, and req/s counts the calls the adaptive limit refused (the errors column).\n",
             100.0 * on.per_second / bare("two calls").max(1.0),
             100.0 * on.per_second / bare("four calls").max(1.0),
             100.0 * on.per_second / off.per_second.max(1.0)
