@@ -294,7 +294,11 @@ where
                 if formatted.fields.is_empty() {
                     continue;
                 }
-                let object = format!("{{{}}}", formatted.fields);
+                // [`SpanFields`] keeps members; a whole object is another formatter's (`JsonFields`).
+                let object = match formatted.fields.starts_with('{') {
+                    true => std::borrow::Cow::Borrowed(formatted.fields.as_str()),
+                    false => std::borrow::Cow::Owned(format!("{{{}}}", formatted.fields)),
+                };
                 let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&object) else {
                     continue;
                 };

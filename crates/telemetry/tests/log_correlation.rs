@@ -168,3 +168,20 @@ fn span_fields_recorded_later_or_twice_appear_once_with_their_last_value() {
     let second = raw.lines().nth(1).expect("two lines");
     assert_eq!(second.matches("\"variant\"").count(), 1, "{second}");
 }
+
+#[test]
+fn the_line_format_also_reads_span_fields_kept_as_whole_objects() {
+    let tags = gateway_tags();
+    let buffer = Logs::default();
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(telemetry::logs::DatadogJsonFormat::new(&tags))
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .with_writer(buffer.clone());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!("request", request_id = "req-2");
+        let _entered = request.enter();
+        tracing::info!("served");
+    });
+    assert_eq!(buffer.lines()[0]["request_id"], "req-2");
+}
