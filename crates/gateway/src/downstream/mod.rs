@@ -1,10 +1,12 @@
 //! The gateway's calls to the feature-service and the model-service.
 //!
 //! Each RPC is a tower stack: [`ResilienceLayer`] (the dependency's breaker and retry budget, and the
-//! request's deadline on every attempt) over `GrpcClientLayer` (client span, trace context) over a
-//! lazily connected channel. The model catalog ([`catalog`]) caches what each model takes as input.
+//! request's deadline on every attempt) over `GrpcClientLayer` (client span, trace context) over
+//! [`ReadAheadLayer`] (the request's message sent with the end of its stream) over a lazily connected
+//! channel. The model catalog ([`catalog`]) caches what each model takes as input.
 
 pub mod catalog;
+mod read_ahead;
 pub mod resilience;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
 pub use catalog::{ModelRef, ModelSpec};
+use read_ahead::ReadAheadLayer;
 pub use resilience::{Call, Resilience, ResilienceLayer};
 
 use crate::error::Error;
@@ -104,8 +107,11 @@ impl Downstream {
         resilience: Resilience,
         metrics: Metrics,
     ) -> Self {
-        let features = FeatureServiceClient::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(features));
-        let models = ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(models));
+        let features = FeatureServiceClient::new(
+            GrpcClientLayer::new(FEATURE_SERVICE).layer(ReadAheadLayer.layer(features)),
+        );
+        let models =
+            ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(ReadAheadLayer.layer(models)));
         // One breaker and one retry budget per dependency, shared by its RPCs.
         let feature_guard = ResilienceLayer::new(FEATURE_SERVICE, resilience, metrics.clone());
         let model_guard = ResilienceLayer::new(MODEL_SERVICE, resilience, metrics.clone());
