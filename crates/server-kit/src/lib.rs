@@ -17,6 +17,8 @@
 //!   not answer and turns the error into its status.
 //! - [`shutdown_signal`], [`incoming`]: SIGTERM/Ctrl-C, and serving an already-bound listener (tests bind
 //!   port 0 and read the address first).
+//! - [`io`]: connections on which HTTP/2 batches small messages into one write, for servers
+//!   ([`incoming`]) and for clients ([`io::connector`]).
 //! - `test_certs` (feature `test-certs`): server and client settings from the test kit's throwaway PKI.
 #![forbid(unsafe_code)]
 // No request may reach a panic: failures are values, mapped to a status.
@@ -27,6 +29,7 @@ mod deadline;
 mod error;
 mod failure;
 mod health;
+pub mod io;
 mod overload;
 mod serve;
 #[cfg(feature = "test-certs")]
@@ -73,7 +76,12 @@ pub async fn shutdown_signal() {
 }
 
 /// Accepts connections on a bound listener with TCP_NODELAY (a request is a few small frames; Nagle's
-/// delay would dominate a sub-millisecond hop).
-pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// delay would dominate a sub-millisecond hop), as [`io::BatchedWrites`].
+pub fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<io::BatchedWrites<tokio::net::TcpStream>>> {
+    use tokio_stream::StreamExt as _;
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(io::BatchedWrites::new))
 }

@@ -38,7 +38,8 @@ pub const FEATURE_SERVICE: &str = "feature-service";
 pub const MODEL_SERVICE: &str = "model-service";
 
 /// A lazily connected channel: the gateway starts (and reports its own health) whatever the state of its
-/// dependencies, and reconnects by itself when they come back.
+/// dependencies, and reconnects by itself when they come back. Its connections batch small messages into
+/// one write ([`server_kit::io`]).
 ///
 /// With `tls` configured the URL must be `https://` (and without it `http://`): a mismatch is refused
 /// rather than silently sent in plaintext.
@@ -56,7 +57,9 @@ pub fn channel(
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(tls.configure(endpoint)?.connect_lazy())
+    Ok(tls
+        .configure(endpoint)?
+        .connect_with_connector_lazy(server_kit::io::connector()))
 }
 
 /// Why a dependency's channel cannot be set up: a start-up error.
