@@ -266,11 +266,7 @@ impl ProcessStack {
         let env = [env, gateway_env].concat();
         let mut gateway_env = env.clone();
         if !env.iter().any(|(k, _)| *k == "REQUEST_TIMEOUT_MS") {
-            gateway_env.push(("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()));
-            gateway_env.push((
-                "FEATURE_TIMEOUT_MS",
-                crate::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
-            ));
+            gateway_env.extend(crate::services::test_budget_env());
         }
         gateway_env.push(("FEATURE_SERVICE_URL", features.url()));
         gateway_env.push(("MODEL_SERVICE_URL", models.url()));
@@ -302,12 +298,8 @@ impl ProcessStack {
             ("DOWNSTREAM_TLS_KEY_FILE", path(&pki.client_key)),
             ("FEATURE_SERVICE_URL", features.url()),
             ("MODEL_SERVICE_URL", models.url()),
-            ("REQUEST_TIMEOUT_MS", crate::services::TEST_BUDGET_MS.to_owned()),
-            (
-                "FEATURE_TIMEOUT_MS",
-                crate::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
-            ),
         ]);
+        gateway_env.extend(crate::services::test_budget_env());
         let gateway = ServiceProcess::start_tls("gateway", &gateway_env, kit).await;
         Self {
             models,

@@ -169,6 +169,14 @@ pub const TEST_BUDGET_MS: &str = "2000";
 /// batch of hundreds of entities in an unoptimised build can take longer than 40 ms.
 pub const TEST_FEATURE_TIMEOUT_MS: &str = "1000";
 
+/// [`TEST_BUDGET_MS`] and [`TEST_FEATURE_TIMEOUT_MS`] as the gateway's environment.
+pub fn test_budget_env() -> [(&'static str, String); 2] {
+    [
+        ("REQUEST_TIMEOUT_MS", TEST_BUDGET_MS.to_owned()),
+        ("FEATURE_TIMEOUT_MS", TEST_FEATURE_TIMEOUT_MS.to_owned()),
+    ]
+}
+
 /// All three services, wired together.
 pub struct Stack {
     pub models: Service,

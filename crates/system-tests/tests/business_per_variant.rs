@@ -11,7 +11,7 @@ use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::{QuotePriceRequest, RecordOutcomeRequest};
 use system_tests::materialize_snapshot;
 use system_tests::processes::ServiceProcess;
-use system_tests::services::{TEST_BUDGET_MS, TEST_FEATURE_TIMEOUT_MS, bundled_models};
+use system_tests::services::{bundled_models, test_budget_env};
 use testkit::models::ModelRepositoryCopy;
 use testkit::redis::RedisServer;
 use testkit::statsd::{self, DogStatsdSocket};
@@ -66,14 +66,14 @@ async fn two_replicas_count_quotes_and_bookings_per_variant_exactly() {
     )
     .await;
     let features = ServiceProcess::start("feature-service", &with(&[("REDIS_URL", redis.url())])).await;
-    let gateway_env = with(&[
+    let mut gateway_own = vec![
         ("FEATURE_SERVICE_URL", features.url()),
         ("MODEL_SERVICE_URL", models.url()),
         ("QUOTE_REDIS_URL", redis.url()),
         ("TRAFFIC_POLICY_FILE", policy.display().to_string()),
-        ("REQUEST_TIMEOUT_MS", TEST_BUDGET_MS.to_owned()),
-        ("FEATURE_TIMEOUT_MS", TEST_FEATURE_TIMEOUT_MS.to_owned()),
-    ]);
+    ];
+    gateway_own.extend(test_budget_env());
+    let gateway_env = with(&gateway_own);
     let a = ServiceProcess::start("gateway", &gateway_env).await;
     let b = ServiceProcess::start("gateway", &gateway_env).await;
     let mut clients = [

@@ -102,23 +102,13 @@ async fn with_the_model_service_away_the_cache_leaves_the_answer_to_the_fallback
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let models_url = format!("http://{}", dead.local_addr().expect("address"));
     drop(dead);
-    let gateway = ServiceProcess::start(
-        "gateway",
-        &[
-            ("FEATURE_SERVICE_URL", features.url()),
-            ("MODEL_SERVICE_URL", models_url),
-            ("MODEL_FALLBACK", "neutral".to_owned()),
-            (
-                "REQUEST_TIMEOUT_MS",
-                system_tests::services::TEST_BUDGET_MS.to_owned(),
-            ),
-            (
-                "FEATURE_TIMEOUT_MS",
-                system_tests::services::TEST_FEATURE_TIMEOUT_MS.to_owned(),
-            ),
-        ],
-    )
-    .await;
+    let mut gateway_env = vec![
+        ("FEATURE_SERVICE_URL", features.url()),
+        ("MODEL_SERVICE_URL", models_url),
+        ("MODEL_FALLBACK", "neutral".to_owned()),
+    ];
+    gateway_env.extend(system_tests::services::test_budget_env());
+    let gateway = ServiceProcess::start("gateway", &gateway_env).await;
     let mut client = InferenceServiceClient::new(gateway.channel());
     let answer = client
         .predict_customer_risk(PredictCustomerRiskRequest {
