@@ -21,15 +21,21 @@ fn gateway_tags() -> ServiceTags {
     }
 }
 
-#[test]
-fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
+/// What `emit` logs through the JSON layer with the gateway's tags.
+fn gateway_logs(emit: impl FnOnce()) -> Logs {
     let tags = gateway_tags();
     let buffer = Logs::default();
     let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
+    tracing::subscriber::with_default(subscriber, emit);
+    buffer
+}
+
+#[test]
+fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("test");
 
-    tracing::subscriber::with_default(subscriber, || {
+    let buffer = gateway_logs(|| {
         tracing::info!(answer = 42, "before any trace");
         let span = tracer.start("QuotePrice");
         let cx = Context::current_with_span(span);
@@ -109,10 +115,7 @@ fn dd_trace_id_is_the_lower_64_bits_of_the_128_bit_trace_id() {
 
 #[test]
 fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
-    let tags = gateway_tags();
-    let buffer = Logs::default();
-    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    let buffer = gateway_logs(|| {
         let span = tracing::info_span!("call", host = "redis-0");
         let _entered = span.enter();
         tracing::error!(service = "model-service", status = "down", "dependency failed");
@@ -132,10 +135,7 @@ fn fields_named_like_datadogs_own_attributes_do_not_refile_the_line() {
 
 #[test]
 fn span_fields_recorded_later_or_twice_appear_once_with_their_last_value() {
-    let tags = gateway_tags();
-    let buffer = Logs::default();
-    let subscriber = tracing_subscriber::registry().with(json_layer(&tags, buffer.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    let buffer = gateway_logs(|| {
         let request = tracing::info_span!(
             "request",
             request_id = "req-1",
