@@ -363,3 +363,26 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A retried outcome is compared with the one read back from the store's JSON, so the read must give
+    /// back the very number written; 3.8697382367037685 is one a fast, inexact parse returns one ULP off.
+    #[test]
+    fn an_outcome_read_back_equals_the_one_written() {
+        let outcome = Outcome {
+            booked: true,
+            revenue: 3.869_738_236_703_768_5,
+            satisfaction: Some(4.0),
+            price_complaint: false,
+        };
+        let json = serde_json::to_string(&outcome).expect("JSON");
+        let back: Outcome = parse(Some(&Some(json))).expect("parse");
+        assert_eq!(
+            same_outcome("q", back, outcome).map_err(|e| e.to_string()),
+            Ok(())
+        );
+    }
+}
