@@ -24,7 +24,7 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
-use tower::{Service, ServiceExt as _};
+use tower::{BoxError, Service, ServiceExt as _};
 
 pin_project! {
     /// `inner`, saying that it has no vectored writes: see the module docs.
@@ -92,8 +92,6 @@ pub fn connector()
     http.map_response(|io: TokioIo<TcpStream>| TokioIo::new(BatchedWrites::new(io.into_inner())))
         .map_err(BoxError::from)
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

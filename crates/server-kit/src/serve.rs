@@ -22,7 +22,7 @@ use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
-use tower::{Layer, Service};
+use tower::{BoxError, Layer, Service};
 
 use crate::{Error, Health, OverloadLayer, ServerArgs};
 
@@ -234,8 +234,6 @@ impl Server {
         Ok(())
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves `grpc.health.v1` alone, in plaintext, on `addr` until the returned sender is dropped.
 async fn serve_health(addr: SocketAddr, health: &Health) -> Result<oneshot::Sender<()>, Error> {
