@@ -158,9 +158,9 @@ mod tests {
 
     #[test]
     fn a_ready_message_ends_the_stream_with_its_own_frame() {
-        let body = read_ahead(Body::new(http_body_util::StreamBody::new(futures::stream::iter(
-            [Ok::<_, Status>(Frame::data(Bytes::from_static(b"message")))],
-        ))));
+        let body = read_ahead(Body::new(StreamBody::new(futures::stream::iter([
+            Ok::<_, Status>(Frame::data(Bytes::from_static(b"message"))),
+        ]))));
         assert!(!body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(7));
         let mut body = body;
