@@ -132,6 +132,14 @@ pub enum LookupError {
 pub enum PredictError {
     #[error("row {row} has unknown input {name:?}; the model's inputs are listed by GetModelMetadata")]
     UnknownInput { row: usize, name: String },
+    #[error(
+        "row {row} has {values} input values; the model takes {inputs}, in the order GetModelMetadata lists them"
+    )]
+    InputCount {
+        row: usize,
+        values: usize,
+        inputs: usize,
+    },
     #[error("model {model:?} version {version:?} failed to run: {reason}")]
     Inference {
         model: String,

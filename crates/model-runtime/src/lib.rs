@@ -1,11 +1,12 @@
 //! Model runtime: loads a model repository of ONNX models with their manifests and scores rows of
-//! named features with [tract](https://github.com/sonos/tract). It is the only crate that knows tract.
+//! features with [tract](https://github.com/sonos/tract). It is the only crate that knows tract.
 //!
 //! - [`ModelRepository::load`] reads `<root>/<model>/<version>/{model.onnx, manifest.json}`, validates
 //!   each [`Manifest`] against its graph and optimizes every version once into a plan whose batch
 //!   dimension is symbolic, so a call of any size is a single run.
 //! - [`ModelRepository::get`] finds a [`ModelVersion`] (default: the newest that is not retiring,
-//!   ordered by [`compare_versions`]); [`ModelVersion::predict`] turns [`Row`]s into [`Prediction`]s,
+//!   ordered by [`compare_versions`]); [`ModelVersion::predict`] turns rows, by name ([`Row`]) or by
+//!   position (`Vec<f64>` in [`ModelVersion::inputs`] order), into [`Prediction`]s,
 //!   filling absent or non-finite inputs with the manifest defaults and applying clamps and derived
 //!   bands.
 //! - A server that follows the folder while it runs [`ModelRepository::scan`]s it for
@@ -36,6 +37,6 @@ pub use drift::{DriftProfile, DriftTally, Watched};
 pub use error::{LoadError, LookupError, PredictError};
 pub use load::{PROBE_TOLERANCE, load_version_folder};
 pub use manifest::{DriftSpec, Manifest, ManifestError, Probe};
-pub use model::{ModelVersion, Prediction, Row};
+pub use model::{AsRowInputs, Inputs, ModelVersion, Prediction, Row, RowInputs};
 pub use repository::{Fingerprint, LoadedVersion, Model, ModelRepository, SkippedVersion, VersionFolder};
 pub use version::compare_versions;

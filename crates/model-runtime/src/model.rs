@@ -1,5 +1,5 @@
-//! A loaded model version and scoring: rows of named features in, post-processed outputs out, every
-//! row of a call in one run of the optimized plan.
+//! A loaded model version and scoring: rows of features (by name or by position) in, post-processed
+//! outputs out, every row of a call in one run of the optimized plan.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -14,6 +14,50 @@ use crate::manifest::{InputSpec, Manifest};
 
 /// Input values of one row, by input name.
 pub type Row = HashMap<String, f64>;
+
+/// One row of inputs as scoring reads it: by name, or by position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowInputs<'a> {
+    /// By input name: a name the model does not take is refused.
+    Named(&'a Row),
+    /// One value per input, in [`ModelVersion::inputs`] order: another count is refused. Names are
+    /// neither sent nor looked up, so this is the cheaper form for a caller that knows the version.
+    Positional(&'a [f64]),
+}
+
+/// A row [`ModelVersion::predict`] scores: a [`Row`] (by name), a `Vec<f64>` (by position), or either
+/// ([`Inputs`]).
+pub trait AsRowInputs {
+    fn row_inputs(&self) -> RowInputs<'_>;
+}
+
+impl AsRowInputs for Row {
+    fn row_inputs(&self) -> RowInputs<'_> {
+        RowInputs::Named(self)
+    }
+}
+
+impl AsRowInputs for Vec<f64> {
+    fn row_inputs(&self) -> RowInputs<'_> {
+        RowInputs::Positional(self)
+    }
+}
+
+/// An owned row of either form, for callers whose rows come both ways.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    Named(Row),
+    Positional(Vec<f64>),
+}
+
+impl AsRowInputs for Inputs {
+    fn row_inputs(&self) -> RowInputs<'_> {
+        match self {
+            Self::Named(row) => RowInputs::Named(row),
+            Self::Positional(values) => RowInputs::Positional(values),
+        }
+    }
+}
 
 /// One model version, ready to score. Cheap to share: hold it in an `Arc` and call
 /// [`ModelVersion::predict`] from any thread, concurrently.
@@ -112,7 +156,7 @@ impl ModelVersion {
     /// An input that is absent, not finite, or outside float32's range takes the manifest default and
     /// is listed in the row's `defaulted_inputs`. A name that is not one of the model's inputs is an
     /// error rather than ignored: it is almost always a misspelt feature that would silently default.
-    pub fn predict(&self, rows: &[Row]) -> Result<Vec<Prediction>, PredictError> {
+    pub fn predict<R: AsRowInputs>(&self, rows: &[R]) -> Result<Vec<Prediction>, PredictError> {
         self.score(rows, None)
     }
 
@@ -120,15 +164,18 @@ impl ModelVersion {
     /// (see [`DriftProfile`]). The count is taken while the input tensor is built, so it costs a bin
     /// search per watched input and row, not another lookup of the row's features: ~30-40 ns per row
     /// on the bundled models, against ~1 µs of inference (`benches/predict.rs`, `drift_observe`).
-    pub fn predict_tallied(&self, rows: &[Row]) -> Result<(Vec<Prediction>, DriftTally), PredictError> {
+    pub fn predict_tallied<R: AsRowInputs>(
+        &self,
+        rows: &[R],
+    ) -> Result<(Vec<Prediction>, DriftTally), PredictError> {
         let mut tally = self.drift.tally();
         let predictions = self.score(rows, Some(&mut tally))?;
         Ok((predictions, tally))
     }
 
-    fn score(
+    fn score<R: AsRowInputs>(
         &self,
-        rows: &[Row],
+        rows: &[R],
         mut tally: Option<&mut DriftTally>,
     ) -> Result<Vec<Prediction>, PredictError> {
         if rows.is_empty() {
@@ -179,29 +226,47 @@ impl ModelVersion {
     }
 
     /// The `[rows, inputs]` float32 matrix, and per row the inputs that took their default.
-    fn input_tensor(
+    fn input_tensor<R: AsRowInputs>(
         &self,
-        rows: &[Row],
+        rows: &[R],
         mut tally: Option<&mut DriftTally>,
     ) -> Result<(Tensor, Vec<Vec<String>>), PredictError> {
         let width = self.manifest.inputs.len();
         let mut data = Vec::with_capacity(rows.len() * width);
         let mut defaulted = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
-            // The smallest unknown name, so the error does not depend on hash order.
-            if let Some(name) = row.keys().filter(|name| !self.input_names.contains(*name)).min() {
-                return Err(PredictError::UnknownInput {
-                    row: index,
-                    name: name.clone(),
-                });
+            let row = row.row_inputs();
+            match row {
+                RowInputs::Named(named) => {
+                    // The smallest unknown name, so the error does not depend on hash order.
+                    if let Some(name) = named
+                        .keys()
+                        .filter(|name| !self.input_names.contains(*name))
+                        .min()
+                    {
+                        return Err(PredictError::UnknownInput {
+                            row: index,
+                            name: name.clone(),
+                        });
+                    }
+                }
+                RowInputs::Positional(values) if values.len() != width => {
+                    return Err(PredictError::InputCount {
+                        row: index,
+                        values: values.len(),
+                        inputs: width,
+                    });
+                }
+                RowInputs::Positional(_) => {}
             }
             let mut row_defaulted = Vec::new();
             for (column, input) in self.manifest.inputs.iter().enumerate() {
+                let value = match row {
+                    RowInputs::Named(named) => named.get(&input.name).copied(),
+                    RowInputs::Positional(values) => values.get(column).copied(),
+                };
                 // Narrowing to f32 can overflow to infinity; such a value is as unusable as NaN.
-                let value = row
-                    .get(&input.name)
-                    .copied()
-                    .filter(|value| (*value as f32).is_finite());
+                let value = value.filter(|value| (*value as f32).is_finite());
                 match value {
                     Some(value) => data.push(value as f32),
                     None => {

@@ -21,8 +21,15 @@ pub enum Error {
     NoRows,
     #[error("`rows` has {rows} rows; at most {max} are allowed per call")]
     TooManyRows { rows: usize, max: usize },
-    #[error("rows[{row}].features has {features} features; at most {max} are allowed per row")]
+    #[error("rows[{row}] has {features} features; at most {max} are allowed per row")]
     TooManyFeatures { row: usize, features: usize, max: usize },
+    #[error("rows[{row}] has both `features` and `values`: send its inputs by name or by position")]
+    BothForms { row: usize },
+    #[error(
+        "rows[{row}].values needs `version`: values are by position, and positions are one version's \
+         inputs (GetModelMetadata lists them)"
+    )]
+    ValuesWithoutVersion { row: usize },
     #[error(transparent)]
     Lookup(#[from] LookupError),
     #[error(transparent)]
@@ -67,6 +74,8 @@ impl From<Error> for Status {
             | Error::NoRows
             | Error::TooManyRows { .. }
             | Error::TooManyFeatures { .. }
+            | Error::BothForms { .. }
+            | Error::ValuesWithoutVersion { .. }
             | Error::NoRequests
             | Error::TooManyRequests { .. } => Status::invalid_argument(message),
             Error::InRequest { index, source } => {
@@ -79,6 +88,12 @@ impl From<Error> for Status {
             Error::Predict(PredictError::UnknownInput { row, name }) => Status::invalid_argument(format!(
                 "rows[{row}].features has unknown input {name:?}; GetModelMetadata lists the model's inputs"
             )),
+            Error::Predict(PredictError::InputCount { row, values, inputs }) => {
+                Status::invalid_argument(format!(
+                    "rows[{row}].values has {values} values; the version takes {inputs} inputs, one value \
+                     each in the order GetModelMetadata lists them"
+                ))
+            }
             // Non-finite inputs were already replaced by defaults, so a non-finite output comes from a
             // finite input far outside anything the model was trained on (3.4e38 as a demand/supply
             // ratio): the caller's to fix, not a fault here, so no INTERNAL that error-rate monitors count.
@@ -88,8 +103,8 @@ impl From<Error> for Status {
                 output,
                 row,
             }) => Status::invalid_argument(format!(
-                "rows[{row}].features drove {model} version {version} to a non-finite {output:?}: an \
-                 input is far outside the range the model was trained on"
+                "rows[{row}] drove {model} version {version} to a non-finite {output:?}: an input is \
+                 far outside the range the model was trained on"
             )),
             Error::Predict(PredictError::Inference { .. }) => Status::internal(message),
             Error::InferenceTimeout { .. } => Status::deadline_exceeded(message),
@@ -113,9 +128,12 @@ impl Error {
             Error::NoRows => "no_rows",
             Error::TooManyRows { .. } => "too_many_rows",
             Error::TooManyFeatures { .. } => "too_many_features",
+            Error::BothForms { .. } => "both_input_forms",
+            Error::ValuesWithoutVersion { .. } => "values_without_version",
             Error::Lookup(LookupError::UnknownModel { .. }) => "unknown_model",
             Error::Lookup(LookupError::UnknownVersion { .. }) => "unknown_version",
             Error::Predict(PredictError::UnknownInput { .. }) => "unknown_input",
+            Error::Predict(PredictError::InputCount { .. }) => "input_count",
             Error::Predict(PredictError::Inference { .. }) => "inference_failed",
             Error::Predict(PredictError::NonFiniteOutput { .. }) => "non_finite_output",
             Error::ShuttingDown => "shutting_down",
@@ -132,12 +150,16 @@ impl Error {
             | Error::NoRows
             | Error::TooManyRows { .. }
             | Error::TooManyFeatures { .. }
+            | Error::BothForms { .. }
+            | Error::ValuesWithoutVersion { .. }
             | Error::NoRequests
             | Error::TooManyRequests { .. }
             | Error::Lookup(_)
-            | Error::Predict(PredictError::UnknownInput { .. } | PredictError::NonFiniteOutput { .. }) => {
-                true
-            }
+            | Error::Predict(
+                PredictError::UnknownInput { .. }
+                | PredictError::InputCount { .. }
+                | PredictError::NonFiniteOutput { .. },
+            ) => true,
             Error::Predict(PredictError::Inference { .. })
             | Error::Repository(_)
             | Error::Transport(_)
@@ -222,6 +244,16 @@ mod tests {
                 Error::Predict(PredictError::UnknownInput {
                     row: 3,
                     name: "x".into(),
+                }),
+                Code::InvalidArgument,
+            ),
+            (Error::BothForms { row: 0 }, Code::InvalidArgument),
+            (Error::ValuesWithoutVersion { row: 1 }, Code::InvalidArgument),
+            (
+                Error::Predict(PredictError::InputCount {
+                    row: 0,
+                    values: 3,
+                    inputs: 9,
                 }),
                 Code::InvalidArgument,
             ),

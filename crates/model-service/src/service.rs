@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_runtime::{ModelVersion, Prediction, Row};
+use model_runtime::{Inputs, ModelVersion, Prediction};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 use proto::models::v1::{
@@ -134,7 +134,7 @@ impl Models {
         // One `len()` per row, before the model is looked up or any row's map is walked.
         if let Some((row, features)) = rows
             .iter()
-            .map(|row| row.features.len())
+            .map(|row| row.features.len() + row.values.len())
             .enumerate()
             .find(|&(_, features)| features > MAX_ROW_FEATURES)
         {
@@ -144,13 +144,13 @@ impl Models {
                 max: MAX_ROW_FEATURES,
             });
         }
+        let rows = inputs(rows, !version.is_empty())?;
         // One snapshot, dropped at once: the call keeps only the version and window it resolved.
         let Resolved {
             version: model,
             drift: window,
         } = self.served.load().resolve(&model, non_empty(&version))?;
         tracing::Span::current().record("model_version", model.version());
-        let rows: Vec<Row> = rows.into_iter().map(|row| row.features).collect();
         // Large batches first wait for a blocking-pool slot, so the inference span times the run alone.
         let blocking = if rows.len() > INLINE_MAX_ROWS {
             let budget = self.budget(deadline);
@@ -285,6 +285,7 @@ impl Models {
                 .flatten()
                 .filter_map(|(name, value)| Some((name.clone(), value.as_f64()?)))
                 .collect(),
+            takes_positional_rows: true,
         })
     }
 }
@@ -379,7 +380,7 @@ impl Budget {
 async fn run_blocking(
     cx: &Context,
     model: &Arc<ModelVersion>,
-    rows: Vec<Row>,
+    rows: Vec<Inputs>,
     window: Option<Arc<DriftWindow>>,
     permit: OwnedSemaphorePermit,
     budget: &Budget,
@@ -402,7 +403,7 @@ async fn run_blocking(
 fn score(
     cx: &Context,
     model: &ModelVersion,
-    rows: &[Row],
+    rows: &[Inputs],
     window: Option<&DriftWindow>,
 ) -> Result<Vec<Prediction>, Error> {
     let _attached = cx.clone().attach();
@@ -421,6 +422,22 @@ pub fn variant_name(variant: &str) -> &str {
     } else {
         variant
     }
+}
+
+/// Each row's inputs as it gives them, by name (`features`) or by position (`values`). Positions are one
+/// version's, so `pinned` (the request names its version) must hold for a row by position.
+fn inputs(rows: Vec<pb::FeatureRow>, pinned: bool) -> Result<Vec<Inputs>, Error> {
+    rows.into_iter()
+        .enumerate()
+        .map(
+            |(row, pb::FeatureRow { features, values })| match (features.is_empty(), values.is_empty()) {
+                (_, true) => Ok(Inputs::Named(features)),
+                (true, false) if pinned => Ok(Inputs::Positional(values)),
+                (true, false) => Err(Error::ValuesWithoutVersion { row }),
+                (false, false) => Err(Error::BothForms { row }),
+            },
+        )
+        .collect()
 }
 
 /// The protocol's "empty means the default version".

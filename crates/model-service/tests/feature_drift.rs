@@ -81,7 +81,10 @@ fn rows(
                 };
                 features.insert(name.to_owned(), value);
             }
-            FeatureRow { features }
+            FeatureRow {
+                features,
+                values: Vec::new(),
+            }
         })
         .collect()
 }
@@ -175,7 +178,10 @@ fn snapshot_rows(change: impl Fn(usize, &str, f64) -> Option<f64>) -> Vec<Featur
             let features = values
                 .filter_map(|(name, value)| Some((name.clone(), change(row, name, *value)?)))
                 .collect();
-            FeatureRow { features }
+            FeatureRow {
+                features,
+                values: Vec::new(),
+            }
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::{TestServer, bundled_repository, features, request, row};
 use model_service::service::INLINE_MAX_ROWS;
-use proto::models::v1::GetModelMetadataRequest;
+use proto::models::v1::{FeatureRow, GetModelMetadataRequest};
 use serde::Deserialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -65,6 +65,52 @@ async fn predict_returns_the_recorded_scores() {
                 got.defaulted_inputs
             );
         }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rows_by_position_score_as_the_same_rows_by_name() {
+    let mut server = TestServer::start().await;
+    for (model, expected) in expected_scores() {
+        let metadata = server
+            .client
+            .get_model_metadata(GetModelMetadataRequest {
+                model: model.clone(),
+                version: expected.version.clone(),
+            })
+            .await
+            .expect("metadata")
+            .into_inner();
+        assert!(metadata.takes_positional_rows);
+        let named: Vec<_> = expected.rows.iter().map(|r| features(&r.features)).collect();
+        // The same values in GetModelMetadata's order; an input a row lacks is NaN: its default.
+        let positional = expected
+            .rows
+            .iter()
+            .map(|r| FeatureRow {
+                features: HashMap::new(),
+                values: metadata
+                    .inputs
+                    .iter()
+                    .map(|input| r.features.get(&input.name).copied().unwrap_or(f64::NAN))
+                    .collect(),
+            })
+            .collect();
+        let by_name = server
+            .client
+            .predict(request(&model, &expected.version, named))
+            .await
+            .expect("by name")
+            .into_inner();
+        let by_position = server
+            .client
+            .predict(request(&model, &expected.version, positional))
+            .await
+            .expect("by position")
+            .into_inner();
+        assert_eq!(by_position, by_name, "{model}");
+        assert!(by_name.predictions.iter().any(|p| !p.defaulted_inputs.is_empty()));
     }
     server.stop().await;
 }

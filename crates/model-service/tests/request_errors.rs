@@ -4,7 +4,9 @@ mod common;
 
 use common::{TestServer, request, row};
 use model_service::service::MAX_ROW_FEATURES;
-use proto::models::v1::GetModelMetadataRequest;
+use std::collections::HashMap;
+
+use proto::models::v1::{FeatureRow, GetModelMetadataRequest};
 use tonic::Code;
 
 fn assert_status(status: &tonic::Status, code: Code, fragments: &[&str]) {
@@ -140,6 +142,59 @@ async fn unknown_input_is_invalid_and_named() {
 }
 
 #[tokio::test]
+async fn rows_by_position_are_refused_without_a_version_in_both_forms_or_of_another_width() {
+    let mut server = TestServer::start().await;
+    let by_position = |values: Vec<f64>| FeatureRow {
+        features: HashMap::new(),
+        values,
+    };
+    let cases = [
+        // Positions are one version's inputs: the default version may change under the caller.
+        (
+            request("customer_risk", "", vec![by_position(vec![1.0; 9])]),
+            vec!["rows[0].values needs `version`"],
+        ),
+        (
+            request(
+                "customer_risk",
+                "1",
+                vec![
+                    by_position(vec![1.0; 9]),
+                    FeatureRow {
+                        values: vec![1.0; 9],
+                        ..row(&[("customer_profile:chargebacks_1y", 0.0)])
+                    },
+                ],
+            ),
+            vec!["rows[1] has both `features` and `values`"],
+        ),
+        (
+            request(
+                "customer_risk",
+                "1",
+                vec![by_position(vec![1.0; 9]), by_position(vec![1.0; 10])],
+            ),
+            vec![
+                "rows[1].values has 10 values",
+                "takes 9 inputs",
+                "GetModelMetadata",
+            ],
+        ),
+    ];
+    for (request, fragments) in cases {
+        let status = server.client.predict(request).await.expect_err("refused");
+        assert_status(&status, Code::InvalidArgument, &fragments);
+    }
+    let fine = request("customer_risk", "1", vec![by_position(vec![1.0; 9])]);
+    server
+        .client
+        .predict(fine)
+        .await
+        .expect("nine values, version named");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_row_with_more_features_than_the_cap_is_invalid_and_named() {
     let mut server = TestServer::start().await;
     // Names no model takes: refused for their number before any is looked up.
@@ -155,7 +210,7 @@ async fn a_row_with_more_features_than_the_cap_is_invalid_and_named() {
     assert_eq!(
         status.message(),
         format!(
-            "rows[1].features has {} features; at most {MAX_ROW_FEATURES} are allowed per row",
+            "rows[1] has {} features; at most {MAX_ROW_FEATURES} are allowed per row",
             MAX_ROW_FEATURES + 1
         )
     );

@@ -1,9 +1,10 @@
 //! Property: whatever a Predict request holds (any model and version strings, real and made-up feature
-//! names, NaN, infinities, values beyond f32, empty rows, too many rows), the service never panics and
-//! answers exactly what the request deserves: OK with one finite prediction per row, or the first
-//! problem's INVALID_ARGUMENT / NOT_FOUND with a message naming the field at fault. The one outcome the
-//! oracle cannot foresee: a row with an absurd (finite) value may drive a model to a non-finite output,
-//! answered INVALID_ARGUMENT naming that row.
+//! names, rows by position of any width, with or without names or a version, NaN, infinities, values
+//! beyond f32, empty rows, too many rows), the service never panics and answers exactly what the request
+//! deserves: OK with one finite prediction per row, or the first problem's INVALID_ARGUMENT / NOT_FOUND
+//! with a message naming the field at fault. The one outcome the oracle cannot foresee: a row with an
+//! absurd (finite) value may drive a model to a non-finite output, answered INVALID_ARGUMENT naming that
+//! row.
 //!
 //! Runs the handler in process (no network) on the bundled model repository, so 256 cases take well
 //! under a second; the request checks happen in the handler, not in any layer.
@@ -59,15 +60,36 @@ fn value() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// A row of the model's own input names (`clean`), or of those mixed with made-up names.
-fn row(names: Vec<String>, clean: bool) -> impl Strategy<Value = FeatureRow> {
+/// A row of the model's own input names (`clean`), or of those mixed with made-up names. By position:
+/// one value per input of the model (`clean`), or 8 to 11 values (the bundled models take 9 and 10)
+/// that sometimes come with names too.
+fn row(names: Vec<String>, clean: bool, positional: bool) -> BoxedStrategy<FeatureRow> {
     let noise = if clean { 0 } else { 1 };
+    let width = names.len();
     let name = prop_oneof![
         8 => prop::sample::select(names),
         noise => "\\PC{0,12}",
         noise => "[a-z_]{1,8}:[a-z_]{1,8}",
     ];
-    prop::collection::hash_map(name, value(), 0..12).prop_map(|features| FeatureRow { features })
+    if !positional {
+        return prop::collection::hash_map(name, value(), 0..12)
+            .prop_map(|features| FeatureRow {
+                features,
+                values: Vec::new(),
+            })
+            .boxed();
+    }
+    let (widths, named) = if clean {
+        (width..width + 1, 0..1)
+    } else {
+        (8..12, 0..2)
+    };
+    (
+        prop::collection::vec(value(), widths),
+        prop::collection::hash_map(name, value(), named),
+    )
+        .prop_map(|(values, features)| FeatureRow { features, values })
+        .boxed()
 }
 
 /// Three in four requests use only their model's input names, so that many get all the way to
@@ -78,29 +100,34 @@ fn request(names: HashMap<String, Vec<String>>) -> impl Strategy<Value = Predict
         1 => Just(String::new()),
         1 => "\\PC{0,16}",
     ];
-    (model, prop::bool::weighted(0.75))
-        .prop_flat_map(move |(model, clean)| {
+    (model, prop::bool::weighted(0.75), prop::bool::weighted(0.3))
+        .prop_flat_map(move |(model, clean, positional)| {
             let own = match names.get(&model) {
                 Some(own) if clean => own.clone(),
                 _ => names.values().flatten().cloned().collect(),
             };
-            (Just(model), rows(own, clean))
+            (Just(model), rows(own, clean, positional))
         })
         .prop_flat_map(|(model, rows)| fields(model, rows))
 }
 
 /// Row counts: mostly small, sometimes around the inline limit and the cap, sometimes none.
-fn rows(names: Vec<String>, clean: bool) -> impl Strategy<Value = Vec<FeatureRow>> {
+fn rows(names: Vec<String>, clean: bool, positional: bool) -> impl Strategy<Value = Vec<FeatureRow>> {
     prop_oneof![
-        6 => prop::collection::vec(row(names.clone(), clean), 0..8),
-        2 => prop::collection::vec(row(names, clean), 60..MAX_ROWS + 6),
+        6 => prop::collection::vec(row(names.clone(), clean, positional), 0..8),
+        2 => prop::collection::vec(row(names, clean, positional), 60..MAX_ROWS + 6),
     ]
 }
 
 fn fields(model: String, rows: Vec<FeatureRow>) -> impl Strategy<Value = PredictRequest> {
+    // Rows by position need a version: most such requests name the bundled one.
+    let (default, named) = match rows.iter().any(|row| !row.values.is_empty()) {
+        false => (4, 2),
+        true => (1, 5),
+    };
     let version = prop_oneof![
-        4 => Just(String::new()),
-        2 => Just("1".to_owned()),
+        default => Just(String::new()),
+        named => Just("1".to_owned()),
         1 => "\\PC{0,6}",
     ];
     (version, "\\PC{0,8}").prop_map(move |(version, variant)| PredictRequest {
@@ -130,6 +157,21 @@ fn expected(request: &PredictRequest, repository: &ModelRepository) -> Option<(C
             ],
         ));
     }
+    // A row's form is checked before its model is looked up.
+    for (index, row) in request.rows.iter().enumerate() {
+        if row.values.is_empty() {
+            continue;
+        }
+        if !row.features.is_empty() {
+            return Some((Code::InvalidArgument, vec![format!("rows[{index}] has both")]));
+        }
+        if request.version.is_empty() {
+            return Some((
+                Code::InvalidArgument,
+                vec![format!("rows[{index}].values needs `version`")],
+            ));
+        }
+    }
     let version = (!request.version.is_empty()).then_some(request.version.as_str());
     let Ok(model) = repository.get(&request.model, version) else {
         let named = if repository.model(&request.model).is_err() {
@@ -141,6 +183,12 @@ fn expected(request: &PredictRequest, repository: &ModelRepository) -> Option<(C
     };
     let inputs: Vec<&str> = model.inputs().iter().map(|input| input.name.as_str()).collect();
     for (index, row) in request.rows.iter().enumerate() {
+        if !row.values.is_empty() && row.values.len() != inputs.len() {
+            return Some((
+                Code::InvalidArgument,
+                vec![format!("rows[{index}].values has {} values", row.values.len())],
+            ));
+        }
         let unknown = row
             .features
             .keys()
@@ -197,11 +245,15 @@ fn check(
             let named = status
                 .message()
                 .strip_prefix("rows[")
-                .and_then(|rest| rest.split_once("].features"))
+                .and_then(|rest| rest.split_once(']'))
                 .and_then(|(index, _)| index.parse::<usize>().ok())
                 .and_then(|index| request.rows.get(index));
-            let absurd =
-                named.is_some_and(|row| row.features.values().any(|v| v.is_finite() && v.abs() >= ABSURD));
+            let absurd = named.is_some_and(|row| {
+                row.features
+                    .values()
+                    .chain(&row.values)
+                    .any(|v| v.is_finite() && v.abs() >= ABSURD)
+            });
             prop_assert!(absurd, "{:?} names no row with an absurd value", status);
             Ok(false)
         }
@@ -228,17 +280,27 @@ fn any_predict_request_gets_the_answer_it_deserves() {
         ..ProptestConfig::default()
     };
     let scored = AtomicUsize::new(0);
+    let scored_by_position = AtomicUsize::new(0);
     proptest!(config, |(request in request(names.clone()))| {
         let outcome = runtime
             .block_on(ModelService::predict(&models, Request::new(request.clone())))
             .map(tonic::Response::into_inner);
         if check(&request, &outcome, &repository)? {
             scored.fetch_add(1, Ordering::Relaxed);
+            if request.rows.iter().any(|row| !row.values.is_empty()) {
+                scored_by_position.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
     // The property says little if nearly every request is refused before scoring.
     let scored = scored.into_inner();
     assert!(scored >= 256 / 4, "only {scored} of 256 requests were scored");
+    // About 20 expected: clean requests by position that name version "1".
+    let by_position = scored_by_position.into_inner();
+    assert!(
+        by_position >= 4,
+        "only {by_position} requests by position were scored"
+    );
 }
 
 #[test]
@@ -247,7 +309,13 @@ fn the_oracle_agrees_with_hand_written_cases() {
     let request = |model: &str, rows: Vec<HashMap<String, f64>>| PredictRequest {
         model: model.into(),
         version: String::new(),
-        rows: rows.into_iter().map(|features| FeatureRow { features }).collect(),
+        rows: rows
+            .into_iter()
+            .map(|features| FeatureRow {
+                features,
+                values: Vec::new(),
+            })
+            .collect(),
         variant: String::new(),
     };
     let row = |pairs: &[(&str, f64)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();

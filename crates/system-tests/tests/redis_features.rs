@@ -95,7 +95,10 @@ async fn fresh_stale_and_missing_features_on_redis() {
             model: "customer_risk".into(),
             version: String::new(),
             variant: String::new(),
-            rows: vec![FeatureRow { features: row }],
+            rows: vec![FeatureRow {
+                features: row,
+                values: Vec::new(),
+            }],
         })
         .await
         .expect("direct predict")

@@ -16,27 +16,53 @@ use crate::error::Error;
 pub struct ModelSpec {
     pub model: String,
     pub version: String,
+    /// Every input, in the model's order: a row's values by position follow it.
+    pub inputs: Vec<String>,
     /// Inputs fetched from the feature-service ("view:feature"), in the model's order.
     pub feature_refs: Vec<String>,
-    /// Inputs the gateway derives from the request itself (e.g. "hour_of_day").
-    pub request_inputs: Vec<String>,
+    /// The position among `inputs` of each of `feature_refs`.
+    pub feature_columns: Vec<usize>,
+    /// Inputs the gateway derives from the request itself (e.g. "hour_of_day"), each with its position
+    /// among `inputs`.
+    pub request_inputs: Vec<(usize, String)>,
+    /// Whether the model-service takes rows by position; if not, rows go by name.
+    pub positional: bool,
     /// The offline quality the version's manifest records (`auc`, `r2`, ...).
     pub metrics: HashMap<String, f64>,
 }
 
+impl ModelSpec {
+    /// The spec of `model` at `version`, which takes `inputs` in this order.
+    pub fn new(model: String, version: String, inputs: Vec<String>, metrics: HashMap<String, f64>) -> Self {
+        let mut spec = Self {
+            model,
+            version,
+            inputs: Vec::with_capacity(inputs.len()),
+            feature_refs: Vec::new(),
+            feature_columns: Vec::new(),
+            request_inputs: Vec::new(),
+            positional: false,
+            metrics,
+        };
+        for (column, name) in inputs.into_iter().enumerate() {
+            if name.contains(':') {
+                spec.feature_refs.push(name.clone());
+                spec.feature_columns.push(column);
+            } else {
+                spec.request_inputs.push((column, name.clone()));
+            }
+            spec.inputs.push(name);
+        }
+        spec
+    }
+}
+
 impl From<GetModelMetadataResponse> for ModelSpec {
     fn from(metadata: GetModelMetadataResponse) -> Self {
-        let (feature_refs, request_inputs) = metadata
-            .inputs
-            .into_iter()
-            .map(|input| input.name)
-            .partition(|name| name.contains(':'));
+        let inputs = metadata.inputs.into_iter().map(|input| input.name).collect();
         Self {
-            model: metadata.model,
-            version: metadata.version,
-            feature_refs,
-            request_inputs,
-            metrics: metadata.metrics,
+            positional: metadata.takes_positional_rows,
+            ..Self::new(metadata.model, metadata.version, inputs, metadata.metrics)
         }
     }
 }

@@ -6,18 +6,54 @@ use std::sync::Arc;
 use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use proto::models::v1::FeatureRow;
 
 use super::score::Batch;
 use crate::downstream::{FEATURE_SERVICE, ModelSpec};
 use crate::error::Error;
 
 /// One entity's model inputs as they are gathered, and what could not be.
-#[derive(Default)]
 pub(super) struct Row {
-    pub features: HashMap<String, f64>,
+    /// By position, in the model's input order; NaN where there is no value (the model's default
+    /// stands in).
+    pub values: Vec<f64>,
     pub missing: Vec<String>,
     pub stale: Vec<String>,
     pub unavailable: Vec<String>,
+}
+
+impl Row {
+    /// A row of a model that takes `width` inputs, none of them known yet.
+    pub fn new(width: usize) -> Self {
+        Self {
+            values: vec![f64::NAN; width],
+            missing: Vec::new(),
+            stale: Vec::new(),
+            unavailable: Vec::new(),
+        }
+    }
+
+    /// The row as the model-service takes it: by position when `spec` says it can, else by name.
+    pub fn take_inputs(&mut self, spec: &ModelSpec) -> FeatureRow {
+        let values = std::mem::take(&mut self.values);
+        if spec.positional {
+            return FeatureRow {
+                features: HashMap::new(),
+                values,
+            };
+        }
+        let features = spec
+            .inputs
+            .iter()
+            .zip(values)
+            .filter(|(_, value)| !value.is_nan())
+            .map(|(name, value)| (name.clone(), value))
+            .collect();
+        FeatureRow {
+            features,
+            values: Vec::new(),
+        }
+    }
 }
 
 /// One feature-service call for several batches: the union of their feature references, and one column
@@ -120,7 +156,8 @@ impl FetchPlan {
         for ((plan, spec), rows) in self.batches.iter().zip(specs).zip(rows) {
             let Some((offset, indices)) = plan else { continue };
             let span = *offset..offset + rows.len();
-            for (name, &index) in spec.feature_refs.iter().zip(indices) {
+            for ((name, &column), &index) in spec.feature_refs.iter().zip(&spec.feature_columns).zip(indices)
+            {
                 let vector = &response.results[index];
                 let (Some(values), Some(statuses)) =
                     (vector.values.get(span.clone()), vector.statuses.get(span.clone()))
@@ -133,11 +170,9 @@ impl FetchPlan {
                 };
                 for ((row, value), status) in rows.iter_mut().zip(values).zip(statuses) {
                     match FieldStatus::try_from(*status) {
-                        Ok(FieldStatus::Present) => match as_f64(value) {
-                            Some(number) => {
-                                row.features.insert(name.clone(), number);
-                            }
-                            None => row.missing.push(name.clone()),
+                        Ok(FieldStatus::Present) => match (as_f64(value), row.values.get_mut(column)) {
+                            (Some(number), Some(slot)) => *slot = number,
+                            _ => row.missing.push(name.clone()),
                         },
                         Ok(FieldStatus::OutsideMaxAge) => row.stale.push(name.clone()),
                         Ok(FieldStatus::Unavailable) => row.unavailable.push(name.clone()),
@@ -172,5 +207,44 @@ fn entity_column(ids: &[String]) -> RepeatedValue {
                 val: Some(Val::StringVal(id.clone())),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(positional: bool) -> ModelSpec {
+        let inputs = ["zone:a", "hour_of_day", "zone:b"].map(str::to_owned).to_vec();
+        ModelSpec {
+            positional,
+            ..ModelSpec::new("m".into(), "1".into(), inputs, HashMap::new())
+        }
+    }
+
+    #[test]
+    fn a_spec_places_each_input_by_its_position() {
+        let spec = spec(true);
+        assert_eq!(spec.feature_refs, ["zone:a", "zone:b"]);
+        assert_eq!(spec.feature_columns, [0, 2]);
+        assert_eq!(spec.request_inputs, [(1, "hour_of_day".to_owned())]);
+    }
+
+    #[test]
+    fn a_row_goes_by_position_when_the_model_service_takes_it_else_by_name() {
+        let filled = || Row {
+            values: vec![0.5, f64::NAN, 3.0],
+            ..Row::new(3)
+        };
+        let by_position = filled().take_inputs(&spec(true));
+        assert!(by_position.features.is_empty());
+        assert_eq!(by_position.values[0], 0.5);
+        assert!(by_position.values[1].is_nan());
+        assert_eq!(by_position.values[2], 3.0);
+        // A model-service that does not read `values`: names, and no entry for what has no value.
+        let by_name = filled().take_inputs(&spec(false));
+        assert!(by_name.values.is_empty());
+        let expected: HashMap<String, f64> = [("zone:a".to_owned(), 0.5), ("zone:b".to_owned(), 3.0)].into();
+        assert_eq!(by_name.features, expected);
     }
 }

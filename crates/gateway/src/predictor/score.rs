@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::models::v1::{FeatureRow, PredictManyRequest, PredictRequest};
+use proto::models::v1::{PredictManyRequest, PredictRequest};
 use server_kit::Deadline;
 use telemetry::Tag;
 use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
@@ -134,7 +134,8 @@ impl Predictor {
         }
         let mut rows: Vec<Vec<Row>> = batches
             .iter()
-            .map(|batch| batch.ids.iter().map(|_| Row::default()).collect())
+            .zip(&specs)
+            .map(|(batch, spec)| batch.ids.iter().map(|_| Row::new(spec.inputs.len())).collect())
             .collect();
         let plan = FetchPlan::new(batches, &specs);
         if let Some(request) = plan.request() {
@@ -174,9 +175,10 @@ impl Predictor {
         let mut requests = Vec::with_capacity(batches.len());
         for ((batch, spec), rows) in batches.iter().zip(&specs).zip(&mut rows) {
             for row in rows.iter_mut() {
-                for name in &spec.request_inputs {
-                    if let Some(value) = batch.inputs.input(name) {
-                        row.features.insert(name.clone(), value);
+                for (column, name) in &spec.request_inputs {
+                    if let (Some(value), Some(slot)) = (batch.inputs.input(name), row.values.get_mut(*column))
+                    {
+                        *slot = value;
                     }
                 }
             }
@@ -184,12 +186,7 @@ impl Predictor {
                 model: spec.model.clone(),
                 version: spec.version.clone(),
                 variant: batch.model.variant.clone(),
-                rows: rows
-                    .iter_mut()
-                    .map(|row| FeatureRow {
-                        features: std::mem::take(&mut row.features),
-                    })
-                    .collect(),
+                rows: rows.iter_mut().map(|row| row.take_inputs(spec)).collect(),
             });
         }
         let started = Instant::now();

@@ -110,9 +110,46 @@ fn unknown_input_names_the_row_and_input() {
 }
 
 #[test]
+fn positional_rows_score_as_the_same_named_rows_do() {
+    let (_root, model) = linear();
+    // Inputs in order: a, b. NaN and values too large for float32 take the default, as by name.
+    let named = vec![
+        row(&[("a", 0.5), ("b", 0.25)]),
+        row(&[("b", 0.0)]),
+        row(&[("a", 0.0), ("b", 1e300)]),
+    ];
+    let positional = vec![vec![0.5, 0.25], vec![f64::NAN, 0.0], vec![0.0, 1e300]];
+    let by_name = model.predict(&named).expect("scores by name");
+    assert_eq!(model.predict(&positional).expect("scores by position"), by_name);
+    let mixed = vec![
+        Inputs::Positional(vec![0.5, 0.25]),
+        Inputs::Named(row(&[("b", 0.0)])),
+    ];
+    assert_eq!(model.predict(&mixed).expect("scores either form"), by_name[..2]);
+    assert_eq!(by_name[1].defaulted_inputs, ["a"]);
+    assert_eq!(by_name[2].defaulted_inputs, ["b"]);
+}
+
+#[test]
+fn a_positional_row_of_another_length_is_refused() {
+    let (_root, model) = linear();
+    for values in [vec![], vec![1.0], vec![1.0, 2.0, 3.0]] {
+        let count = values.len();
+        assert_eq!(
+            model.predict(&[vec![1.0, 2.0], values]).expect_err("wrong count"),
+            PredictError::InputCount {
+                row: 1,
+                values: count,
+                inputs: 2
+            }
+        );
+    }
+}
+
+#[test]
 fn no_rows_is_no_predictions() {
     let (_root, model) = linear();
-    assert!(model.predict(&[]).expect("nothing to do").is_empty());
+    assert!(model.predict::<Row>(&[]).expect("nothing to do").is_empty());
 }
 
 #[test]

@@ -4,8 +4,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::*;
-use crate::ManifestError;
 use crate::testutil::{Linear, manifest, write_good_version, write_version};
+use crate::{ManifestError, Row};
 
 fn load_err(root: &Path) -> LoadError {
     ModelRepository::load(root).expect_err("the load fails")
@@ -266,7 +266,7 @@ fn a_flat_output_is_one_column() {
     let root = single(&linear.onnx(), manifest);
     let repository = ModelRepository::load(root.path()).expect("loads");
     let version = repository.get("m", None).expect("m");
-    let rows = vec![
+    let rows: Vec<Row> = vec![
         [("a".to_owned(), 1.0), ("b".to_owned(), 1.0)].into(),
         [("a".to_owned(), 3.0)].into(),
     ];

@@ -111,6 +111,7 @@ pub fn row(features: &[(&str, f64)]) -> FeatureRow {
             .iter()
             .map(|(name, value)| (name.to_string(), *value))
             .collect(),
+        values: Vec::new(),
     }
 }
 
@@ -126,6 +127,7 @@ pub fn request(model: &str, version: &str, rows: Vec<FeatureRow>) -> PredictRequ
 pub fn features(map: &HashMap<String, f64>) -> FeatureRow {
     FeatureRow {
         features: map.clone(),
+        values: Vec::new(),
     }
 }
 

@@ -9,13 +9,12 @@ use super::*;
 const LOOKUPS: usize = 16;
 
 fn spec(version: &str) -> ModelSpec {
-    ModelSpec {
-        model: "crai".to_owned(),
-        version: version.to_owned(),
-        feature_refs: vec!["customer:tenure_days".to_owned()],
-        request_inputs: Vec::new(),
-        metrics: HashMap::new(),
-    }
+    ModelSpec::new(
+        "crai".to_owned(),
+        version.to_owned(),
+        vec!["customer:tenure_days".to_owned()],
+        HashMap::new(),
+    )
 }
 
 fn deadline() -> Deadline {
