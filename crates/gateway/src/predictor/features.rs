@@ -33,26 +33,33 @@ impl Row {
         }
     }
 
-    /// The row as the model-service takes it: by position when `spec` says it can, else by name.
-    pub fn take_inputs(&mut self, spec: &ModelSpec) -> FeatureRow {
-        let values = std::mem::take(&mut self.values);
-        if spec.positional {
+    /// The row as the model-service takes it: by position, or by name (`spec.inputs`).
+    pub fn inputs(&self, spec: &ModelSpec, by_position: bool) -> FeatureRow {
+        if by_position {
             return FeatureRow {
                 features: HashMap::new(),
-                values,
+                values: self.values.clone(),
             };
         }
         let features = spec
             .inputs
             .iter()
-            .zip(values)
+            .zip(&self.values)
             .filter(|(_, value)| !value.is_nan())
-            .map(|(name, value)| (name.clone(), value))
+            .map(|(name, value)| (name.clone(), *value))
             .collect();
         FeatureRow {
             features,
             values: Vec::new(),
         }
+    }
+
+    /// Whether a prediction that took `defaulted` of the row's inputs from their defaults could only
+    /// come from a model-service that did not read the row's values: every input defaulted although
+    /// the row had a usable one. A model-service from before rows by position reads one so.
+    pub fn read_as_empty(&self, defaulted: usize) -> bool {
+        let usable = |value: &f64| value.is_finite() && (*value as f32).is_finite();
+        !self.values.is_empty() && defaulted >= self.values.len() && self.values.iter().any(usable)
     }
 }
 
@@ -231,18 +238,33 @@ mod tests {
     }
 
     #[test]
+    fn a_row_read_as_one_without_inputs_is_told_apart() {
+        let row = |values: Vec<f64>| Row {
+            values,
+            ..Row::new(0)
+        };
+        // Every input defaulted, though one had a value: the values were not read.
+        assert!(row(vec![0.5, f64::NAN, 3.0]).read_as_empty(3));
+        // Some defaulted, as the missing ones do: read.
+        assert!(!row(vec![0.5, f64::NAN, 3.0]).read_as_empty(1));
+        // Nothing usable (NaN, beyond float32): every input defaults however it is read.
+        assert!(!row(vec![f64::NAN, 1e300]).read_as_empty(2));
+        assert!(!row(Vec::new()).read_as_empty(0));
+    }
+
+    #[test]
     fn a_row_goes_by_position_when_the_model_service_takes_it_else_by_name() {
         let filled = || Row {
             values: vec![0.5, f64::NAN, 3.0],
             ..Row::new(3)
         };
-        let by_position = filled().take_inputs(&spec(true));
+        let by_position = filled().inputs(&spec(true), true);
         assert!(by_position.features.is_empty());
         assert_eq!(by_position.values[0], 0.5);
         assert!(by_position.values[1].is_nan());
         assert_eq!(by_position.values[2], 3.0);
         // A model-service that does not read `values`: names, and no entry for what has no value.
-        let by_name = filled().take_inputs(&spec(false));
+        let by_name = filled().inputs(&spec(false), false);
         assert!(by_name.values.is_empty());
         let expected: HashMap<String, f64> = [("zone:a".to_owned(), 0.5), ("zone:b".to_owned(), 3.0)].into();
         assert_eq!(by_name.features, expected);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::models::v1::{PredictManyRequest, PredictRequest};
+use proto::models::v1::{PredictManyRequest, PredictRequest, PredictResponse};
 use server_kit::Deadline;
 use telemetry::Tag;
 use telemetry::catalog::{API_PREDICT_FEATURE_FETCH_MS, API_PREDICT_INFERENCE_MS};
@@ -91,6 +91,7 @@ pub const FALLBACK_VERSION: &str = "fallback";
 static FALLBACK_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
 static FEATURE_FALLBACK_LOG: telemetry::logs::Throttle =
     telemetry::logs::Throttle::new(Duration::from_secs(1));
+static READ_AS_EMPTY_LOG: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(1));
 
 impl Predictor {
     /// Scores `batches` together within `deadline`: one feature fetch for the entities of all of them,
@@ -172,7 +173,6 @@ impl Predictor {
                 Err(error) => return Err(error),
             }
         }
-        let mut requests = Vec::with_capacity(batches.len());
         for ((batch, spec), rows) in batches.iter().zip(&specs).zip(&mut rows) {
             for row in rows.iter_mut() {
                 for (column, name) in &spec.request_inputs {
@@ -182,26 +182,19 @@ impl Predictor {
                     }
                 }
             }
-            requests.push(PredictRequest {
-                model: spec.model.clone(),
-                version: spec.version.clone(),
-                variant: batch.model.variant.clone(),
-                rows: rows.iter_mut().map(|row| row.take_inputs(spec)).collect(),
-            });
         }
         let started = Instant::now();
-        let responses = match requests.len() {
-            1 => {
-                let request = requests.pop().ok_or_else(|| bad_response("no request built"))?;
-                vec![self.downstream.predict(request, deadline).await?]
+        let mut responses = self.predict_rows(batches, &specs, &rows, true, deadline).await?;
+        if read_as_empty(&specs, &rows, &responses) {
+            if let Some(held_back) = READ_AS_EMPTY_LOG.ready() {
+                tracing::warn!(
+                    held_back,
+                    "the model-service scored rows sent by position as rows with no inputs (a version from \
+                     before them, as during a rollback): scoring them again by name"
+                );
             }
-            _ => {
-                self.downstream
-                    .predict_many(PredictManyRequest { requests }, deadline)
-                    .await?
-                    .responses
-            }
-        };
+            responses = self.predict_rows(batches, &specs, &rows, false, deadline).await?;
+        }
         let elapsed = millis(started);
         if responses.len() != batches.len() {
             return Err(bad_response(&format!(
@@ -244,6 +237,62 @@ impl Predictor {
         }
         Ok(scored)
     }
+}
+
+impl Predictor {
+    /// One model-service call for the rows of every batch, each batch's by position when
+    /// `by_position` and its spec allow, else by name.
+    async fn predict_rows(
+        &self,
+        batches: &[Batch<'_>],
+        specs: &[Arc<ModelSpec>],
+        rows: &[Vec<Row>],
+        by_position: bool,
+        deadline: Deadline,
+    ) -> Result<Vec<PredictResponse>, Error> {
+        let mut requests: Vec<PredictRequest> = batches
+            .iter()
+            .zip(specs)
+            .zip(rows)
+            .map(|((batch, spec), rows)| PredictRequest {
+                model: spec.model.clone(),
+                version: spec.version.clone(),
+                variant: batch.model.variant.clone(),
+                rows: rows
+                    .iter()
+                    .map(|row| row.inputs(spec, by_position && spec.positional))
+                    .collect(),
+            })
+            .collect();
+        Ok(match requests.len() {
+            1 => {
+                let request = requests.pop().ok_or_else(|| bad_response("no request built"))?;
+                vec![self.downstream.predict(request, deadline).await?]
+            }
+            _ => {
+                self.downstream
+                    .predict_many(PredictManyRequest { requests }, deadline)
+                    .await?
+                    .responses
+            }
+        })
+    }
+}
+
+/// Whether a model-service read rows sent by position as rows with no inputs: see
+/// [`Row::read_as_empty`]. Metadata says which services take such rows, but a catalog entry outlives a
+/// rollback by up to its TTL, and the pods behind one channel may run both versions for a while.
+fn read_as_empty(specs: &[Arc<ModelSpec>], rows: &[Vec<Row>], responses: &[PredictResponse]) -> bool {
+    specs
+        .iter()
+        .zip(rows)
+        .zip(responses)
+        .filter(|((spec, _), _)| spec.positional)
+        .any(|((_, rows), response)| {
+            rows.iter()
+                .zip(&response.predictions)
+                .any(|(row, prediction)| row.read_as_empty(prediction.defaulted_inputs.len()))
+        })
 }
 
 /// The neutral fallback's answers for a batch.
