@@ -11,8 +11,8 @@
 //! | dogstatsd crate unbatched: one UDP datagram per value             | ~3.0 µs  |
 //! | dogstatsd crate batching mode (format + alloc + channel send)     | ~0.21 µs |
 //! | `server_span` + `end_rpc` (OTel API, SDK batch processor)         | ~0.70 µs |
-//! | inject W3C + Datadog headers into an `http::HeaderMap`            | ~0.65 µs |
-//! | extract them (both formats, composite rule)                       | ~0.75 µs |
+//! | inject W3C + Datadog headers into an `http::HeaderMap`            | ~0.38 µs |
+//! | extract them (both formats, composite rule)                       | ~0.65 µs |
 //! | flush thread: 15,000 samples -> ~77 packed 1432-byte datagrams    | ~2.0 ms  |
 //!
 //! So the request path pays ~35 ns per metric (about 1/85 of an unbatched send) and under 1 µs per

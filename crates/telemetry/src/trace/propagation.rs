@@ -69,17 +69,26 @@ pub(crate) fn span_id_u64(span_id: SpanId) -> u64 {
     u64::from_be_bytes(span_id.to_bytes())
 }
 
-impl TextMapPropagator for DatadogPropagator {
-    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+/// What Datadog's headers carry for one span context.
+struct DatadogHeaders<'a> {
+    trace_id: u64,
+    parent_id: u64,
+    priority: i32,
+    origin: Option<&'a str>,
+    /// `x-datadog-tags`, when there is any tag and it is within Datadog's limit.
+    tags: Option<String>,
+}
+
+impl<'a> DatadogHeaders<'a> {
+    /// The headers for `cx`'s span, or `None` when it has no valid span context.
+    fn of(cx: &'a Context) -> Option<Self> {
         let span = cx.span();
         let sc = span.span_context();
         if !sc.is_valid() {
-            return;
+            return None;
         }
         let extras = cx.get::<DatadogExtras>();
         let (upper, lower) = trace_id_halves(sc.trace_id());
-        injector.set(TRACE_ID, lower.to_string());
-        injector.set(PARENT_ID, span_id_u64(sc.span_id()).to_string());
         let extracted = extras.and_then(|e| e.priority);
         let priority = match (sc.is_sampled(), extracted) {
             (true, Some(p)) if p > 0 => p,
@@ -87,15 +96,11 @@ impl TextMapPropagator for DatadogPropagator {
             (false, Some(p)) if p <= 0 => p,
             (false, _) => 0,
         };
-        injector.set(SAMPLING_PRIORITY, priority.to_string());
-        if let Some(origin) = extras.and_then(|e| e.origin.as_ref()) {
-            injector.set(ORIGIN, origin.clone());
-        }
         let mut tags = String::new();
         if upper != 0 {
             tags.push_str(TID_TAG);
             tags.push('=');
-            tags.push_str(&format!("{upper:016x}"));
+            push_hex(&mut tags, upper);
         }
         for (key, value) in extras.map(|e| e.tags.as_slice()).unwrap_or_default() {
             if !tags.is_empty() {
@@ -105,57 +110,87 @@ impl TextMapPropagator for DatadogPropagator {
             tags.push('=');
             tags.push_str(value);
         }
-        if !tags.is_empty() && tags.len() <= MAX_TAGS_LEN {
+        Some(Self {
+            trace_id: lower,
+            parent_id: span_id_u64(sc.span_id()),
+            priority,
+            origin: extras.and_then(|e| e.origin.as_deref()),
+            tags: (!tags.is_empty() && tags.len() <= MAX_TAGS_LEN).then_some(tags),
+        })
+    }
+}
+
+/// Appends `value` as 16 lowercase hex digits.
+fn push_hex(out: &mut String, value: u64) {
+    let mut digits = [0; 16];
+    write_hex(&mut digits, value);
+    out.extend(digits.map(char::from));
+}
+
+/// The parent a caller's Datadog headers name, and what else they carry; `None` when they name none.
+fn datadog_parent(extractor: &dyn Extractor) -> Option<(SpanContext, DatadogExtras)> {
+    let header = |name| extractor.get(name).map(str::trim);
+    let lower = header(TRACE_ID)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v != 0)?;
+    // A zero or missing parent (RUM, synthetics roots) cannot be an OpenTelemetry parent.
+    let parent = header(PARENT_ID)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v != 0)?;
+    let priority = header(SAMPLING_PRIORITY).and_then(|v| v.parse::<i32>().ok());
+    let mut extras = DatadogExtras {
+        priority,
+        origin: header(ORIGIN).filter(|o| !o.is_empty()).map(str::to_owned),
+        tags: Vec::new(),
+    };
+    let mut upper = 0u64;
+    if let Some(tags) = header(TAGS).filter(|t| t.len() <= MAX_TAGS_LEN) {
+        for (key, value) in tags.split(',').filter_map(|kv| kv.trim().split_once('=')) {
+            if key == TID_TAG {
+                upper = parse_tid(value).unwrap_or(0);
+            } else if key.starts_with(PROPAGATED_TAG_PREFIX) {
+                extras.tags.push((key.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    let trace_id = TraceId::from_bytes((u128::from(upper) << 64 | u128::from(lower)).to_be_bytes());
+    // A missing priority leaves the decision to us; at this volume we keep.
+    let flags = if priority.is_none_or(|p| p > 0) {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let sc = SpanContext::new(
+        trace_id,
+        SpanId::from_bytes(parent.to_be_bytes()),
+        flags,
+        true,
+        TraceState::NONE,
+    );
+    Some((sc, extras))
+}
+
+impl TextMapPropagator for DatadogPropagator {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        let Some(headers) = DatadogHeaders::of(cx) else {
+            return;
+        };
+        injector.set(TRACE_ID, headers.trace_id.to_string());
+        injector.set(PARENT_ID, headers.parent_id.to_string());
+        injector.set(SAMPLING_PRIORITY, headers.priority.to_string());
+        if let Some(origin) = headers.origin {
+            injector.set(ORIGIN, origin.to_owned());
+        }
+        if let Some(tags) = headers.tags {
             injector.set(TAGS, tags);
         }
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let header = |name| extractor.get(name).map(str::trim);
-        let Some(lower) = header(TRACE_ID)
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|v| *v != 0)
-        else {
-            return cx.clone();
-        };
-        // A zero or missing parent (RUM, synthetics roots) cannot be an OpenTelemetry parent.
-        let Some(parent) = header(PARENT_ID)
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|v| *v != 0)
-        else {
-            return cx.clone();
-        };
-        let priority = header(SAMPLING_PRIORITY).and_then(|v| v.parse::<i32>().ok());
-        let mut extras = DatadogExtras {
-            priority,
-            origin: header(ORIGIN).filter(|o| !o.is_empty()).map(str::to_owned),
-            tags: Vec::new(),
-        };
-        let mut upper = 0u64;
-        if let Some(tags) = header(TAGS).filter(|t| t.len() <= MAX_TAGS_LEN) {
-            for (key, value) in tags.split(',').filter_map(|kv| kv.trim().split_once('=')) {
-                if key == TID_TAG {
-                    upper = parse_tid(value).unwrap_or(0);
-                } else if key.starts_with(PROPAGATED_TAG_PREFIX) {
-                    extras.tags.push((key.to_owned(), value.to_owned()));
-                }
-            }
+        match datadog_parent(extractor) {
+            Some((sc, extras)) => cx.with_remote_span_context(sc).with_value(extras),
+            None => cx.clone(),
         }
-        let trace_id = TraceId::from_bytes((u128::from(upper) << 64 | u128::from(lower)).to_be_bytes());
-        // A missing priority leaves the decision to us; at this volume we keep.
-        let flags = if priority.is_none_or(|p| p > 0) {
-            TraceFlags::SAMPLED
-        } else {
-            TraceFlags::default()
-        };
-        let sc = SpanContext::new(
-            trace_id,
-            SpanId::from_bytes(parent.to_be_bytes()),
-            flags,
-            true,
-            TraceState::NONE,
-        );
-        cx.with_remote_span_context(sc).with_value(extras)
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -201,23 +236,22 @@ impl TextMapPropagator for Propagator {
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
         let w3c = self.w3c.extract_with_context(cx, extractor);
-        let datadog = self.datadog.extract_with_context(cx, extractor);
-        let w3c_sc = w3c.span().span_context().clone();
-        let dd_sc = datadog.span().span_context().clone();
-        match (w3c_sc.is_valid(), dd_sc.is_valid()) {
-            (true, true) => {
-                let (w3c_upper, w3c_lower) = trace_id_halves(w3c_sc.trace_id());
-                let (dd_upper, dd_lower) = trace_id_halves(dd_sc.trace_id());
-                let same_trace = w3c_lower == dd_lower && (dd_upper == 0 || dd_upper == w3c_upper);
-                match (same_trace, datadog.get::<DatadogExtras>()) {
-                    (true, Some(extras)) => w3c.with_value(extras.clone()),
-                    (true, None) => w3c,
-                    (false, _) => datadog,
-                }
+        let Some((dd_sc, extras)) = datadog_parent(extractor) else {
+            return w3c;
+        };
+        let w3c_trace = {
+            let span = w3c.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| trace_id_halves(sc.trace_id()))
+        };
+        let (dd_upper, dd_lower) = trace_id_halves(dd_sc.trace_id());
+        match w3c_trace {
+            Some((w3c_upper, w3c_lower))
+                if w3c_lower == dd_lower && (dd_upper == 0 || dd_upper == w3c_upper) =>
+            {
+                w3c.with_value(extras)
             }
-            (true, false) => w3c,
-            (false, true) => datadog,
-            (false, false) => cx.clone(),
+            _ => cx.with_remote_span_context(dd_sc).with_value(extras),
         }
     }
 
@@ -228,10 +262,72 @@ impl TextMapPropagator for Propagator {
 
 static PROPAGATOR: LazyLock<Propagator> = LazyLock::new(Propagator::default);
 
-/// Writes `cx`'s trace context into request headers, in both formats.
+/// Writes `cx`'s trace context into request headers, in both formats: what [`Propagator`] injects,
+/// written straight into header values (no string formatting, one buffer per value), since every
+/// downstream call does it.
 pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
-    PROPAGATOR.inject_context(cx, &mut HeaderInjector(headers));
+    let Some(datadog) = DatadogHeaders::of(cx) else {
+        return;
+    };
+    let span = cx.span();
+    let sc = span.span_context();
+    let (upper, lower) = trace_id_halves(sc.trace_id());
+    // `00-<trace id>-<span id>-<flags>`, as the W3C propagator writes it.
+    let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    write_hex(&mut traceparent[3..19], upper);
+    write_hex(&mut traceparent[19..35], lower);
+    write_hex(&mut traceparent[36..52], span_id_u64(sc.span_id()));
+    if sc.is_sampled() {
+        traceparent[54] = b'1';
+    }
+    insert(headers, TRACEPARENT_HEADER, HeaderValue::from_bytes(&traceparent));
+    let state = sc.trace_state().header();
+    if state.is_empty() {
+        headers.insert(TRACESTATE_HEADER, HeaderValue::from_static(""));
+    } else {
+        insert(headers, TRACESTATE_HEADER, HeaderValue::try_from(state));
+    }
+    headers.insert(TRACE_ID_HEADER, HeaderValue::from(datadog.trace_id));
+    headers.insert(PARENT_ID_HEADER, HeaderValue::from(datadog.parent_id));
+    let priority = match datadog.priority {
+        0 => HeaderValue::from_static("0"),
+        1 => HeaderValue::from_static("1"),
+        2 => HeaderValue::from_static("2"),
+        other => HeaderValue::from(other),
+    };
+    headers.insert(SAMPLING_PRIORITY_HEADER, priority);
+    if let Some(origin) = datadog.origin {
+        insert(headers, ORIGIN_HEADER, HeaderValue::try_from(origin));
+    }
+    if let Some(tags) = datadog.tags {
+        insert(headers, TAGS_HEADER, HeaderValue::try_from(tags));
+    }
 }
+
+/// Inserts a value that formed (a value from a caller's headers always does; anything else is skipped,
+/// as [`HeaderInjector`] skips it).
+fn insert<E>(headers: &mut HeaderMap, name: HeaderName, value: Result<HeaderValue, E>) {
+    if let Ok(value) = value {
+        headers.insert(name, value);
+    }
+}
+
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE_HEADER: HeaderName = HeaderName::from_static("tracestate");
+const TRACE_ID_HEADER: HeaderName = HeaderName::from_static(TRACE_ID);
+const PARENT_ID_HEADER: HeaderName = HeaderName::from_static(PARENT_ID);
+const SAMPLING_PRIORITY_HEADER: HeaderName = HeaderName::from_static(SAMPLING_PRIORITY);
+const ORIGIN_HEADER: HeaderName = HeaderName::from_static(ORIGIN);
+const TAGS_HEADER: HeaderName = HeaderName::from_static(TAGS);
+
+/// Writes `value` as 16 lowercase hex digits into `out` (16 bytes).
+fn write_hex(out: &mut [u8], value: u64) {
+    for (index, byte) in out.iter_mut().enumerate() {
+        *byte = HEX_DIGITS[(value >> ((15 - index) * 4)) as usize & 0xf];
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Reads a caller's trace context from request headers (W3C or Datadog); an empty context if none.
 pub fn extract_context(headers: &HeaderMap) -> Context {
@@ -273,5 +369,67 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contexts() -> Vec<Context> {
+        let mut contexts = Vec::new();
+        for trace_id in [
+            0x6665_0a2b_0000_0000_abcd_ef01_2345_6789_u128,
+            0x0123_4567_89ab_cdef,
+        ] {
+            for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+                for state in [
+                    TraceState::NONE,
+                    TraceState::from_key_value([("dd", "s:1")]).expect("valid"),
+                ] {
+                    let sc = SpanContext::new(
+                        TraceId::from_bytes(trace_id.to_be_bytes()),
+                        SpanId::from_bytes(0x0011_2233_4455_6677_u64.to_be_bytes()),
+                        flags,
+                        true,
+                        state,
+                    );
+                    let cx = Context::new().with_remote_span_context(sc);
+                    let extras = DatadogExtras {
+                        priority: Some(2),
+                        origin: Some("synthetics".into()),
+                        tags: vec![("_dd.p.dm".into(), "-4".into())],
+                    };
+                    contexts.push(cx.with_value(extras));
+                    contexts.push(cx);
+                }
+            }
+        }
+        contexts.push(Context::new());
+        contexts
+    }
+
+    #[test]
+    fn the_header_map_inject_writes_what_the_propagator_writes() {
+        for cx in contexts() {
+            let mut fast = HeaderMap::new();
+            inject_context(&cx, &mut fast);
+            let mut generic = HeaderMap::new();
+            PROPAGATOR.inject_context(&cx, &mut HeaderInjector(&mut generic));
+            assert_eq!(fast, generic, "{:?}", cx.span().span_context());
+        }
+    }
+
+    #[test]
+    fn extraction_takes_what_each_format_alone_extracts() {
+        for cx in contexts() {
+            let mut headers = HeaderMap::new();
+            inject_context(&cx, &mut headers);
+            let extracted = extract_context(&headers);
+            let w3c = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
+            assert_eq!(extracted.span().span_context(), w3c.span().span_context());
+            let datadog = DatadogPropagator::new().extract(&HeaderExtractor(&headers));
+            assert_eq!(extracted.get::<DatadogExtras>(), datadog.get::<DatadogExtras>());
+        }
     }
 }
