@@ -237,9 +237,7 @@ impl Predictor {
         }
         Ok(scored)
     }
-}
 
-impl Predictor {
     /// One model-service call for the rows of every batch, each batch's by position when
     /// `by_position` and its spec allow, else by name.
     async fn predict_rows(
