@@ -341,13 +341,13 @@ impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         // Known names are static (no parsing, no allocation); the value's buffer is reused.
         let name = match key {
-            "traceparent" => HeaderName::from_static("traceparent"),
-            "tracestate" => HeaderName::from_static("tracestate"),
-            TRACE_ID => HeaderName::from_static(TRACE_ID),
-            PARENT_ID => HeaderName::from_static(PARENT_ID),
-            SAMPLING_PRIORITY => HeaderName::from_static(SAMPLING_PRIORITY),
-            ORIGIN => HeaderName::from_static(ORIGIN),
-            TAGS => HeaderName::from_static(TAGS),
+            "traceparent" => TRACEPARENT_HEADER,
+            "tracestate" => TRACESTATE_HEADER,
+            TRACE_ID => TRACE_ID_HEADER,
+            PARENT_ID => PARENT_ID_HEADER,
+            SAMPLING_PRIORITY => SAMPLING_PRIORITY_HEADER,
+            ORIGIN => ORIGIN_HEADER,
+            TAGS => TAGS_HEADER,
             other => match HeaderName::from_bytes(other.as_bytes()) {
                 Ok(name) => name,
                 Err(_) => return,
