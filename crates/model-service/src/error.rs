@@ -21,8 +21,14 @@ pub enum Error {
     NoRows,
     #[error("`rows` has {rows} rows; at most {max} are allowed per call")]
     TooManyRows { rows: usize, max: usize },
-    #[error("rows[{row}] has {features} features; at most {max} are allowed per row")]
-    TooManyFeatures { row: usize, features: usize, max: usize },
+    /// `form` names what was counted: `features`, `values`, or both forms together.
+    #[error("rows[{row}] has {count} {form}; at most {max} are allowed per row")]
+    TooManyFeatures {
+        row: usize,
+        count: usize,
+        form: &'static str,
+        max: usize,
+    },
     #[error("rows[{row}] has both `features` and `values`: send its inputs by name or by position")]
     BothForms { row: usize },
     #[error(
@@ -220,7 +226,8 @@ mod tests {
             (
                 Error::TooManyFeatures {
                     row: 0,
-                    features: 2,
+                    count: 2,
+                    form: "features",
                     max: 1,
                 },
                 Code::InvalidArgument,

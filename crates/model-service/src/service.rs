@@ -56,7 +56,7 @@ pub const INLINE_MAX_ROWS: usize = 64;
 /// are queueing for the blocking pool, well inside the gateway's 100 ms request budget.
 pub const DEFAULT_INFERENCE_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// The most features one row may carry. The bundled models take 9 and 10 inputs and the feature registry
+/// The most inputs one row may carry, by name (`features`) or by position (`values`). The bundled models take 9 and 10 inputs and the feature registry
 /// holds 16 features, so a row this wide is a caller's bug; refusing it up front bounds the work on a map
 /// that only the request size limit would otherwise bound (~16 bytes an entry: ~250k in 4 MiB).
 pub const MAX_ROW_FEATURES: usize = 256;
@@ -131,16 +131,23 @@ impl Models {
                 max: self.max_batch_rows,
             });
         }
-        // One `len()` per row, before the model is looked up or any row's map is walked.
-        if let Some((row, features)) = rows
+        // One `len()` per row, before the model is looked up or any row's map is walked. A row in both
+        // forms is refused later anyway; here its two counts are one.
+        if let Some((row, count)) = rows
             .iter()
             .map(|row| row.features.len() + row.values.len())
             .enumerate()
-            .find(|&(_, features)| features > MAX_ROW_FEATURES)
+            .find(|&(_, count)| count > MAX_ROW_FEATURES)
         {
+            let form = match (rows[row].features.is_empty(), rows[row].values.is_empty()) {
+                (false, true) => "features",
+                (true, false) => "values",
+                _ => "inputs (features and values together)",
+            };
             return Err(Error::TooManyFeatures {
                 row,
-                features,
+                count,
+                form,
                 max: MAX_ROW_FEATURES,
             });
         }

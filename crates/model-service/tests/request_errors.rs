@@ -148,6 +148,10 @@ async fn rows_by_position_are_refused_without_a_version_in_both_forms_or_of_anot
         features: HashMap::new(),
         values,
     };
+    let too_many_values = format!(
+        "rows[0] has {} values; at most {MAX_ROW_FEATURES} are allowed per row",
+        MAX_ROW_FEATURES + 1
+    );
     let cases = [
         // Positions are one version's inputs: the default version may change under the caller.
         (
@@ -179,6 +183,15 @@ async fn rows_by_position_are_refused_without_a_version_in_both_forms_or_of_anot
                 "takes 9 inputs",
                 "GetModelMetadata",
             ],
+        ),
+        // The row cap counts values as it counts features, and says which it counted.
+        (
+            request(
+                "customer_risk",
+                "1",
+                vec![by_position(vec![1.0; MAX_ROW_FEATURES + 1])],
+            ),
+            vec![too_many_values.as_str()],
         ),
     ];
     for (request, fragments) in cases {
