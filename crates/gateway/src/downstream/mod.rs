@@ -3,18 +3,18 @@
 //! Each RPC is a tower stack: [`ResilienceLayer`] (the dependency's breaker and retry budget, and the
 //! request's deadline on every attempt) over `GrpcClientLayer` (client span, trace context) over
 //! [`ReadAheadLayer`] (the request's message sent with the end of its stream) over a lazily connected
-//! channel. The model catalog ([`catalog`]) caches what each model takes as input.
+//! channel. Every attempt of a call sends the same [`Shared`] message. The model catalog ([`catalog`])
+//! caches what each model takes as input.
 
 pub mod catalog;
 mod read_ahead;
 pub mod resilience;
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::features::v1::feature_service_client::FeatureServiceClient;
 use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
-use proto::models::v1::model_service_client::ModelServiceClient;
 use proto::models::v1::{
     GetModelMetadataRequest, GetModelMetadataResponse, PredictManyRequest, PredictManyResponse,
     PredictRequest, PredictResponse,
@@ -23,13 +23,18 @@ use server_kit::Deadline;
 use telemetry::Metrics;
 use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
 use telemetry::grpc::GrpcClientLayer;
+use tonic::client::Grpc;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{GrpcMethod, Status};
+use tonic_prost::ProstCodec;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
 pub use catalog::{ModelRef, ModelSpec};
 use read_ahead::ReadAheadLayer;
 pub use resilience::{Call, Resilience, ResilienceLayer};
+pub use shared::Shared;
 
 use crate::error::Error;
 use catalog::{Catalog, Lookup};
@@ -76,16 +81,28 @@ pub enum ChannelError {
 }
 
 /// One unary RPC to a dependency, as the prediction path calls it.
-type Rpc<M, R> = BoxCloneSyncService<Call<M>, R, Error>;
+type Rpc<M, R> = BoxCloneSyncService<Call<Shared<M>>, R, Error>;
 
-/// Builds the tower stack of one RPC: `method` of a client cloned per call, behind `resilience`.
+/// Builds the tower stack of one RPC: unary `method` of `service` (`package.Service`) on a client
+/// cloned per call, behind `resilience`. As tonic's generated clients call, but with the message
+/// [`Shared`] by the attempts rather than copied for each.
 macro_rules! rpc {
-    ($resilience:expr, $client:expr, $method:ident) => {{
+    ($resilience:expr, $client:expr, $service:literal, $method:literal) => {{
         let client = $client.clone();
         BoxCloneSyncService::new(ServiceBuilder::new().layer($resilience.clone()).service_fn(
-            move |request| {
+            move |mut request: tonic::Request<Shared<_>>| {
                 let mut client = client.clone();
-                async move { client.$method(request).await }
+                async move {
+                    client.ready().await.map_err(|error| {
+                        let error: tonic::codegen::StdError = error.into();
+                        Status::unknown(format!("Service was not ready: {error}"))
+                    })?;
+                    request
+                        .extensions_mut()
+                        .insert(GrpcMethod::new($service, $method));
+                    let path = PathAndQuery::from_static(concat!("/", $service, "/", $method));
+                    client.unary(request, path, ProstCodec::default()).await
+                }
             },
         ))
     }};
@@ -110,19 +127,21 @@ impl Downstream {
         resilience: Resilience,
         metrics: Metrics,
     ) -> Self {
-        let features = FeatureServiceClient::new(
-            GrpcClientLayer::new(FEATURE_SERVICE).layer(ReadAheadLayer.layer(features)),
-        );
-        let models =
-            ModelServiceClient::new(GrpcClientLayer::new(MODEL_SERVICE).layer(ReadAheadLayer.layer(models)));
+        let features = Grpc::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(ReadAheadLayer.layer(features)));
+        let models = Grpc::new(GrpcClientLayer::new(MODEL_SERVICE).layer(ReadAheadLayer.layer(models)));
         // One breaker and one retry budget per dependency, shared by its RPCs.
         let feature_guard = ResilienceLayer::new(FEATURE_SERVICE, resilience, metrics.clone());
         let model_guard = ResilienceLayer::new(MODEL_SERVICE, resilience, metrics.clone());
         Self {
-            online_features: rpc!(feature_guard, features, get_online_features),
-            predict: rpc!(model_guard, models, predict),
-            predict_many: rpc!(model_guard, models, predict_many),
-            model_metadata: rpc!(model_guard, models, get_model_metadata),
+            online_features: rpc!(
+                feature_guard,
+                features,
+                "features.v1.FeatureService",
+                "GetOnlineFeatures"
+            ),
+            predict: rpc!(model_guard, models, "models.v1.ModelService", "Predict"),
+            predict_many: rpc!(model_guard, models, "models.v1.ModelService", "PredictMany"),
+            model_metadata: rpc!(model_guard, models, "models.v1.ModelService", "GetModelMetadata"),
             catalog: Arc::new(Catalog::new(catalog_ttl)),
             metrics,
         }
@@ -135,7 +154,7 @@ impl Downstream {
     ) -> Result<GetOnlineFeaturesResponse, Error> {
         self.online_features
             .clone()
-            .oneshot(Call { message, deadline })
+            .oneshot(Call::new(message, deadline))
             .await
     }
 
@@ -144,7 +163,7 @@ impl Downstream {
         message: PredictRequest,
         deadline: Deadline,
     ) -> Result<PredictResponse, Error> {
-        self.predict.clone().oneshot(Call { message, deadline }).await
+        self.predict.clone().oneshot(Call::new(message, deadline)).await
     }
 
     /// Several models' rows in one call (a quote's risk and surge, an experiment's arms).
@@ -155,7 +174,7 @@ impl Downstream {
     ) -> Result<PredictManyResponse, Error> {
         self.predict_many
             .clone()
-            .oneshot(Call { message, deadline })
+            .oneshot(Call::new(message, deadline))
             .await
     }
 
@@ -170,7 +189,7 @@ impl Downstream {
                 model: model.name.clone(),
                 version: model.version.clone(),
             };
-            let call = Call { message, deadline };
+            let call = Call::new(message, deadline);
             self.model_metadata
                 .clone()
                 .oneshot(call)

@@ -49,11 +49,22 @@ impl Default for Resilience {
     }
 }
 
-/// One call through the layer: the message (cloned for a retry) and when the request must be answered.
+/// One call through the layer: the message (each attempt sends a clone: make it cheap to clone, as
+/// [`super::Shared`] is) and when the request must be answered.
 #[derive(Debug, Clone)]
 pub struct Call<M> {
     pub message: M,
     pub deadline: Deadline,
+}
+
+impl<M> Call<super::Shared<M>> {
+    /// A call whose attempts all send `message` itself, never a copy.
+    pub fn new(message: M, deadline: Deadline) -> Self {
+        Self {
+            message: super::Shared::new(message),
+            deadline,
+        }
+    }
 }
 
 /// The breaker and retry budget of one dependency, as a layer for each RPC made to it.

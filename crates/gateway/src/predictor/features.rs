@@ -65,8 +65,9 @@ impl Row {
 
 /// One feature-service call for several batches: the union of their feature references, and one column
 /// of ids per join key, each batch's ids at an offset in its key's column.
-pub(super) struct FetchPlan {
-    refs: Vec<String>,
+pub(super) struct FetchPlan<'a> {
+    /// Borrowed from the specs: a request copies each name once, into its message.
+    refs: Vec<&'a str>,
     columns: Vec<(&'static str, Vec<String>)>,
     /// Per batch: its ids' offset in its key's column and the index in `refs` of each of its model's
     /// references; `None` for a model that takes no stored features.
@@ -75,9 +76,9 @@ pub(super) struct FetchPlan {
     rows: usize,
 }
 
-impl FetchPlan {
-    pub(super) fn new(batches: &[Batch<'_>], specs: &[Arc<ModelSpec>]) -> Self {
-        let mut refs: Vec<String> = Vec::new();
+impl<'a> FetchPlan<'a> {
+    pub(super) fn new(batches: &[Batch<'_>], specs: &'a [Arc<ModelSpec>]) -> Self {
+        let mut refs: Vec<&'a str> = Vec::new();
         let mut columns: Vec<(&'static str, Vec<String>)> = Vec::new();
         let mut plans = Vec::with_capacity(batches.len());
         for (batch, spec) in batches.iter().zip(specs) {
@@ -88,10 +89,10 @@ impl FetchPlan {
             let indices = spec
                 .feature_refs
                 .iter()
-                .map(|name| match refs.iter().position(|known| known == name) {
+                .map(|name| match refs.iter().position(|known| *known == name) {
                     Some(index) => index,
                     None => {
-                        refs.push(name.clone());
+                        refs.push(name);
                         refs.len() - 1
                     }
                 })
@@ -135,7 +136,7 @@ impl FetchPlan {
             })
             .collect();
         Some(GetOnlineFeaturesRequest {
-            features: self.refs.clone(),
+            features: self.refs.iter().map(|name| (*name).to_owned()).collect(),
             entities,
         })
     }
