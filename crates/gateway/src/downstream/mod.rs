@@ -6,6 +6,7 @@
 //! channel. Every attempt of a call sends the same [`Shared`] message. The model catalog ([`catalog`])
 //! caches what each model takes as input.
 
+mod answers;
 pub mod catalog;
 mod read_ahead;
 pub mod resilience;
@@ -14,7 +15,7 @@ mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::features::v1::{GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use proto::features::v1::GetOnlineFeaturesRequest;
 use proto::models::v1::{
     GetModelMetadataRequest, GetModelMetadataResponse, PredictManyRequest, PredictManyResponse,
     PredictRequest, PredictResponse,
@@ -31,6 +32,7 @@ use tonic_prost::ProstCodec;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
+pub use answers::{FeatureColumn, OnlineFeatures};
 pub use catalog::{ModelRef, ModelSpec};
 use read_ahead::ReadAheadLayer;
 pub use resilience::{Call, Resilience, ResilienceLayer};
@@ -111,7 +113,7 @@ macro_rules! rpc {
 /// The gateway's view of its two dependencies.
 #[derive(Clone)]
 pub struct Downstream {
-    online_features: Rpc<GetOnlineFeaturesRequest, GetOnlineFeaturesResponse>,
+    online_features: Rpc<GetOnlineFeaturesRequest, OnlineFeatures>,
     predict: Rpc<PredictRequest, PredictResponse>,
     predict_many: Rpc<PredictManyRequest, PredictManyResponse>,
     model_metadata: Rpc<GetModelMetadataRequest, GetModelMetadataResponse>,
@@ -151,7 +153,7 @@ impl Downstream {
         &self,
         message: GetOnlineFeaturesRequest,
         deadline: Deadline,
-    ) -> Result<GetOnlineFeaturesResponse, Error> {
+    ) -> Result<OnlineFeatures, Error> {
         self.online_features
             .clone()
             .oneshot(Call::new(message, deadline))

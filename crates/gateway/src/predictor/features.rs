@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
-use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest, GetOnlineFeaturesResponse};
+use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
 use proto::models::v1::FeatureRow;
 
 use super::score::Batch;
-use crate::downstream::{FEATURE_SERVICE, ModelSpec};
+use crate::downstream::{FEATURE_SERVICE, ModelSpec, OnlineFeatures};
 use crate::error::Error;
 
 /// One entity's model inputs as they are gathered, and what could not be.
@@ -147,7 +147,7 @@ impl<'a> FetchPlan<'a> {
     pub(super) fn fill(
         &self,
         specs: &[Arc<ModelSpec>],
-        response: &GetOnlineFeaturesResponse,
+        response: &OnlineFeatures,
         rows: &mut [Vec<Row>],
     ) -> Result<(), Error> {
         let bad = |reason: String| Error::BadResponse {
