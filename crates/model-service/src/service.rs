@@ -56,9 +56,10 @@ pub const INLINE_MAX_ROWS: usize = 64;
 /// are queueing for the blocking pool, well inside the gateway's 100 ms request budget.
 pub const DEFAULT_INFERENCE_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// The most inputs one row may carry, by name (`features`) or by position (`values`). The bundled models take 9 and 10 inputs and the feature registry
-/// holds 16 features, so a row this wide is a caller's bug; refusing it up front bounds the work on a map
-/// that only the request size limit would otherwise bound (~16 bytes an entry: ~250k in 4 MiB).
+/// The most inputs one row may carry, by name (`features`) or by position (`values`). The bundled models
+/// take 9 and 10 inputs and the feature registry holds 16 features, so a row this wide is a caller's bug;
+/// refusing it up front bounds the work on a map that only the request size limit would otherwise bound
+/// (~16 bytes an entry: ~250k in 4 MiB).
 pub const MAX_ROW_FEATURES: usize = 256;
 
 /// The most requests one PredictMany call may carry: a quote needs two, an experiment's batch one per
@@ -133,20 +134,20 @@ impl Models {
         }
         // One `len()` per row, before the model is looked up or any row's map is walked. A row in both
         // forms is refused later anyway; here its two counts are one.
-        if let Some((row, count)) = rows
+        let inputs_of = |row: &pb::FeatureRow| row.features.len() + row.values.len();
+        if let Some((index, row)) = rows
             .iter()
-            .map(|row| row.features.len() + row.values.len())
             .enumerate()
-            .find(|&(_, count)| count > MAX_ROW_FEATURES)
+            .find(|(_, row)| inputs_of(row) > MAX_ROW_FEATURES)
         {
-            let form = match (rows[row].features.is_empty(), rows[row].values.is_empty()) {
+            let form = match (row.features.is_empty(), row.values.is_empty()) {
                 (false, true) => "features",
                 (true, false) => "values",
                 _ => "inputs (features and values together)",
             };
             return Err(Error::TooManyFeatures {
-                row,
-                count,
+                row: index,
+                count: inputs_of(row),
                 form,
                 max: MAX_ROW_FEATURES,
             });

@@ -3,7 +3,7 @@
 //! `GetOnlineFeaturesResponse` also carries the feature names (the request's own, in its order) and an
 //! event time per value; the gateway places values by position and judges freshness by the status the
 //! feature-service sets, so it reads neither. Declaring only what it reads lets protobuf skip the rest
-//! on the wire: a QuotePrice's answer holds 19 names and 19 timestamps, each decoded into memory of its
+//! on the wire: a name and a timestamp per feature of a quote were each decoded into memory of their
 //! own and dropped unread before.
 
 use proto::feast::types::Value;
