@@ -11,14 +11,14 @@
 //! instead of stalling requests. The guard flushes on drop.
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::atomic::{AtomicBool, Ordering},
 };
 
 use opentelemetry::trace::TraceContextExt;
-use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::Value;
-use tracing::{Event, Subscriber, field::Field};
+use tracing::{Event, Subscriber, field::Field, span};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter, Layer,
@@ -28,6 +28,7 @@ use tracing_subscriber::{
         time::{FormatTime, SystemTime},
         writer::EitherWriter,
     },
+    layer,
     prelude::*,
     registry::LookupSpan,
 };
@@ -121,68 +122,60 @@ where
         .event_format(DatadogJsonFormat::new(tags))
         .fmt_fields(SpanFields)
         .with_writer(writer)
+        .and_then(SpanValuesLayer)
 }
 
-/// How a span's fields are kept until a line is written in it: the members of a JSON object
-/// (`"key":value,...`, no braces), appended to as fields are recorded. tracing-subscriber's `JsonFields`
-/// parses and re-serialises everything a span holds on each `record` (a request span records the
-/// customer, the zone and the arm: three parses per request, logged or not); this only appends, and a
-/// key recorded twice is read back as its last value.
+/// The fmt layer's formatter of span fields, which writes nothing: [`SpanValues`] keeps a span's fields
+/// for the lines written in it, already serialised, so no line re-reads them from text.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SpanFields;
+struct SpanFields;
 
 impl<'writer> FormatFields<'writer> for SpanFields {
     fn format_fields<R: tracing_subscriber::field::RecordFields>(
         &self,
-        mut writer: Writer<'writer>,
-        fields: R,
+        _: Writer<'writer>,
+        _: R,
     ) -> fmt::Result {
-        let mut members = JsonMembers::new(String::new());
-        fields.record(&mut members);
-        writer.write_str(&members.out)
+        Ok(())
     }
 
     fn add_fields(
         &self,
-        current: &'writer mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
+        _: &'writer mut FormattedFields<Self>,
+        _: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut members = JsonMembers::new(std::mem::take(&mut current.fields));
-        fields.record(&mut members);
-        current.fields = members.out;
         Ok(())
     }
 }
 
-/// Appends each field it visits to `out` as a JSON object member, as [`Fields`] would value it.
-struct JsonMembers {
-    out: String,
+/// A span's fields, each value serialised as JSON once, when the span is created or the field recorded
+/// (kept in the span's extensions by [`SpanValuesLayer`]). A line written in the span copies the bytes.
+/// A field recorded twice has two members; the last is the one written.
+#[derive(Debug, Default)]
+struct SpanValues {
+    /// The values' JSON, one after the other.
+    json: Vec<u8>,
+    /// Each field's name and where its value lies in `json`.
+    members: Vec<(&'static str, std::ops::Range<usize>)>,
 }
 
-impl JsonMembers {
-    fn new(out: String) -> Self {
-        Self { out }
-    }
-
+impl SpanValues {
     fn push(&mut self, field: &Field, value: &impl serde::Serialize) {
-        let start = self.out.len();
-        if start > 0 {
-            self.out.push(',');
+        let start = self.json.len();
+        match serde_json::to_writer(&mut self.json, value) {
+            Ok(()) => self.members.push((field.name(), start..self.json.len())),
+            Err(_) => self.json.truncate(start),
         }
-        let member = serde_json::to_string(field.name()).and_then(|key| {
-            serde_json::to_string(value).map(|value| {
-                self.out.push_str(&key);
-                self.out.push(':');
-                self.out.push_str(&value);
-            })
-        });
-        if member.is_err() {
-            self.out.truncate(start);
-        }
+    }
+
+    fn members(&self) -> impl Iterator<Item = (&'static str, &[u8])> + '_ {
+        self.members
+            .iter()
+            .map(|(name, range)| (*name, self.json.get(range.clone()).unwrap_or(b"null")))
     }
 }
 
-impl tracing::field::Visit for JsonMembers {
+impl tracing::field::Visit for SpanValues {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // serde_json writes a non-finite float as null, as `Value::from` does.
         self.push(field, &value);
@@ -203,7 +196,42 @@ impl tracing::field::Visit for JsonMembers {
         self.push(field, &value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, &format!("{value:?}"));
+        self.push(field, &format_args!("{value:?}"));
+    }
+}
+
+/// Keeps each span's [`SpanValues`] for the JSON line format.
+#[derive(Debug, Clone, Copy, Default)]
+struct SpanValuesLayer;
+
+impl<S> Layer<S> for SpanValuesLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: layer::Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut values = SpanValues::default();
+        attrs.record(&mut values);
+        if !values.members.is_empty() {
+            span.extensions_mut().insert(values);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, record: &span::Record<'_>, ctx: layer::Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanValues>() {
+            Some(values) => record.record(values),
+            None => {
+                let mut values = SpanValues::default();
+                record.record(&mut values);
+                extensions.insert(values);
+            }
+        }
     }
 }
 
@@ -283,29 +311,26 @@ where
         let mut fields = Fields::default();
         event.record(&mut fields);
 
-        // Span fields, root first, so an inner span's field wins over an outer one's.
-        let mut span_fields: Vec<(String, Value)> = Vec::new();
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                let Some(formatted) = extensions.get::<FormattedFields<N>>() else {
-                    continue;
-                };
-                if formatted.fields.is_empty() {
-                    continue;
+        // Span fields, root first, so an inner span's field wins over an outer one's: the JSON that
+        // [`SpanValuesLayer`] keeps, as it is. A span formatted by another layer's formatter into a whole
+        // object (`JsonFields`) is read from that text.
+        let spans: Vec<_> = ctx
+            .event_scope()
+            .map(|scope| scope.from_root().collect())
+            .unwrap_or_default();
+        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
+        let mut span_fields: Vec<(Cow<'_, str>, Cow<'_, [u8]>)> = Vec::new();
+        for extensions in &extensions {
+            if let Some(values) = extensions.get::<SpanValues>() {
+                for (key, json) in values.members() {
+                    keep(&mut span_fields, key.into(), json.into());
                 }
-                // [`SpanFields`] keeps members; a whole object is another formatter's (`JsonFields`).
-                let object = match formatted.fields.starts_with('{') {
-                    true => std::borrow::Cow::Borrowed(formatted.fields.as_str()),
-                    false => std::borrow::Cow::Owned(format!("{{{}}}", formatted.fields)),
-                };
-                let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&object) else {
-                    continue;
-                };
+            } else if let Some(formatted) = extensions.get::<FormattedFields<N>>()
+                && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&formatted.fields)
+            {
                 for (key, value) in map {
-                    match span_fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = value,
-                        None => span_fields.push((key, value)),
+                    if let Ok(json) = serde_json::to_vec(&value) {
+                        keep(&mut span_fields, key.into(), json.into());
                     }
                 }
             }
@@ -316,40 +341,85 @@ where
         let meta = event.metadata();
         let target = fields.log_target.as_deref().unwrap_or(meta.target());
 
-        let mut line = Vec::with_capacity(256);
-        let mut serializer = serde_json::Serializer::new(&mut line);
+        let mut line = JsonObject::with_capacity(256);
         let result = (|| {
-            let mut map = serializer.serialize_map(None)?;
-            map.serialize_entry("timestamp", &timestamp)?;
-            map.serialize_entry("level", meta.level().as_str())?;
-            map.serialize_entry("message", fields.message.as_deref().unwrap_or(""))?;
-            map.serialize_entry("target", target)?;
+            line.entry("timestamp", &timestamp)?;
+            line.entry("level", meta.level().as_str())?;
+            line.entry("message", fields.message.as_deref().unwrap_or(""))?;
+            line.entry("target", target)?;
             for (key, value) in &fields.values {
                 if !RESERVED.contains(&key.as_str()) {
-                    map.serialize_entry(&field_key(key), value)?;
+                    line.entry(&field_key(key), value)?;
                 }
             }
-            for (key, value) in &span_fields {
+            for (key, json) in &span_fields {
                 let shadowed = fields.values.iter().any(|(k, _)| k == key);
-                if !shadowed && !RESERVED.contains(&key.as_str()) {
-                    map.serialize_entry(&field_key(key), value)?;
+                if !shadowed && !RESERVED.contains(&key.as_ref()) {
+                    line.raw(&field_key(key), json)?;
                 }
             }
             let otel = opentelemetry::Context::current();
             let span = otel.span();
             let sc = span.span_context();
             if sc.is_valid() {
-                map.serialize_entry("dd.trace_id", &trace_id_halves(sc.trace_id()).1.to_string())?;
-                map.serialize_entry("dd.span_id", &span_id_u64(sc.span_id()).to_string())?;
+                line.entry("dd.trace_id", &trace_id_halves(sc.trace_id()).1.to_string())?;
+                line.entry("dd.span_id", &span_id_u64(sc.span_id()).to_string())?;
             }
-            map.serialize_entry("dd.service", &self.service)?;
-            map.serialize_entry("dd.env", &self.env)?;
-            map.serialize_entry("dd.version", &self.version)?;
-            map.end()
+            line.entry("dd.service", &self.service)?;
+            line.entry("dd.env", &self.env)?;
+            line.entry("dd.version", &self.version)
         })();
+        let line = line.end();
         result.map_err(|_| fmt::Error)?;
         let line = std::str::from_utf8(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{line}")
+    }
+}
+
+/// Sets `key` to `json` in `fields`: replaced where present, else added.
+fn keep<'a>(fields: &mut Vec<(Cow<'a, str>, Cow<'a, [u8]>)>, key: Cow<'a, str>, json: Cow<'a, [u8]>) {
+    match fields.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = json,
+        None => fields.push((key, json)),
+    }
+}
+
+/// A JSON object written member by member, with members whose value is JSON already.
+struct JsonObject {
+    out: Vec<u8>,
+}
+
+impl JsonObject {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        Self { out }
+    }
+
+    fn key(&mut self, key: &str) -> serde_json::Result<()> {
+        if self.out.len() > 1 {
+            self.out.push(b',');
+        }
+        serde_json::to_writer(&mut self.out, key)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn entry(&mut self, key: &str, value: &(impl serde::Serialize + ?Sized)) -> serde_json::Result<()> {
+        self.key(key)?;
+        serde_json::to_writer(&mut self.out, value)
+    }
+
+    /// A member whose value is `json`, serialised by serde_json.
+    fn raw(&mut self, key: &str, json: &[u8]) -> serde_json::Result<()> {
+        self.key(key)?;
+        self.out.extend_from_slice(json);
+        Ok(())
+    }
+
+    fn end(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
     }
 }
 

@@ -170,6 +170,37 @@ fn span_fields_recorded_later_or_twice_appear_once_with_their_last_value() {
 }
 
 #[test]
+fn span_fields_of_every_kind_keep_their_json_and_reserved_or_event_keys_win() {
+    let failure = std::io::Error::other("redis \"down\"");
+    let buffer = gateway_logs(|| {
+        let request = tracing::info_span!(
+            "request",
+            ratio = f64::NAN,
+            skew = -3i64,
+            arm = ?Some("tr\teat"),
+            cause = &failure as &(dyn std::error::Error + 'static),
+            level = "span level",
+            customer_id = "from the span",
+            service = "feature-service",
+        );
+        let _entered = request.enter();
+        tracing::info!(customer_id = "from the event", "served");
+    });
+    let raw = buffer.text();
+    let line = &buffer.lines()[0];
+    assert_eq!(line["ratio"], serde_json::Value::Null, "a NaN is null: {raw}");
+    assert_eq!(line["skew"], -3, "{raw}");
+    assert_eq!(line["arm"], "Some(\"tr\\teat\")", "{raw}");
+    assert_eq!(line["cause"], "redis \"down\"", "{raw}");
+    assert_eq!(line["level"], "INFO", "the line's own key is not repeated: {raw}");
+    assert_eq!(raw.matches("\"level\"").count(), 1, "{raw}");
+    assert_eq!(line["customer_id"], "from the event", "{raw}");
+    assert_eq!(raw.matches("\"customer_id\"").count(), 1, "{raw}");
+    assert_eq!(line["field.service"], "feature-service", "{raw}");
+    assert_eq!(line["dd.service"], "gateway", "{raw}");
+}
+
+#[test]
 fn the_line_format_also_reads_span_fields_kept_as_whole_objects() {
     let tags = gateway_tags();
     let buffer = Logs::default();
