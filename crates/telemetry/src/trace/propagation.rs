@@ -96,13 +96,17 @@ impl<'a> DatadogHeaders<'a> {
             (false, Some(p)) if p <= 0 => p,
             (false, _) => 0,
         };
-        let mut tags = String::new();
+        let extra_tags = extras.map(|e| e.tags.as_slice()).unwrap_or_default();
+        // Sized for all it may hold (`key=value` joined by commas), so it is allocated once.
+        let tid_len = if upper == 0 { 0 } else { TID_TAG.len() + 17 };
+        let extras_len: usize = extra_tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut tags = String::with_capacity(tid_len + extras_len);
         if upper != 0 {
             tags.push_str(TID_TAG);
             tags.push('=');
             push_hex(&mut tags, upper);
         }
-        for (key, value) in extras.map(|e| e.tags.as_slice()).unwrap_or_default() {
+        for (key, value) in extra_tags {
             if !tags.is_empty() {
                 tags.push(',');
             }
