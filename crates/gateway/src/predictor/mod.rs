@@ -168,7 +168,7 @@ impl Predictor {
                     customer_id: id.clone(),
                     risk_score,
                     risk_multiplier,
-                    metadata: Some(metadata(&s, prediction_id, cx)),
+                    metadata: Some(metadata(s, prediction_id, cx)),
                 })
             })
             .collect()
@@ -192,7 +192,7 @@ impl Predictor {
                 Ok(PredictDemandSurgeResponse {
                     zone_id: id.clone(),
                     surge_factor,
-                    metadata: Some(metadata(&s, prediction_id, cx)),
+                    metadata: Some(metadata(s, prediction_id, cx)),
                 })
             })
             .collect()
@@ -460,17 +460,18 @@ fn batch_variant(scored: &[Scored]) -> &str {
     }
 }
 
-fn metadata(scored: &Scored, prediction_id: String, cx: &RequestContext) -> PredictionMetadata {
+/// An answer's metadata, taking what it reports from the prediction it answers with.
+fn metadata(scored: Scored, prediction_id: String, cx: &RequestContext) -> PredictionMetadata {
     PredictionMetadata {
         prediction_id,
-        model_name: scored.model.clone(),
-        model_version: scored.version.clone(),
-        experiment_variant: scored.variant.clone(),
-        request_id: cx.request_id.clone(),
         degraded: scored.degraded(),
-        missing_features: scored.missing.clone(),
-        stale_features: scored.stale.clone(),
-        unavailable_features: scored.unavailable.clone(),
+        model_name: scored.model,
+        model_version: scored.version,
+        experiment_variant: scored.variant,
+        request_id: cx.request_id.clone(),
+        missing_features: scored.missing,
+        stale_features: scored.stale,
+        unavailable_features: scored.unavailable,
         fallback: scored.fallback,
     }
 }
