@@ -90,10 +90,11 @@ type Rpc<M, R> = BoxCloneSyncService<Call<Shared<M>>, R, Error>;
 /// [`Shared`] by the attempts rather than copied for each.
 macro_rules! rpc {
     ($resilience:expr, $client:expr, $service:literal, $method:literal) => {{
-        let client = $client.clone();
+        // Shared by the stack's clones (one per call), so only the call itself clones the channel.
+        let client = Arc::new($client.clone());
         BoxCloneSyncService::new(ServiceBuilder::new().layer($resilience.clone()).service_fn(
             move |mut request: tonic::Request<Shared<_>>| {
-                let mut client = client.clone();
+                let mut client = Grpc::clone(&client);
                 async move {
                     client.ready().await.map_err(|error| {
                         let error: tonic::codegen::StdError = error.into();
