@@ -326,6 +326,7 @@ where
                     keep(&mut span_fields, key.into(), json.into());
                 }
             } else if let Some(formatted) = extensions.get::<FormattedFields<N>>()
+                && formatted.fields.starts_with('{')
                 && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&formatted.fields)
             {
                 for (key, value) in map {
