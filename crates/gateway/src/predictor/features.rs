@@ -66,6 +66,8 @@ impl Row {
 /// One feature-service call for several batches: the union of their feature references, and one column
 /// of ids per join key, each batch's ids at an offset in its key's column.
 pub(super) struct FetchPlan<'a> {
+    /// The batches' models, in the batches' order.
+    specs: &'a [Arc<ModelSpec>],
     /// Borrowed from the specs: a request copies each name once, into its message.
     refs: Vec<&'a str>,
     columns: Vec<(&'static str, Vec<String>)>,
@@ -110,6 +112,7 @@ impl<'a> FetchPlan<'a> {
         }
         let rows = columns.iter().map(|(_, ids)| ids.len()).max().unwrap_or(0);
         Self {
+            specs,
             refs,
             columns,
             batches: plans,
@@ -144,12 +147,7 @@ impl<'a> FetchPlan<'a> {
     /// Turns the feature-service's columns into each batch's model input rows. A stale value is not
     /// used: the view's max age says it no longer describes the entity, so the model's default stands in,
     /// as for a missing one.
-    pub(super) fn fill(
-        &self,
-        specs: &[Arc<ModelSpec>],
-        response: &OnlineFeatures,
-        rows: &mut [Vec<Row>],
-    ) -> Result<(), Error> {
+    pub(super) fn fill(&self, response: &OnlineFeatures, rows: &mut [Vec<Row>]) -> Result<(), Error> {
         let bad = |reason: String| Error::BadResponse {
             service: FEATURE_SERVICE,
             reason,
@@ -161,7 +159,7 @@ impl<'a> FetchPlan<'a> {
                 self.refs.len()
             )));
         }
-        for ((plan, spec), rows) in self.batches.iter().zip(specs).zip(rows) {
+        for ((plan, spec), rows) in self.batches.iter().zip(self.specs).zip(rows) {
             let Some((offset, indices)) = plan else { continue };
             let span = *offset..offset + rows.len();
             for ((name, &column), &index) in spec.feature_refs.iter().zip(&spec.feature_columns).zip(indices)

@@ -155,7 +155,7 @@ impl Predictor {
                 }
             }
             match fetched {
-                Ok(response) => plan.fill(&specs, &response, &mut rows)?,
+                Ok(response) => plan.fill(&response, &mut rows)?,
                 Err(error)
                     if error.is_dependency_failure()
                         && self.policy.feature_fallback == FeatureFallback::Defaults =>
