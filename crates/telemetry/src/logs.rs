@@ -125,7 +125,7 @@ where
         .and_then(SpanValuesLayer)
 }
 
-/// The fmt layer's formatter of span fields, which writes nothing: [`SpanValues`] keeps a span's fields
+/// The fmt layer's formatter of span fields, which writes nothing: [`JsonValues`] keeps a span's fields
 /// for the lines written in it, already serialised, so no line re-reads them from text.
 #[derive(Debug, Clone, Copy, Default)]
 struct SpanFields;
@@ -148,18 +148,18 @@ impl<'writer> FormatFields<'writer> for SpanFields {
     }
 }
 
-/// A span's fields, each value serialised as JSON once, when the span is created or the field recorded
-/// (kept in the span's extensions by [`SpanValuesLayer`]). A line written in the span copies the bytes.
-/// A field recorded twice has two members; the last is the one written.
+/// Fields, each value serialised as JSON once, when it is recorded: a span's (kept in its extensions by
+/// [`SpanValuesLayer`]), copied into every line written in the span, and an event's. A span field
+/// recorded twice has two members; the last is the one written.
 #[derive(Debug, Default)]
-struct SpanValues {
+struct JsonValues {
     /// The values' JSON, one after the other.
     json: Vec<u8>,
     /// Each field's name and where its value lies in `json`.
     members: Vec<(&'static str, std::ops::Range<usize>)>,
 }
 
-impl SpanValues {
+impl JsonValues {
     fn push(&mut self, field: &Field, value: &impl serde::Serialize) {
         let start = self.json.len();
         match serde_json::to_writer(&mut self.json, value) {
@@ -175,7 +175,7 @@ impl SpanValues {
     }
 }
 
-impl tracing::field::Visit for SpanValues {
+impl tracing::field::Visit for JsonValues {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // serde_json writes a non-finite float as null, as `Value::from` does.
         self.push(field, &value);
@@ -200,7 +200,7 @@ impl tracing::field::Visit for SpanValues {
     }
 }
 
-/// Keeps each span's [`SpanValues`] for the JSON line format.
+/// Keeps each span's [`JsonValues`] for the JSON line format.
 #[derive(Debug, Clone, Copy, Default)]
 struct SpanValuesLayer;
 
@@ -212,7 +212,7 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut values = SpanValues::default();
+        let mut values = JsonValues::default();
         attrs.record(&mut values);
         if !values.members.is_empty() {
             span.extensions_mut().insert(values);
@@ -224,10 +224,10 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<SpanValues>() {
+        match extensions.get_mut::<JsonValues>() {
             Some(values) => record.record(values),
             None => {
-                let mut values = SpanValues::default();
+                let mut values = JsonValues::default();
                 record.record(&mut values);
                 extensions.insert(values);
             }
@@ -321,7 +321,7 @@ where
         let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
         let mut span_fields: Vec<(Cow<'_, str>, Cow<'_, [u8]>)> = Vec::new();
         for extensions in &extensions {
-            if let Some(values) = extensions.get::<SpanValues>() {
+            if let Some(values) = extensions.get::<JsonValues>() {
                 for (key, json) in values.members() {
                     keep(&mut span_fields, key.into(), json.into());
                 }
@@ -348,13 +348,13 @@ where
             line.entry("level", meta.level().as_str())?;
             line.entry("message", fields.message.as_deref().unwrap_or(""))?;
             line.entry("target", target)?;
-            for (key, value) in &fields.values {
-                if !RESERVED.contains(&key.as_str()) {
-                    line.entry(&field_key(key), value)?;
+            for (key, json) in fields.values.members() {
+                if !RESERVED.contains(&key) {
+                    line.raw(&field_key(key), json)?;
                 }
             }
             for (key, json) in &span_fields {
-                let shadowed = fields.values.iter().any(|(k, _)| k == key);
+                let shadowed = fields.values.members().any(|(k, _)| k == key);
                 if !shadowed && !RESERVED.contains(&key.as_ref()) {
                     line.raw(&field_key(key), json)?;
                 }
@@ -424,47 +424,57 @@ impl JsonObject {
     }
 }
 
-/// An event's fields as JSON values, with `message` and the `log` crate's target set apart.
+/// An event's fields: `message` and the `log` crate's target set apart as text, the rest as JSON.
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
     log_target: Option<String>,
-    values: Vec<(String, Value)>,
+    values: JsonValues,
 }
 
 impl Fields {
-    fn push(&mut self, field: &Field, value: Value) {
+    /// A field whose value is text.
+    fn text(&mut self, field: &Field, text: &str) {
         match field.name() {
-            "message" => self.message = Some(value.as_str().map_or_else(|| value.to_string(), str::to_owned)),
-            "log.target" => self.log_target = value.as_str().map(str::to_owned),
+            "message" => self.message = Some(text.to_owned()),
+            "log.target" => self.log_target = Some(text.to_owned()),
+            _ => self.json(field, &text),
+        }
+    }
+
+    /// A field whose value is not text (or not one set apart as text).
+    fn json(&mut self, field: &Field, value: &impl serde::Serialize) {
+        match field.name() {
+            "message" => self.message = serde_json::to_string(value).ok(),
+            "log.target" => self.log_target = None,
             // The rest of what tracing-log adds for `log` records is noise in Datadog.
             "log.module_path" | "log.file" | "log.line" => {}
-            name => self.values.push((name.to_owned(), value)),
+            _ => self.values.push(field, value),
         }
     }
 }
 
 impl tracing::field::Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.push(field, Value::from(value));
+        self.json(field, &value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, Value::from(value));
+        self.json(field, &value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, Value::from(value));
+        self.json(field, &value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, Value::from(value));
+        self.json(field, &value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, Value::from(value));
+        self.text(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, Value::from(value.to_string()));
+        self.text(field, &value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, Value::from(format!("{value:?}")));
+        self.text(field, &format!("{value:?}"));
     }
 }
 
