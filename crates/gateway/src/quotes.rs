@@ -3,10 +3,14 @@
 //! embedded store is a bounded cache with the same lifetimes as Redis keys: past [`MEMORY_CAPACITY`] it
 //! evicts the least recently used quotes rather than refusing new ones, and no call sweeps it.
 //!
-//! A quote lives for the quote TTL. Recording its outcome is atomic (one Lua script on the quote's key:
-//! exists? set-if-absent, extend retention), so a retried RecordOutcome is recognised as a duplicate and
-//! two different outcomes for one quote cannot both win. Once an outcome is recorded the key's expiry is
-//! pushed out to the outcome retention, so an accepted outcome outlives its quote.
+//! A quote lives for the quote TTL. In Redis it is one string key, `quote:<id>`, written with a single
+//! `SET ... EX` (no script on the QuotePrice path). Recording its outcome is atomic (one Lua script on the
+//! quote's keys: exists? set-if-absent, extend retention), so a retried RecordOutcome is recognised as a
+//! duplicate and two different outcomes for one quote cannot both win. The outcome is kept beside the
+//! quote in `{quote:<id>}:outcome` (the hash tag puts it in the quote's cluster slot, as the script
+//! needs), and both keys' expiry is then the outcome retention, so an accepted outcome outlives its quote.
+//! A quote stored by an earlier release as a hash (`quote` and, once recorded, `outcome` and
+//! `outcome_at_ms` fields) still takes its outcome in that hash until it expires.
 //!
 //! The Redis connection is the feature store's ([`RedisConnection`]): the same URL schemes (standalone,
 //! TLS, cluster), TLS files, pool, and throttled connection-failure log. Redis being away never stops the
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use feature_store::{RedisConfig, RedisConnection};
-use fred::prelude::{Client, LuaInterface};
+use fred::prelude::{Client, Expiration, KeysInterface, LuaInterface};
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
@@ -78,6 +82,14 @@ pub struct Outcome {
     /// Whether the customer complained about the price.
     #[serde(default)]
     pub price_complaint: bool,
+}
+
+/// An outcome as Redis keeps it: with when it was recorded, which a retry's comparison ignores.
+#[derive(Serialize)]
+struct StoredOutcome<'a> {
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    recorded_at_ms: u64,
 }
 
 /// What recording an outcome did.
@@ -141,17 +153,27 @@ impl moka::Expiry<String, MemoryEntry> for Lifetimes {
     }
 }
 
-const STORE_SCRIPT: &str = r"
-redis.call('HSET', KEYS[1], 'quote', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1";
-
 /// Returns {0} when the quote is unknown, {1, quote} when this outcome is new, {2, quote, existing} when
-/// an outcome was already there.
+/// an outcome was already there, {3, quote} when the revenue is over what the quote allows. KEYS: the
+/// quote, its outcome; ARGV: the outcome (JSON), the retention (s), now (ms), the revenue, the most
+/// revenue a unit of price allows.
 const OUTCOME_SCRIPT: &str = r"
-local quote = redis.call('HGET', KEYS[1], 'quote')
+local kind = redis.call('TYPE', KEYS[1]).ok
+local quote
+if kind == 'string' then
+  quote = redis.call('GET', KEYS[1])
+elseif kind == 'hash' then
+  quote = redis.call('HGET', KEYS[1], 'quote')
+end
 if not quote then return {0} end
 if tonumber(ARGV[4]) > tonumber(ARGV[5]) * cjson.decode(quote).price then return {3, quote} end
+if kind == 'string' then
+  if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return {1, quote}
+  end
+  return {2, quote, redis.call('GET', KEYS[2])}
+end
 if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'outcome_at_ms', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -223,13 +245,18 @@ impl QuoteStore {
         match self {
             Self::Redis { connection, ttl, .. } => {
                 let json = serde_json::to_string(quote).map_err(|e| Error::QuoteStore(e.to_string()))?;
-                let args = vec![json, ttl.as_secs().max(1).to_string()];
-                let _: i64 = within(
+                let expiry = Expiration::EX(seconds(*ttl));
+                within(
                     deadline,
-                    Self::connected(connection)?.eval(STORE_SCRIPT, key(&quote.quote_id), args),
+                    Self::connected(connection)?.set::<(), _, _>(
+                        key(&quote.quote_id),
+                        json,
+                        Some(expiry),
+                        None,
+                        false,
+                    ),
                 )
-                .await?;
-                Ok(())
+                .await
             }
             Self::Memory { quotes, .. } => {
                 // Ids are minted by QuotePrice just before this, so no outcome can race the put.
@@ -255,17 +282,26 @@ impl QuoteStore {
                 retention,
                 ..
             } => {
-                let json = serde_json::to_string(&outcome).map_err(|e| Error::QuoteStore(e.to_string()))?;
+                let recorded_at_ms = now_ms();
+                let json = serde_json::to_string(&StoredOutcome {
+                    outcome: &outcome,
+                    recorded_at_ms,
+                })
+                .map_err(|e| Error::QuoteStore(e.to_string()))?;
                 let args = vec![
                     json,
-                    retention.as_secs().max(1).to_string(),
-                    now_ms().to_string(),
+                    seconds(*retention).to_string(),
+                    recorded_at_ms.to_string(),
                     outcome.revenue.to_string(),
                     MAX_REVENUE_MULTIPLE.to_string(),
                 ];
                 let reply: Vec<Option<String>> = within(
                     deadline,
-                    Self::connected(connection)?.eval(OUTCOME_SCRIPT, key(quote_id), args),
+                    Self::connected(connection)?.eval(
+                        OUTCOME_SCRIPT,
+                        vec![key(quote_id), outcome_key(quote_id)],
+                        args,
+                    ),
                 )
                 .await?;
                 let status = reply.first().cloned().flatten();
@@ -356,6 +392,16 @@ fn parse<T: serde::de::DeserializeOwned>(field: Option<&Option<String>>) -> Resu
 
 fn key(quote_id: &str) -> String {
     format!("quote:{quote_id}")
+}
+
+/// Hash-tagged with the quote's key, so the two share a cluster slot.
+fn outcome_key(quote_id: &str) -> String {
+    format!("{{quote:{quote_id}}}:outcome")
+}
+
+/// A Redis expiry in whole seconds, at least one.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs().max(1)).unwrap_or(i64::MAX)
 }
 
 pub fn now_ms() -> u64 {

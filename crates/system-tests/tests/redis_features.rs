@@ -227,6 +227,57 @@ async fn quotes_and_outcomes_are_kept_in_redis() {
     assert!((1..=900).contains(&ttl), "quote TTL {ttl}");
     let kept = ttl_of(&first.quote_id);
     assert!(kept > 29 * 24 * 3600, "outcome retention {kept}");
+    // The quote is one string key, written by one SET; its outcome sits beside it in the same cluster
+    // slot, kept as long.
+    let quote_json = match redis.command(&["GET", &format!("quote:{}", second.quote_id)]) {
+        Ok(Reply::Bulk(Some(json))) => String::from_utf8(json).expect("UTF-8"),
+        other => panic!("GET quote answered {other:?}"),
+    };
+    let outcome_key = format!("{{quote:{}}}:outcome", first.quote_id);
+    match redis.command(&["TTL", &outcome_key]).expect("TTL") {
+        Reply::Integer(ttl) => assert!(ttl > 29 * 24 * 3600, "outcome key TTL {ttl}"),
+        other => panic!("TTL answered {other:?}"),
+    }
+    match redis.command(&["GET", &outcome_key]) {
+        Ok(Reply::Bulk(Some(json))) => {
+            let stored: serde_json::Value = serde_json::from_slice(&json).expect("outcome JSON");
+            assert_eq!(stored["booked"], true, "{stored}");
+            assert!(stored["recorded_at_ms"].as_u64().is_some(), "{stored}");
+        }
+        other => panic!("GET outcome answered {other:?}"),
+    }
+
+    // A quote an earlier release stored as a hash still takes one outcome, kept in its hash.
+    let legacy = "0190a0b1-0000-7000-8000-00000000c0de";
+    let legacy_json = quote_json.replace(&second.quote_id, legacy);
+    let legacy_key = format!("quote:{legacy}");
+    redis
+        .command(&["HSET", &legacy_key, "quote", &legacy_json])
+        .expect("HSET");
+    redis.command(&["EXPIRE", &legacy_key, "900"]).expect("EXPIRE");
+    let legacy_price = serde_json::from_str::<serde_json::Value>(&legacy_json).expect("quote JSON")["price"]
+        .as_f64()
+        .expect("price");
+    for duplicate in [false, true] {
+        let recorded = stack
+            .client()
+            .record_outcome(outcome(legacy, true, legacy_price))
+            .await
+            .expect("outcome of a hash-stored quote")
+            .into_inner();
+        assert_eq!(recorded.duplicate, duplicate);
+    }
+    let conflict = stack
+        .client()
+        .record_outcome(outcome(legacy, false, 0.0))
+        .await
+        .expect_err("conflict");
+    assert_eq!(conflict.code(), Code::AlreadyExists, "{conflict:?}");
+    match redis.command(&["HGET", &legacy_key, "outcome"]) {
+        Ok(Reply::Bulk(Some(_))) => {}
+        other => panic!("the hash-stored quote's outcome: {other:?}"),
+    }
+    assert!(ttl_of(legacy) > 29 * 24 * 3600, "hash-stored quote's retention");
 
     // A second gateway (a restart, or another replica) sees both.
     let other = gateway(
