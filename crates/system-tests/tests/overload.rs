@@ -21,8 +21,10 @@ const FEATURE_TIMEOUT_MS: u64 = 120;
 /// The least share of the capacity's goodput the spike must keep. A release build keeps all of it
 /// (docs/operations.md); here the load generator is an unoptimised build in this process, on the same two
 /// cores, and its own CPU doubles with the spike's rate, which no ratio cancels: about 0.85 to 1.2 is
-/// what the services keep here, where the fixed limit they had before kept 0.30.
-const MIN_GOODPUT_RATIO: f64 = 0.8;
+/// what the services keep here on a machine at its usual speed, and 0.69 to 0.94 was seen on one running
+/// at under half of it (capacity ~210/s). The fixed limit the gateway had before kept 0.30, so 0.6 still
+/// tells the two apart.
+const MIN_GOODPUT_RATIO: f64 = 0.6;
 
 /// Callers for the capacity measurement: enough to saturate the three services on two cores.
 const CAPACITY_CALLERS: usize = 8;
