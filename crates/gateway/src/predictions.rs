@@ -24,7 +24,7 @@ use telemetry::{Metrics, Tag};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::quotes::{now_ms, within};
+use crate::quotes::{now_ms, seconds, within};
 
 /// What a label is joined to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -232,7 +232,7 @@ async fn write(
     metrics: Metrics,
 ) {
     static WRITE_FAILED: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(10));
-    let expiry = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let expiry = seconds(ttl);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while pending.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let dropped = |error: &dyn std::fmt::Display, record: &PredictionRecord| {

@@ -400,7 +400,7 @@ fn outcome_key(quote_id: &str) -> String {
 }
 
 /// A Redis expiry in whole seconds, at least one.
-fn seconds(duration: Duration) -> i64 {
+pub(crate) fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs().max(1)).unwrap_or(i64::MAX)
 }
 

@@ -219,10 +219,11 @@ async fn quotes_and_outcomes_are_kept_in_redis() {
     assert!(!recorded.into_inner().duplicate);
 
     // The quote key carries the TTL; once an outcome is in, the retention.
-    let ttl_of = |id: &str| match redis.command(&["TTL", &format!("quote:{id}")]).expect("TTL") {
+    let ttl_of_key = |key: &str| match redis.command(&["TTL", key]).expect("TTL") {
         Reply::Integer(ttl) => ttl,
         other => panic!("TTL answered {other:?}"),
     };
+    let ttl_of = |id: &str| ttl_of_key(&format!("quote:{id}"));
     let ttl = ttl_of(&second.quote_id);
     assert!((1..=900).contains(&ttl), "quote TTL {ttl}");
     let kept = ttl_of(&first.quote_id);
@@ -234,10 +235,8 @@ async fn quotes_and_outcomes_are_kept_in_redis() {
         other => panic!("GET quote answered {other:?}"),
     };
     let outcome_key = format!("{{quote:{}}}:outcome", first.quote_id);
-    match redis.command(&["TTL", &outcome_key]).expect("TTL") {
-        Reply::Integer(ttl) => assert!(ttl > 29 * 24 * 3600, "outcome key TTL {ttl}"),
-        other => panic!("TTL answered {other:?}"),
-    }
+    let kept = ttl_of_key(&outcome_key);
+    assert!(kept > 29 * 24 * 3600, "outcome key TTL {kept}");
     match redis.command(&["GET", &outcome_key]) {
         Ok(Reply::Bulk(Some(json))) => {
             let stored: serde_json::Value = serde_json::from_slice(&json).expect("outcome JSON");
