@@ -33,9 +33,10 @@ impl FeatureService for FeatureServiceImpl {
         let deadline = server_kit::Deadline::for_request(request.metadata(), None);
         let request = request.into_inner();
         let rows = request.entities.values().map(|c| c.val.len()).max().unwrap_or(0);
-        match self.store.get_online_features(&request, deadline).await {
+        let features = request.features.len();
+        match self.store.get_online_features(request, deadline).await {
             Ok(response) => {
-                tracing::debug!(features = request.features.len(), rows, "online features served");
+                tracing::debug!(features, rows, "online features served");
                 Ok(Response::new(response))
             }
             Err(error) => Err(server_kit::reject(Error::from(error), started)),

@@ -146,7 +146,7 @@ fn bench_read_strategy(c: &mut Criterion) {
                             let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
                             let request = online_request(FEATURES, &[("customer_id", &ids)]);
                             let started = Instant::now();
-                            black_box(store.get_online_features(&request, None).await.expect("read"));
+                            black_box(store.get_online_features(request, None).await.expect("read"));
                             spent += started.elapsed();
                         }
                         spent

@@ -29,7 +29,7 @@ async fn second_read_is_served_from_the_cache() {
         &[("customer_id", &["c-1", "nobody"])],
     );
 
-    let first = store.get_online_features(&req, None).await.expect("read");
+    let first = store.get_online_features(req.clone(), None).await.expect("read");
     assert_eq!(
         store.cache_stats(),
         CacheStats {
@@ -41,7 +41,7 @@ async fn second_read_is_served_from_the_cache() {
 
     // Redis loses everything; the cache still answers, absent entities included.
     server.command(&["FLUSHALL"]).expect("FLUSHALL");
-    let second = store.get_online_features(&req, None).await.expect("read");
+    let second = store.get_online_features(req.clone(), None).await.expect("read");
     assert_eq!(second, first);
     assert_eq!(cell(&second, 0, 0), (int64(100), FieldStatus::Present));
     let stats = store.cache_stats();
@@ -49,7 +49,7 @@ async fn second_read_is_served_from_the_cache() {
 
     // A store without a cache sees the flushed Redis.
     let uncached = redis_store(&server.url(), no_cache()).await;
-    let third = uncached.get_online_features(&req, None).await.expect("read");
+    let third = uncached.get_online_features(req, None).await.expect("read");
     assert_eq!(cell(&third, 0, 0).1, FieldStatus::NotFound);
     assert_eq!(uncached.cache_stats(), CacheStats::default());
 }
@@ -61,7 +61,7 @@ async fn hgetall_fills_the_cache_for_views_sharing_the_key() {
     let store = redis_store(&server.url(), long_cache()).await;
     store
         .get_online_features(
-            &request(
+            request(
                 &["customer_profile:account_age_days"],
                 &[("customer_id", &["c-1"])],
             ),
@@ -72,7 +72,7 @@ async fn hgetall_fills_the_cache_for_views_sharing_the_key() {
     server.command(&["FLUSHALL"]).expect("FLUSHALL");
     let response = store
         .get_online_features(
-            &request(&["customer_activity:sessions_7d"], &[("customer_id", &["c-1"])]),
+            request(&["customer_activity:sessions_7d"], &[("customer_id", &["c-1"])]),
             None,
         )
         .await
@@ -96,11 +96,11 @@ async fn entries_expire_after_the_ttl() {
     )
     .await;
     let req = request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]);
-    store.get_online_features(&req, None).await.expect("read");
+    store.get_online_features(req.clone(), None).await.expect("read");
     server.command(&["FLUSHALL"]).expect("FLUSHALL");
     // Waiting out the TTL is the behaviour under test.
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    let response = store.get_online_features(&req, None).await.expect("read");
+    let response = store.get_online_features(req, None).await.expect("read");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::NotFound);
     assert_eq!(store.cache_stats().misses, 2);
 }
@@ -128,8 +128,8 @@ async fn the_observer_sees_every_lookup() {
         &["zone_demand:available_drivers", "zone_weather:temperature_c"],
         &[("zone_id", &["z-1"])],
     );
-    store.get_online_features(&req, None).await.expect("read");
-    store.get_online_features(&req, None).await.expect("read");
+    store.get_online_features(req.clone(), None).await.expect("read");
+    store.get_online_features(req, None).await.expect("read");
     let mut seen = recorder.0.lock().expect("lock").clone();
     seen.sort();
     let want: Vec<(String, bool)> = [

@@ -54,7 +54,7 @@ async fn materialize_then_read_across_a_cluster() {
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &[
                     "customer_profile:account_age_days",
                     "customer_profile:cancellation_rate",

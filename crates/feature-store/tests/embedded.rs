@@ -22,7 +22,7 @@ async fn rebased_snapshot_keeps_relative_ages() {
     assert_eq!(store.backend(), BackendKind::Embedded);
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &[
                     "zone_demand:open_requests_15m",
                     "customer_profile:account_age_days",
@@ -84,7 +84,7 @@ async fn the_bundled_snapshot_serves_fresh_and_stale_rows() {
         for chunk in view_rows.chunks(feature_store::MAX_ENTITY_ROWS) {
             let ids: Vec<&str> = chunk.iter().map(|r| r.1.as_str()).collect();
             let response = store
-                .get_online_features(&request(&[&feature], &[(view.join_keys[0].as_str(), &ids)]), None)
+                .get_online_features(request(&[&feature], &[(view.join_keys[0].as_str(), &ids)]), None)
                 .await
                 .expect("read");
             for (i, row) in chunk.iter().enumerate() {

@@ -149,7 +149,7 @@ async fn check_reads(registry: Registry, url: &str, golden: &Json) {
         let id = row["entity_id"].as_str().expect("id");
         let response = store
             .get_online_features(
-                &request(features, row["join_key"].as_str().expect("join key"), &[id]),
+                request(features, row["join_key"].as_str().expect("join key"), &[id]),
                 None,
             )
             .await

@@ -30,7 +30,7 @@ async fn the_password_in_the_url_authenticates() {
     let store = redis_store(&server.url(), no_cache()).await;
     let response = store
         .get_online_features(
-            &request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]),
+            request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]),
             None,
         )
         .await
@@ -57,7 +57,7 @@ async fn a_wrong_password_never_connects_and_says_why() {
     assert!(!store.is_connected());
     let response = store
         .get_online_features(
-            &request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]),
+            request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]),
             None,
         )
         .await

@@ -33,7 +33,7 @@ async fn a_redis_timeout_is_logged_with_the_redacted_url_only() {
         .expect("CLIENT PAUSE");
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &["zone_demand:available_drivers"],
                 &[("zone_id", &["z-1", "z-2"])],
             ),
@@ -80,7 +80,10 @@ async fn an_outage_logs_once_a_second_and_counts_every_failure() {
     let req = request(&["zone_demand:available_drivers"], &[("zone_id", &["z-1"])]);
     let started = std::time::Instant::now();
     for _ in 0..200 {
-        let response = store.get_online_features(&req, None).await.expect("answered");
+        let response = store
+            .get_online_features(req.clone(), None)
+            .await
+            .expect("answered");
         assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
     }
     let took = started.elapsed();

@@ -36,8 +36,8 @@ async fn latency_per_pipeline_and_errors_by_type() {
     let agent = StatsdAgent::start(SERVICE);
     let store = store(&server.url(), &agent, ReadStrategy::HashGetFields).await;
 
-    store.get_online_features(&req(), None).await.expect("read");
-    store.get_online_features(&req(), None).await.expect("read");
+    store.get_online_features(req(), None).await.expect("read");
+    store.get_online_features(req(), None).await.expect("read");
     let lines = agent.lines();
     let latency = value_of(&lines, "redis.command.latency_ms", "d", "command:HMGET").expect("HMGET latency");
     assert_eq!(
@@ -54,7 +54,7 @@ async fn latency_per_pipeline_and_errors_by_type() {
     server
         .command(&["CLIENT", "PAUSE", "1000", "ALL"])
         .expect("CLIENT PAUSE");
-    let response = store.get_online_features(&req(), None).await.expect("answered");
+    let response = store.get_online_features(req(), None).await.expect("answered");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
     let lines = agent.lines();
     assert_eq!(
@@ -88,10 +88,10 @@ async fn latency_per_pipeline_and_errors_by_type() {
     server.kill();
     let give_up = Instant::now() + Duration::from_secs(10);
     while store.is_connected() {
-        store.get_online_features(&req(), None).await.expect("answered");
+        store.get_online_features(req(), None).await.expect("answered");
         assert!(Instant::now() < give_up, "the kill went unnoticed");
     }
-    store.get_online_features(&req(), None).await.expect("answered");
+    store.get_online_features(req(), None).await.expect("answered");
     let lines = agent.lines();
     let unavailable = value_of(
         &lines,

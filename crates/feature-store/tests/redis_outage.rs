@@ -50,7 +50,7 @@ async fn redis_down_answers_unavailable_values_and_never_hangs() {
     let timeout = Duration::from_millis(300);
     let store = store_with(&server.url(), timeout, no_cache(), None).await;
     let up = store
-        .get_online_features(&req(), None)
+        .get_online_features(req(), None)
         .await
         .expect("read while up");
     assert_eq!(statuses(&up), [FieldStatus::Present]);
@@ -62,7 +62,7 @@ async fn redis_down_answers_unavailable_values_and_never_hangs() {
     loop {
         let started = Instant::now();
         let response = store
-            .get_online_features(&req(), None)
+            .get_online_features(req(), None)
             .await
             .expect("an outage is no error");
         let took = started.elapsed();
@@ -84,7 +84,7 @@ async fn a_paused_redis_answers_unavailable_within_the_timeout_and_the_deadline(
         .command(&["CLIENT", "PAUSE", "3000", "ALL"])
         .expect("CLIENT PAUSE");
     let started = Instant::now();
-    let response = store.get_online_features(&req(), None).await.expect("answered");
+    let response = store.get_online_features(req(), None).await.expect("answered");
     assert_eq!(statuses(&response), [FieldStatus::Unavailable]);
     let took = started.elapsed();
     assert!(took >= timeout && took < Duration::from_secs(1), "{took:?}");
@@ -95,7 +95,7 @@ async fn a_paused_redis_answers_unavailable_within_the_timeout_and_the_deadline(
     let started = Instant::now();
     let deadline = started + Duration::from_millis(60);
     let response = store
-        .get_online_features(&req(), Some(Deadline::at(deadline).answering()))
+        .get_online_features(req(), Some(Deadline::at(deadline).answering()))
         .await
         .expect("answered");
     let answered = Instant::now();
@@ -113,7 +113,7 @@ async fn a_spent_deadline_fails_before_calling_redis() {
     let server = RedisServer::start().expect("redis-server");
     let store = store_with(&server.url(), Duration::from_secs(1), no_cache(), None).await;
     let result = store
-        .get_online_features(&req(), Some(Deadline::at(Instant::now())))
+        .get_online_features(req(), Some(Deadline::at(Instant::now())))
         .await;
     assert!(matches!(result, Err(Error::DeadlineExceeded)), "{result:?}");
 }
@@ -133,7 +133,7 @@ async fn stale_rows_stand_in_while_redis_is_down() {
     .await;
     let asked = |ids: &[&str]| request(&["zone_demand:available_drivers"], &[("zone_id", ids)]);
     let first = store
-        .get_online_features(&asked(&["z-1", "z-nobody"]), None)
+        .get_online_features(asked(&["z-1", "z-nobody"]), None)
         .await
         .expect("read");
     assert_eq!(statuses(&first), [FieldStatus::Present, FieldStatus::NotFound]);
@@ -143,7 +143,7 @@ async fn stale_rows_stand_in_while_redis_is_down() {
     server.kill();
     agent.lines();
     let degraded = store
-        .get_online_features(&asked(&["z-1", "z-nobody", "z-new"]), None)
+        .get_online_features(asked(&["z-1", "z-nobody", "z-new"]), None)
         .await
         .expect("an outage is no error");
     // The stale rows answer as they would have (an absent entity stays NOT_FOUND); the entity never
@@ -194,10 +194,10 @@ async fn a_fresh_cache_hit_never_touches_redis() {
         Some(&agent),
     )
     .await;
-    store.get_online_features(&req(), None).await.expect("read");
+    store.get_online_features(req(), None).await.expect("read");
     server.kill();
     agent.lines();
-    let response = store.get_online_features(&req(), None).await.expect("read");
+    let response = store.get_online_features(req(), None).await.expect("read");
     assert_eq!(statuses(&response), [FieldStatus::Present]);
     let lines = agent.lines();
     assert!(
@@ -221,11 +221,11 @@ async fn past_the_stale_window_values_are_unavailable() {
         None,
     )
     .await;
-    store.get_online_features(&req(), None).await.expect("read");
+    store.get_online_features(req(), None).await.expect("read");
     // Waiting out the TTL is the behaviour under test.
     tokio::time::sleep(ttl + Duration::from_millis(50)).await;
     server.kill();
-    let response = store.get_online_features(&req(), None).await.expect("read");
+    let response = store.get_online_features(req(), None).await.expect("read");
     assert_eq!(statuses(&response), [FieldStatus::Unavailable]);
 }
 

@@ -21,7 +21,7 @@ async fn until_present(store: &OnlineStore, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let response = store
-            .get_online_features(&req(), None)
+            .get_online_features(req(), None)
             .await
             .expect("never an error");
         match cell(&response, 0, 0).1 {
@@ -50,7 +50,7 @@ async fn opens_without_redis_and_connects_when_it_comes_up() {
 
     let started = Instant::now();
     let response = store
-        .get_online_features(&req(), None)
+        .get_online_features(req(), None)
         .await
         .expect("answered without Redis");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
@@ -83,11 +83,11 @@ async fn reads_resume_after_redis_restarts_on_the_same_port() {
     // Down long enough for fred to notice and back off a few times.
     let give_up = Instant::now() + Duration::from_secs(10);
     while store.is_connected() {
-        store.get_online_features(&req(), None).await.expect("answered");
+        store.get_online_features(req(), None).await.expect("answered");
         assert!(Instant::now() < give_up, "the kill went unnoticed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let response = store.get_online_features(&req(), None).await.expect("answered");
+    let response = store.get_online_features(req(), None).await.expect("answered");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
 
     server.restart().expect("redis-server restarts");

@@ -114,7 +114,7 @@ async fn features_are_written_and_read_over_tls_with_the_ca_trusted() {
     tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
         .await
         .expect("connected over TLS");
-    let response = store.get_online_features(&req(), None).await.expect("read");
+    let response = store.get_online_features(req(), None).await.expect("read");
     assert_eq!(cell(&response, 0, 0), (int64(20), FieldStatus::Present));
 }
 
@@ -130,7 +130,7 @@ async fn a_certificate_nobody_trusts_never_connects() {
     let reason = refused["error"].as_str().unwrap_or_default().to_lowercase();
     assert!(reason.contains("certificate"), "{refused}");
     assert!(!store.is_connected(), "connected to an untrusted server");
-    let response = store.get_online_features(&req(), None).await.expect("answered");
+    let response = store.get_online_features(req(), None).await.expect("answered");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Unavailable);
 
     let error = materialize(&config(&server.url(), RedisTls::default()))
@@ -155,7 +155,7 @@ async fn mutual_tls_takes_a_client_certificate() {
     tokio::time::timeout(Duration::from_secs(10), store.wait_connected())
         .await
         .expect("connected with a client certificate");
-    let response = store.get_online_features(&req(), None).await.expect("read");
+    let response = store.get_online_features(req(), None).await.expect("read");
     assert_eq!(cell(&response, 0, 0).1, FieldStatus::Present);
 
     // Without one, the server hangs up during the handshake.

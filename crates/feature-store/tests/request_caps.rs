@@ -24,7 +24,7 @@ fn sized(reference: &str, refs: usize, rows: usize) -> GetOnlineFeaturesRequest 
     request(&vec![reference; refs], &[("customer_id", &ids)])
 }
 
-async fn rejection(request: &GetOnlineFeaturesRequest) -> RequestError {
+async fn rejection(request: GetOnlineFeaturesRequest) -> RequestError {
     match store().await.get_online_features(request, None).await {
         Err(Error::Request(error)) => error,
         other => panic!(
@@ -34,7 +34,7 @@ async fn rejection(request: &GetOnlineFeaturesRequest) -> RequestError {
     }
 }
 
-async fn answer(request: &GetOnlineFeaturesRequest) -> GetOnlineFeaturesResponse {
+async fn answer(request: GetOnlineFeaturesRequest) -> GetOnlineFeaturesResponse {
     store()
         .await
         .get_online_features(request, None)
@@ -45,7 +45,7 @@ async fn answer(request: &GetOnlineFeaturesRequest) -> GetOnlineFeaturesResponse
 #[tokio::test]
 async fn too_many_feature_refs_are_refused_before_any_is_parsed() {
     // Malformed references: refused for their number, not for the first one's shape.
-    let error = rejection(&sized("nope", MAX_FEATURE_REFS + 1, 1)).await;
+    let error = rejection(sized("nope", MAX_FEATURE_REFS + 1, 1)).await;
     assert_eq!(
         error,
         RequestError::TooManyFeatureRefs {
@@ -64,7 +64,7 @@ async fn too_many_feature_refs_are_refused_before_any_is_parsed() {
 
 #[tokio::test]
 async fn too_many_entity_rows_are_refused_before_any_reference_is_parsed() {
-    let error = rejection(&sized("nope", 1, MAX_ENTITY_ROWS + 1)).await;
+    let error = rejection(sized("nope", 1, MAX_ENTITY_ROWS + 1)).await;
     assert_eq!(
         error,
         RequestError::TooManyEntityRows {
@@ -79,7 +79,7 @@ async fn references_times_rows_over_the_value_cap_are_refused() {
     // Each count within its own cap, their product one row's worth over.
     let refs = MAX_VALUES / MAX_ENTITY_ROWS + 1;
     assert!(refs <= MAX_FEATURE_REFS);
-    let error = rejection(&sized(KNOWN, refs, MAX_ENTITY_ROWS)).await;
+    let error = rejection(sized(KNOWN, refs, MAX_ENTITY_ROWS)).await;
     assert_eq!(
         error,
         RequestError::TooManyValues {
@@ -99,7 +99,7 @@ async fn references_times_rows_over_the_value_cap_are_refused() {
     );
     // Checked before the references: malformed ones are refused for the size first.
     assert!(matches!(
-        rejection(&sized("nope", refs, MAX_ENTITY_ROWS)).await,
+        rejection(sized("nope", refs, MAX_ENTITY_ROWS)).await,
         RequestError::TooManyValues { .. }
     ));
 }
@@ -107,7 +107,7 @@ async fn references_times_rows_over_the_value_cap_are_refused() {
 #[tokio::test]
 async fn requests_at_the_caps_are_answered() {
     let refs = MAX_VALUES / MAX_ENTITY_ROWS;
-    let response = answer(&sized(KNOWN, refs, MAX_ENTITY_ROWS)).await;
+    let response = answer(sized(KNOWN, refs, MAX_ENTITY_ROWS)).await;
     assert_eq!(response.results.len(), refs);
     assert!(
         response
@@ -116,7 +116,7 @@ async fn requests_at_the_caps_are_answered() {
             .all(|vector| vector.values.len() == MAX_ENTITY_ROWS)
     );
 
-    let response = answer(&sized(KNOWN, MAX_FEATURE_REFS, 1)).await;
+    let response = answer(sized(KNOWN, MAX_FEATURE_REFS, 1)).await;
     assert_eq!(response.results.len(), MAX_FEATURE_REFS);
 
     // The gateway's largest call: a batch of 500 customers, every customer feature of the registry.
@@ -134,6 +134,6 @@ async fn requests_at_the_caps_are_answered() {
     let ids: Vec<String> = (0..500).map(|i| format!("c-{i}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let features: Vec<&str> = customer_features.iter().map(String::as_str).collect();
-    let response = answer(&request(&features, &[("customer_id", &ids)])).await;
+    let response = answer(request(&features, &[("customer_id", &ids)])).await;
     assert_eq!(response.results.len(), customer_features.len());
 }

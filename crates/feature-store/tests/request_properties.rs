@@ -175,7 +175,7 @@ fn any_request_is_answered_or_rejected_with_a_named_field() {
     let outcomes: RefCell<HashMap<&'static str, u32>> = RefCell::new(HashMap::new());
     runner
         .run(&online_request(), |request| {
-            let result = runtime.block_on(store.get_online_features(&request, None));
+            let result = runtime.block_on(store.get_online_features(request.clone(), None));
             match result {
                 Ok(response) => {
                     *outcomes.borrow_mut().entry("answered").or_default() += 1;
@@ -265,7 +265,7 @@ fn a_well_formed_request_for_known_entities_is_always_answered() {
             let features: Vec<&str> = features.iter().map(String::as_str).collect();
             let request = request(&features, &[("customer_id", &customers), ("zone_id", &zones)]);
             let response = runtime
-                .block_on(store.get_online_features(&request, None))
+                .block_on(store.get_online_features(request, None))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(response.results.len(), features.len());
             for vector in &response.results {

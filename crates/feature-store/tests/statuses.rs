@@ -35,7 +35,7 @@ async fn present_stale_missing_and_null() {
 
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &[
                     "customer_profile:account_age_days",
                     "customer_profile:cancellation_rate",
@@ -81,7 +81,7 @@ async fn several_views_and_entity_columns_in_one_request() {
     let store = redis_store(&server.url(), no_cache()).await;
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &[
                     "zone_demand:open_requests_15m",
                     "customer_profile:lifetime_bookings",
@@ -144,7 +144,7 @@ async fn malformed_bytes_are_invalid_values_not_errors() {
     let store = redis_store(&server.url(), no_cache()).await;
     let response = store
         .get_online_features(
-            &request(
+            request(
                 &[
                     "customer_profile:account_age_days",
                     "customer_profile:lifetime_bookings",

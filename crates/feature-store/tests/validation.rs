@@ -8,7 +8,7 @@ use proto::feast::types::value::Val;
 use proto::feast::types::{RepeatedValue, Value};
 use proto::features::v1::GetOnlineFeaturesRequest;
 
-async fn rejection(request: &GetOnlineFeaturesRequest) -> RequestError {
+async fn rejection(request: GetOnlineFeaturesRequest) -> RequestError {
     let mut config = StoreConfig::new(registry());
     config.snapshot = Some(tiny_csvs());
     let store = OnlineStore::open(config).await.expect("store");
@@ -74,7 +74,7 @@ async fn each_invalid_request_names_its_field() {
         ),
     ];
     for (req, needle) in cases {
-        let error = rejection(&req).await;
+        let error = rejection(req).await;
         assert!(
             error.to_string().contains(needle),
             "{error} does not contain {needle}"
@@ -86,17 +86,17 @@ async fn each_invalid_request_names_its_field() {
 async fn unknown_names_are_not_found_the_rest_invalid() {
     let ids: &[&str] = &["c-1"];
     assert!(
-        rejection(&request(&["nope:x"], &[("customer_id", ids)]))
+        rejection(request(&["nope:x"], &[("customer_id", ids)]))
             .await
             .is_not_found()
     );
     assert!(
-        rejection(&request(&["customer_profile:x"], &[("customer_id", ids)]))
+        rejection(request(&["customer_profile:x"], &[("customer_id", ids)]))
             .await
             .is_not_found()
     );
     assert!(
-        !rejection(&request(&["nope"], &[("customer_id", ids)]))
+        !rejection(request(&["nope"], &[("customer_id", ids)]))
             .await
             .is_not_found()
     );
@@ -116,7 +116,7 @@ async fn wrong_entity_types_and_too_many_rows() {
             ],
         },
     );
-    let error = rejection(&req).await;
+    let error = rejection(req).await;
     assert_eq!(
         error.to_string(),
         "entities[\"customer_id\"][1]: expected a STRING value, got int64"
@@ -124,7 +124,7 @@ async fn wrong_entity_types_and_too_many_rows() {
 
     let many: Vec<String> = (0..=MAX_ENTITY_ROWS).map(|i| format!("c-{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    let error = rejection(&request(
+    let error = rejection(request(
         &["customer_profile:account_age_days"],
         &[("customer_id", &many)],
     ))
@@ -147,7 +147,7 @@ async fn the_row_limit_itself_is_fine_and_zero_rows_answer_empty_vectors() {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let response = store
         .get_online_features(
-            &request(&["customer_profile:account_age_days"], &[("customer_id", &ids)]),
+            request(&["customer_profile:account_age_days"], &[("customer_id", &ids)]),
             None,
         )
         .await
@@ -156,7 +156,7 @@ async fn the_row_limit_itself_is_fine_and_zero_rows_answer_empty_vectors() {
 
     let response = store
         .get_online_features(
-            &request(&["customer_profile:account_age_days"], &[("customer_id", &[])]),
+            request(&["customer_profile:account_age_days"], &[("customer_id", &[])]),
             None,
         )
         .await

@@ -251,9 +251,12 @@ impl OnlineStore {
     ///
     /// The Redis span is a child of the current OpenTelemetry context; the response's values are
     /// counted in `features.lookups` and their rows' ages in `features.staleness_s`.
+    ///
+    /// The request is taken by value: its feature names become the answer's `feature_names`, as Feast
+    /// echoes them, without a copy of each.
     pub async fn get_online_features(
         &self,
-        request: &GetOnlineFeaturesRequest,
+        request: GetOnlineFeaturesRequest,
         deadline: Option<Deadline>,
     ) -> Result<GetOnlineFeaturesResponse, Error> {
         let inner = &*self.inner;
@@ -294,14 +297,7 @@ impl OnlineStore {
         }
         let now = SystemTime::now();
         let mut lookups = LookupTally::new(views.len());
-        let response = assemble(
-            &inner.registry,
-            &plan,
-            &rows,
-            now,
-            &request.features,
-            &mut lookups,
-        );
+        let response = assemble(&inner.registry, &plan, &rows, now, request.features, &mut lookups);
         lookups.emit(&inner.metrics, views);
         metrics::record_staleness(&inner.metrics, views, &plan, &rows, now);
         Ok(response)
@@ -314,7 +310,7 @@ fn assemble(
     plan: &Plan,
     rows: &Rows,
     now: SystemTime,
-    names: &[String],
+    names: Vec<String>,
     lookups: &mut LookupTally,
 ) -> GetOnlineFeaturesResponse {
     let views = registry.views();
@@ -351,7 +347,7 @@ fn assemble(
         })
         .collect();
     GetOnlineFeaturesResponse {
-        feature_names: names.to_vec(),
+        feature_names: names,
         results,
     }
 }
