@@ -27,8 +27,8 @@ pub fn install() -> &'static InMemorySpanExporter {
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
+        super::spans::use_provider(&provider);
         global::set_tracer_provider(provider);
-        super::spans::use_global_provider();
         exporter
     })
 }

@@ -118,7 +118,7 @@ pub(crate) fn start(config: &TelemetryConfig, tags: &ServiceTags) -> Result<Trac
         .with_resource(resource(tags))
         .build();
     global::set_tracer_provider(provider.clone());
-    spans::use_global_provider();
+    spans::use_provider(&provider);
     Ok(Tracing {
         provider,
         runtime: Some(runtime),

@@ -10,38 +10,128 @@
 
 use std::{
     borrow::Cow,
-    sync::{PoisonError, RwLock},
+    collections::HashMap,
+    sync::{Arc, LazyLock, PoisonError, RwLock},
     time::Duration,
 };
 
 use opentelemetry::{
     Context, KeyValue, global,
     global::BoxedTracer,
-    trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer},
+    trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider},
 };
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::tags::grpc_code_name;
 
 /// Instrumentation scope name of every span this crate starts.
 pub const SCOPE: &str = "telemetry";
 
-/// The global provider's tracer, taken once by `init` (getting it per span costs a lock, an `Arc` and
-/// a box); until then, every span asks the global provider.
-static TRACER: RwLock<Option<BoxedTracer>> = RwLock::new(None);
+/// The tracer spans start on, taken once by `init` (getting it per span costs a lock, an `Arc` and a
+/// box); until then, every span asks the global provider.
+static TRACER: RwLock<Option<SpanTracer>> = RwLock::new(None);
 
-/// Re-reads the global tracer provider. `init` calls it; call it after installing a provider of your
-/// own with `opentelemetry::global::set_tracer_provider` (tests, benches).
+enum SpanTracer {
+    /// The SDK's own tracer: its spans are boxed once, where the global provider's type-erased tracer
+    /// boxes each span and the context boxes it again.
+    Sdk(SdkTracer),
+    /// Whatever provider is installed globally.
+    Global(BoxedTracer),
+}
+
+/// Re-reads the global tracer provider. Call it after installing a provider of your own with
+/// `opentelemetry::global::set_tracer_provider` (tests, benches); [`use_provider`] is cheaper per span.
 pub fn use_global_provider() {
-    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(global::tracer(SCOPE));
+    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(SpanTracer::Global(global::tracer(SCOPE)));
+}
+
+/// Starts spans on `provider` directly, one allocation a span less than through the global provider.
+/// `init` calls it with the provider it also installs globally.
+pub fn use_provider(provider: &SdkTracerProvider) {
+    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(SpanTracer::Sdk(provider.tracer(SCOPE)));
 }
 
 /// Starts a span under `parent` and returns the context holding it.
 pub fn start(builder: SpanBuilder, parent: &Context) -> Context {
-    let span = match &*TRACER.read().unwrap_or_else(PoisonError::into_inner) {
-        Some(tracer) => tracer.build_with_context(builder, parent),
-        None => global::tracer(SCOPE).build_with_context(builder, parent),
+    match &*TRACER.read().unwrap_or_else(PoisonError::into_inner) {
+        Some(SpanTracer::Sdk(tracer)) => parent.with_span(tracer.build_with_context(builder, parent)),
+        Some(SpanTracer::Global(tracer)) => parent.with_span(tracer.build_with_context(builder, parent)),
+        None => parent.with_span(global::tracer(SCOPE).build_with_context(builder, parent)),
+    }
+}
+
+/// Distinct names kept for the life of the process, so that spans borrow them rather than copy them
+/// each time. A service calls and answers a handful of methods; past this many (unknown methods asked
+/// by a broken client), spans copy their names as they did before.
+const MAX_INTERNED: usize = 512;
+
+/// The attributes [`end_rpc`] may add to a gRPC span: its status code, and the error type.
+const END_RPC_ATTRIBUTES: usize = 2;
+
+/// A gRPC method's span name (`pkg.Service/Method`) and its two parts, for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RpcNames {
+    name: &'static str,
+    service: &'static str,
+    method: &'static str,
+}
+
+type RpcNameMap = HashMap<(&'static str, &'static str), RpcNames>;
+type TextMap = HashMap<&'static str, ()>;
+
+/// The names of `service`'s `method`, kept the first time it is seen; `None` once [`MAX_INTERNED`]
+/// methods are kept.
+fn rpc_names(service: &str, method: &str) -> Option<RpcNames> {
+    static NAMES: LazyLock<RwLock<RpcNameMap>> = LazyLock::new(RwLock::default);
+    rpc_names_in(&NAMES, MAX_INTERNED, service, method)
+}
+
+fn rpc_names_in(names: &RwLock<RpcNameMap>, cap: usize, service: &str, method: &str) -> Option<RpcNames> {
+    // Looked up by borrowed parts: the map's keys outlive any query.
+    let find = |names: &HashMap<(&str, &str), RpcNames>| names.get(&(service, method)).copied();
+    if let Some(found) = find(&names.read().unwrap_or_else(PoisonError::into_inner)) {
+        return Some(found);
+    }
+    let mut names = names.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = find(&names) {
+        return Some(found);
+    }
+    if names.len() >= cap {
+        return None;
+    }
+    let name: &'static str = Box::leak(format!("{service}/{method}").into_boxed_str());
+    let (kept_service, rest) = name.split_at(service.len());
+    let found = RpcNames {
+        name,
+        service: kept_service,
+        method: &rest[1..],
     };
-    parent.with_span(span)
+    names.insert((found.service, found.method), found);
+    Some(found)
+}
+
+/// `text` for the life of the process, kept the first time it is seen (as [`rpc_names`]); a copy once
+/// [`MAX_INTERNED`] texts are kept.
+fn interned(text: &str) -> Cow<'static, str> {
+    static TEXTS: LazyLock<RwLock<TextMap>> = LazyLock::new(RwLock::default);
+    interned_in(&TEXTS, MAX_INTERNED, text)
+}
+
+fn interned_in(texts: &RwLock<TextMap>, cap: usize, text: &str) -> Cow<'static, str> {
+    let find = |texts: &TextMap| texts.get_key_value(text).map(|(&kept, ())| kept);
+    if let Some(kept) = find(&texts.read().unwrap_or_else(PoisonError::into_inner)) {
+        return Cow::Borrowed(kept);
+    }
+    let mut texts = texts.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(kept) = find(&texts) {
+        return Cow::Borrowed(kept);
+    }
+    if texts.len() >= cap {
+        return Cow::Owned(text.to_owned());
+    }
+    let kept: &'static str = Box::leak(text.into());
+    texts.insert(kept, ());
+    Cow::Borrowed(kept)
 }
 
 /// Which side of a call a span describes; decides which gRPC codes are errors.
@@ -57,26 +147,42 @@ pub fn split_grpc_path(path: &str) -> (&str, &str) {
     trimmed.split_once('/').unwrap_or((trimmed, ""))
 }
 
-fn rpc_builder(side: RpcSide, service: &str, method: &str) -> SpanBuilder {
+/// A gRPC span's builder with the `rpc.*` attributes, and room for `more` and for what [`end_rpc`] adds.
+/// The names are borrowed from `kept` ([`rpc_names`]) when they were kept, else copied.
+fn rpc_builder(
+    side: RpcSide,
+    service: &str,
+    method: &str,
+    kept: Option<RpcNames>,
+    more: usize,
+) -> (SpanBuilder, Vec<KeyValue>) {
+    let mut attributes = Vec::with_capacity(3 + more + END_RPC_ATTRIBUTES);
+    attributes.push(KeyValue::new("rpc.system", "grpc"));
     // OpenTelemetry's gRPC span name is `pkg.Service/Method` (the path without its leading slash).
-    let mut name = String::with_capacity(service.len() + 1 + method.len());
-    name.push_str(service);
-    name.push('/');
-    name.push_str(method);
-    SpanBuilder::from_name(name).with_kind(match side {
+    let name: Cow<'static, str> = match kept {
+        Some(names) => {
+            attributes.push(KeyValue::new("rpc.service", names.service));
+            attributes.push(KeyValue::new("rpc.method", names.method));
+            Cow::Borrowed(names.name)
+        }
+        None => {
+            attributes.push(KeyValue::new("rpc.service", service.to_owned()));
+            attributes.push(KeyValue::new("rpc.method", method.to_owned()));
+            Cow::Owned(format!("{service}/{method}"))
+        }
+    };
+    let builder = SpanBuilder::from_name(name).with_kind(match side {
         RpcSide::Server => SpanKind::Server,
         RpcSide::Client => SpanKind::Client,
-    })
+    });
+    (builder, attributes)
 }
 
 /// A server span for an incoming gRPC call, child of the caller's extracted context.
 pub fn server_span(parent: &Context, service: &str, method: &str) -> Context {
-    let builder = rpc_builder(RpcSide::Server, service, method).with_attributes([
-        KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.service", service.to_owned()),
-        KeyValue::new("rpc.method", method.to_owned()),
-    ]);
-    start(builder, parent)
+    // Room for what a handler adds (the gateway's `variant`).
+    let (builder, attributes) = rpc_builder(RpcSide::Server, service, method, rpc_names(service, method), 1);
+    start(builder.with_attributes(attributes), parent)
 }
 
 /// A client span for an outgoing gRPC call to `peer_service` (e.g. `feature-service`).
@@ -84,47 +190,50 @@ pub fn client_span(
     parent: &Context,
     service: &str,
     method: &str,
-    peer_service: &str,
+    peer_service: &Arc<str>,
     server_address: Option<&str>,
 ) -> Context {
-    let mut attributes = vec![
-        KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.service", service.to_owned()),
-        KeyValue::new("rpc.method", method.to_owned()),
-        KeyValue::new("peer.service", peer_service.to_owned()),
-    ];
+    let (builder, mut attributes) =
+        rpc_builder(RpcSide::Client, service, method, rpc_names(service, method), 2);
+    attributes.push(KeyValue::new("peer.service", Arc::clone(peer_service)));
     if let Some(address) = server_address {
-        attributes.push(KeyValue::new("server.address", address.to_owned()));
+        attributes.push(KeyValue::new("server.address", interned(address)));
     }
-    start(
-        rpc_builder(RpcSide::Client, service, method).with_attributes(attributes),
-        parent,
-    )
+    start(builder.with_attributes(attributes), parent)
 }
 
 /// A Redis command span. `statement` is the command's shape (`HMGET <key> <fields...>`), never values.
 pub fn redis_span(parent: &Context, command: &'static str, statement: Option<&str>) -> Context {
-    let statement: Cow<'static, str> = statement.map_or(Cow::Borrowed(command), |s| Cow::Owned(s.to_owned()));
+    let statement: Cow<'static, str> = match statement {
+        None => Cow::Borrowed(command),
+        Some(statement) => interned(statement),
+    };
+    // Room for the caller's `redis.pipeline_length` and an error type.
+    let mut attributes = Vec::with_capacity(6);
+    attributes.extend([
+        KeyValue::new("db.system", "redis"),
+        KeyValue::new("db.operation", command),
+        KeyValue::new("db.statement", statement),
+        KeyValue::new("peer.service", "redis"),
+    ]);
     let builder = SpanBuilder::from_name(command)
         .with_kind(SpanKind::Client)
-        .with_attributes([
-            KeyValue::new("db.system", "redis"),
-            KeyValue::new("db.operation", command),
-            KeyValue::new("db.statement", statement),
-            KeyValue::new("peer.service", "redis"),
-        ]);
+        .with_attributes(attributes);
     start(builder, parent)
 }
 
 /// A span around one model inference, tagged like the model metrics.
 pub fn inference_span(parent: &Context, model: &str, model_version: &str, variant: &str) -> Context {
+    // Room for the caller's `rows` and an error type.
+    let mut attributes = Vec::with_capacity(5);
+    attributes.extend([
+        KeyValue::new("model", interned(model)),
+        KeyValue::new("model_version", interned(model_version)),
+        KeyValue::new("variant", interned(variant)),
+    ]);
     let builder = SpanBuilder::from_name("model.inference")
         .with_kind(SpanKind::Internal)
-        .with_attributes([
-            KeyValue::new("model", model.to_owned()),
-            KeyValue::new("model_version", model_version.to_owned()),
-            KeyValue::new("variant", variant.to_owned()),
-        ]);
+        .with_attributes(attributes);
     start(builder, parent)
 }
 
@@ -177,4 +286,57 @@ pub fn end(cx: &Context) {
 /// The elapsed time helper the layers use for latency metrics, in fractional milliseconds.
 pub(crate) fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_is_named_once_then_borrowed() {
+        let names = RwLock::default();
+        let first = rpc_names_in(&names, 4, "pkg.Service", "Method").expect("kept");
+        assert_eq!(
+            (first.name, first.service, first.method),
+            ("pkg.Service/Method", "pkg.Service", "Method")
+        );
+        let again = rpc_names_in(&names, 4, "pkg.Service", "Method").expect("kept");
+        assert!(
+            std::ptr::eq(first.name, again.name),
+            "the second span copied the name"
+        );
+        // A path with more slashes than gRPC's splits as `split_grpc_path` does.
+        let odd = rpc_names_in(&names, 4, "a", "b/c").expect("kept");
+        assert_eq!((odd.name, odd.service, odd.method), ("a/b/c", "a", "b/c"));
+    }
+
+    #[test]
+    fn past_the_cap_names_are_copied_and_what_was_kept_stays() {
+        let names = RwLock::default();
+        let kept = rpc_names_in(&names, 1, "pkg.Service", "One").expect("kept");
+        assert_eq!(rpc_names_in(&names, 1, "pkg.Service", "Two"), None);
+        assert_eq!(rpc_names_in(&names, 1, "pkg.Service", "One"), Some(kept));
+        // A method not kept is named by copies.
+        let (builder, attributes) = rpc_builder(RpcSide::Server, "pkg.Service", "Two", None, 0);
+        assert!(matches!(builder.name, Cow::Owned(ref name) if name == "pkg.Service/Two"));
+        assert_eq!(attributes[1], KeyValue::new("rpc.service", "pkg.Service"));
+        assert_eq!(attributes[2], KeyValue::new("rpc.method", "Two"));
+
+        let texts = RwLock::default();
+        let first = interned_in(&texts, 1, "model-a");
+        assert!(matches!(first, Cow::Borrowed("model-a")));
+        assert!(
+            matches!(interned_in(&texts, 1, "model-a"), Cow::Borrowed(kept) if std::ptr::eq(kept, &*first))
+        );
+        assert!(matches!(interned_in(&texts, 1, "model-b"), Cow::Owned(copy) if copy == "model-b"));
+    }
+
+    #[test]
+    fn grpc_spans_leave_room_for_what_ending_them_adds() {
+        let kept = rpc_names_in(&RwLock::default(), 1, "pkg.Service", "Method");
+        let (builder, attributes) = rpc_builder(RpcSide::Client, "pkg.Service", "Method", kept, 2);
+        assert!(matches!(builder.name, Cow::Borrowed("pkg.Service/Method")));
+        assert_eq!(attributes.len(), 3);
+        assert!(attributes.capacity() >= 3 + 2 + END_RPC_ATTRIBUTES);
+    }
 }
