@@ -43,6 +43,19 @@ struct DatadogExtras {
     tags: Vec<(String, String)>,
 }
 
+impl DatadogExtras {
+    /// `cx` carrying these extras, for injection downstream. Extras that change nothing there (no
+    /// origin, no tags, and the priority the sampled flag alone would send) are left out: adding a
+    /// value to a context copies its map, two allocations on every traced request.
+    fn attach(self, cx: Context) -> Context {
+        let default_priority = i32::from(cx.span().span_context().is_sampled());
+        let changes_nothing = self.origin.is_none()
+            && self.tags.is_empty()
+            && self.priority.is_none_or(|p| p == default_priority);
+        if changes_nothing { cx } else { cx.with_value(self) }
+    }
+}
+
 /// Datadog's `x-datadog-*` headers.
 #[derive(Debug, Clone, Default)]
 pub struct DatadogPropagator {
@@ -192,7 +205,7 @@ impl TextMapPropagator for DatadogPropagator {
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
         match datadog_parent(extractor) {
-            Some((sc, extras)) => cx.with_remote_span_context(sc).with_value(extras),
+            Some((sc, extras)) => extras.attach(cx.with_remote_span_context(sc)),
             None => cx.clone(),
         }
     }
@@ -253,9 +266,9 @@ impl TextMapPropagator for Propagator {
             Some((w3c_upper, w3c_lower))
                 if w3c_lower == dd_lower && (dd_upper == 0 || dd_upper == w3c_upper) =>
             {
-                w3c.with_value(extras)
+                extras.attach(w3c)
             }
-            _ => cx.with_remote_span_context(dd_sc).with_value(extras),
+            _ => extras.attach(cx.with_remote_span_context(dd_sc)),
         }
     }
 
@@ -435,5 +448,31 @@ mod tests {
             let datadog = DatadogPropagator::new().extract(&HeaderExtractor(&headers));
             assert_eq!(extracted.get::<DatadogExtras>(), datadog.get::<DatadogExtras>());
         }
+    }
+
+    #[test]
+    fn extras_that_change_nothing_downstream_are_left_out_of_the_context() {
+        let mut left_out = 0;
+        for cx in contexts() {
+            let mut headers = HeaderMap::new();
+            inject_context(&cx, &mut headers);
+            let extracted = extract_context(&headers);
+            let Some((_, extras)) = datadog_parent(&HeaderExtractor(&headers)) else {
+                continue;
+            };
+            let plain = extras.origin.is_none() && extras.tags.is_empty();
+            let sampled = extracted.span().span_context().is_sampled();
+            if plain && extras.priority == Some(i32::from(sampled)) {
+                assert_eq!(extracted.get::<DatadogExtras>(), None, "{headers:?}");
+                left_out += 1;
+            }
+            // Forwarded, the context writes what it would with its extras kept.
+            let kept = extract_context(&headers).with_value(extras);
+            let (mut forwarded, mut forwarded_kept) = (HeaderMap::new(), HeaderMap::new());
+            inject_context(&extracted, &mut forwarded);
+            inject_context(&kept, &mut forwarded_kept);
+            assert_eq!(forwarded, forwarded_kept);
+        }
+        assert!(left_out > 0, "no context had extras to leave out");
     }
 }
