@@ -11,13 +11,13 @@
 use std::{
     borrow::Cow,
     collections::HashMap,
+    hash::Hash,
     sync::{Arc, LazyLock, PoisonError, RwLock},
     time::Duration,
 };
 
 use opentelemetry::{
     Context, KeyValue, global,
-    global::BoxedTracer,
     trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider},
 };
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -27,35 +27,21 @@ use crate::tags::grpc_code_name;
 /// Instrumentation scope name of every span this crate starts.
 pub const SCOPE: &str = "telemetry";
 
-/// The tracer spans start on, taken once by `init` (getting it per span costs a lock, an `Arc` and a
-/// box); until then, every span asks the global provider.
-static TRACER: RwLock<Option<SpanTracer>> = RwLock::new(None);
+/// The SDK tracer spans start on, taken once by `init` (getting the global provider's per span costs a
+/// lock, an `Arc` and a box, and its type-erased spans are boxed twice); until then, every span asks the
+/// global provider.
+static TRACER: RwLock<Option<SdkTracer>> = RwLock::new(None);
 
-enum SpanTracer {
-    /// The SDK's own tracer: its spans are boxed once, where the global provider's type-erased tracer
-    /// boxes each span and the context boxes it again.
-    Sdk(SdkTracer),
-    /// Whatever provider is installed globally.
-    Global(BoxedTracer),
-}
-
-/// Re-reads the global tracer provider. Call it after installing a provider of your own with
-/// `opentelemetry::global::set_tracer_provider` (tests, benches); [`use_provider`] is cheaper per span.
-pub fn use_global_provider() {
-    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(SpanTracer::Global(global::tracer(SCOPE)));
-}
-
-/// Starts spans on `provider` directly, one allocation a span less than through the global provider.
-/// `init` calls it with the provider it also installs globally.
+/// Starts spans on `provider`. `init` calls it with the provider it also installs globally; call it
+/// after installing a provider of your own (tests, benches).
 pub fn use_provider(provider: &SdkTracerProvider) {
-    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(SpanTracer::Sdk(provider.tracer(SCOPE)));
+    *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(provider.tracer(SCOPE));
 }
 
 /// Starts a span under `parent` and returns the context holding it.
 pub fn start(builder: SpanBuilder, parent: &Context) -> Context {
     match &*TRACER.read().unwrap_or_else(PoisonError::into_inner) {
-        Some(SpanTracer::Sdk(tracer)) => parent.with_span(tracer.build_with_context(builder, parent)),
-        Some(SpanTracer::Global(tracer)) => parent.with_span(tracer.build_with_context(builder, parent)),
+        Some(tracer) => parent.with_span(tracer.build_with_context(builder, parent)),
         None => parent.with_span(global::tracer(SCOPE).build_with_context(builder, parent)),
     }
 }
@@ -77,7 +63,31 @@ struct RpcNames {
 }
 
 type RpcNameMap = HashMap<(&'static str, &'static str), RpcNames>;
-type TextMap = HashMap<&'static str, ()>;
+/// Each kept text, under itself.
+type TextMap = HashMap<&'static str, &'static str>;
+
+/// What `find` finds in `map`, looked for under the read lock and again under the write lock; else the
+/// entry `make` builds, kept while `map` holds fewer than `cap`; `None` past that.
+fn find_or_keep<K: Eq + Hash, V: Copy>(
+    map: &RwLock<HashMap<K, V>>,
+    cap: usize,
+    find: impl Fn(&HashMap<K, V>) -> Option<V>,
+    make: impl FnOnce() -> (K, V),
+) -> Option<V> {
+    if let Some(found) = find(&map.read().unwrap_or_else(PoisonError::into_inner)) {
+        return Some(found);
+    }
+    let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = find(&map) {
+        return Some(found);
+    }
+    if map.len() >= cap {
+        return None;
+    }
+    let (key, value) = make();
+    map.insert(key, value);
+    Some(value)
+}
 
 /// The names of `service`'s `method`, kept the first time it is seen; `None` once [`MAX_INTERNED`]
 /// methods are kept.
@@ -87,27 +97,21 @@ fn rpc_names(service: &str, method: &str) -> Option<RpcNames> {
 }
 
 fn rpc_names_in(names: &RwLock<RpcNameMap>, cap: usize, service: &str, method: &str) -> Option<RpcNames> {
-    // Looked up by borrowed parts: the map's keys outlive any query.
-    let find = |names: &HashMap<(&str, &str), RpcNames>| names.get(&(service, method)).copied();
-    if let Some(found) = find(&names.read().unwrap_or_else(PoisonError::into_inner)) {
-        return Some(found);
-    }
-    let mut names = names.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(found) = find(&names) {
-        return Some(found);
-    }
-    if names.len() >= cap {
-        return None;
-    }
-    let name: &'static str = Box::leak(format!("{service}/{method}").into_boxed_str());
-    let (kept_service, rest) = name.split_at(service.len());
-    let found = RpcNames {
-        name,
-        service: kept_service,
-        method: &rest[1..],
+    let find = |names: &RpcNameMap| {
+        // Looked up by borrowed parts: the map's keys outlive any query.
+        let names: &HashMap<(&str, &str), RpcNames> = names;
+        names.get(&(service, method)).copied()
     };
-    names.insert((found.service, found.method), found);
-    Some(found)
+    find_or_keep(names, cap, find, || {
+        let name: &'static str = Box::leak(format!("{service}/{method}").into_boxed_str());
+        let (kept_service, rest) = name.split_at(service.len());
+        let kept = RpcNames {
+            name,
+            service: kept_service,
+            method: &rest[1..],
+        };
+        ((kept.service, kept.method), kept)
+    })
 }
 
 /// `text` for the life of the process, kept the first time it is seen (as [`rpc_names`]); a copy once
@@ -118,20 +122,16 @@ fn interned(text: &str) -> Cow<'static, str> {
 }
 
 fn interned_in(texts: &RwLock<TextMap>, cap: usize, text: &str) -> Cow<'static, str> {
-    let find = |texts: &TextMap| texts.get_key_value(text).map(|(&kept, ())| kept);
-    if let Some(kept) = find(&texts.read().unwrap_or_else(PoisonError::into_inner)) {
-        return Cow::Borrowed(kept);
-    }
-    let mut texts = texts.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(kept) = find(&texts) {
-        return Cow::Borrowed(kept);
-    }
-    if texts.len() >= cap {
-        return Cow::Owned(text.to_owned());
-    }
-    let kept: &'static str = Box::leak(text.into());
-    texts.insert(kept, ());
-    Cow::Borrowed(kept)
+    let kept = find_or_keep(
+        texts,
+        cap,
+        |texts| texts.get(text).copied(),
+        || {
+            let kept: &'static str = Box::leak(text.into());
+            (kept, kept)
+        },
+    );
+    kept.map_or_else(|| Cow::Owned(text.to_owned()), Cow::Borrowed)
 }
 
 /// Which side of a call a span describes; decides which gRPC codes are errors.
