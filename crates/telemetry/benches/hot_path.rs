@@ -21,7 +21,7 @@
 use std::{hint::black_box, net::UdpSocket, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use opentelemetry::{Context, global};
+use opentelemetry::Context;
 use opentelemetry_sdk::{
     error::OTelSdkResult,
     trace::{SdkTracerProvider, SpanData, SpanExporter},
@@ -170,7 +170,6 @@ fn traces(c: &mut Criterion) {
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(NullExporter)
         .build();
-    global::set_tracer_provider(provider.clone());
     let parent = Context::new();
     // On the SDK's tracer, as `init` starts spans.
     telemetry::trace::spans::use_provider(&provider);
