@@ -22,6 +22,9 @@ use crate::{
     trace::spans::{self, RpcSide},
 };
 
+/// The trailer (or trailers-only header) that carries a response's gRPC status code.
+const GRPC_STATUS: &str = "grpc-status";
+
 /// Public API metrics for one call.
 #[derive(Debug)]
 pub(crate) struct ApiMetrics {
@@ -57,16 +60,24 @@ impl RpcCall {
     }
 
     /// Ends with the status in `headers` (response headers or trailers); `None` if there is none.
+    ///
+    /// Reads `grpc-status` itself: tonic's `Status::from_header_map` copies every other header into
+    /// the status's metadata, which no span or metric reads. Only a failure's message is decoded.
     fn finish_from(self, headers: &http::HeaderMap) -> Option<Self> {
-        match tonic::Status::from_header_map(headers) {
-            Some(status) => {
-                let mut call = self;
-                let error_type = error_type_of(headers, status.code());
-                call.complete(status.code(), status.message(), error_type);
-                None
-            }
-            None => Some(self),
+        let Some(code) = headers.get(GRPC_STATUS) else {
+            return Some(self);
+        };
+        let code = tonic::Code::from_bytes(code.as_bytes());
+        let mut call = self;
+        let error_type = error_type_of(headers, code);
+        if code == tonic::Code::Ok {
+            call.complete(code, "", error_type);
+        } else {
+            let status = tonic::Status::from_header_map(headers);
+            let message = status.as_ref().map_or("", tonic::Status::message);
+            call.complete(code, message, error_type);
         }
+        None
     }
 
     fn complete(&mut self, code: tonic::Code, message: &str, error_type: &'static str) {
