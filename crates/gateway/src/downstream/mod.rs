@@ -24,10 +24,10 @@ use server_kit::Deadline;
 use telemetry::Metrics;
 use telemetry::catalog::{CACHE_MODEL_METADATA_HIT, CACHE_MODEL_METADATA_MISS};
 use telemetry::grpc::GrpcClientLayer;
+use tonic::Status;
 use tonic::client::Grpc;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{GrpcMethod, Status};
 use tonic_prost::ProstCodec;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
@@ -87,22 +87,21 @@ type Rpc<M, R> = BoxCloneSyncService<Call<Shared<M>>, R, Error>;
 
 /// Builds the tower stack of one RPC: unary `method` of `service` (`package.Service`) on a client
 /// cloned per call, behind `resilience`. As tonic's generated clients call, but with the message
-/// [`Shared`] by the attempts rather than copied for each.
+/// [`Shared`] by the attempts rather than copied for each, and without the `GrpcMethod` request
+/// extension they add for middleware: no layer here reads it (the client span names the call from the
+/// path), and it cost each call an extension map of its own.
 macro_rules! rpc {
     ($resilience:expr, $client:expr, $service:literal, $method:literal) => {{
         // Shared by the stack's clones (one per call), so only the call itself clones the channel.
         let client = Arc::new($client.clone());
         BoxCloneSyncService::new(ServiceBuilder::new().layer($resilience.clone()).service_fn(
-            move |mut request: tonic::Request<Shared<_>>| {
+            move |request: tonic::Request<Shared<_>>| {
                 let mut client = Grpc::clone(&client);
                 async move {
                     client.ready().await.map_err(|error| {
                         let error: tonic::codegen::StdError = error.into();
                         Status::unknown(format!("Service was not ready: {error}"))
                     })?;
-                    request
-                        .extensions_mut()
-                        .insert(GrpcMethod::new($service, $method));
                     let path = PathAndQuery::from_static(concat!("/", $service, "/", $method));
                     client.unary(request, path, ProstCodec::default()).await
                 }
