@@ -9,7 +9,7 @@ use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
 use proto::models::v1::FeatureRow;
 
 use super::score::Batch;
-use crate::downstream::{FEATURE_SERVICE, ModelSpec, OnlineFeatures};
+use crate::downstream::{FEATURE_SERVICE, FeatureColumn, ModelSpec, OnlineFeatures};
 use crate::error::Error;
 
 /// One entity's model inputs as they are gathered, and what could not be.
@@ -152,10 +152,10 @@ impl<'a> FetchPlan<'a> {
             service: FEATURE_SERVICE,
             reason,
         };
-        if response.results.len() != self.refs.len() {
+        if response.len() != self.refs.len() {
             return Err(bad(format!(
                 "{} feature vectors for {} features",
-                response.results.len(),
+                response.len(),
                 self.refs.len()
             )));
         }
@@ -164,7 +164,10 @@ impl<'a> FetchPlan<'a> {
             let span = *offset..offset + rows.len();
             for ((name, &column), &index) in spec.feature_refs.iter().zip(&spec.feature_columns).zip(indices)
             {
-                let vector = &response.results[index];
+                let vector = response.column(index).unwrap_or(FeatureColumn {
+                    values: &[],
+                    statuses: &[],
+                });
                 let (Some(values), Some(statuses)) =
                     (vector.values.get(span.clone()), vector.statuses.get(span.clone()))
                 else {
