@@ -286,8 +286,6 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
     let Some(datadog) = DatadogHeaders::of(cx) else {
         return;
     };
-    // Room for the five headers always written, so the map grows once rather than as they arrive.
-    headers.reserve(5);
     let span = cx.span();
     let sc = span.span_context();
     let (upper, lower) = trace_id_halves(sc.trace_id());
