@@ -18,8 +18,9 @@ pub struct ModelSpec {
     pub version: String,
     /// Every input, in the model's order: a row's values by position follow it.
     pub inputs: Vec<String>,
-    /// Inputs fetched from the feature-service ("view:feature"), in the model's order.
-    pub feature_refs: Vec<String>,
+    /// Inputs fetched from the feature-service ("view:feature"), in the model's order; shared with the
+    /// feature requests that list them ([`super::FeatureFetch`]).
+    pub feature_refs: Arc<[String]>,
     /// The position among `inputs` of each of `feature_refs`.
     pub feature_columns: Vec<usize>,
     /// Inputs the gateway derives from the request itself (e.g. "hour_of_day"), each with its position
@@ -34,26 +35,27 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// The spec of `model` at `version`, which takes `inputs` in this order.
     pub fn new(model: String, version: String, inputs: Vec<String>, metrics: HashMap<String, f64>) -> Self {
-        let mut spec = Self {
+        let mut feature_refs = Vec::new();
+        let mut feature_columns = Vec::new();
+        let mut request_inputs = Vec::new();
+        for (column, name) in inputs.iter().enumerate() {
+            if name.contains(':') {
+                feature_refs.push(name.clone());
+                feature_columns.push(column);
+            } else {
+                request_inputs.push((column, name.clone()));
+            }
+        }
+        Self {
             model,
             version,
-            inputs: Vec::with_capacity(inputs.len()),
-            feature_refs: Vec::new(),
-            feature_columns: Vec::new(),
-            request_inputs: Vec::new(),
+            inputs,
+            feature_refs: feature_refs.into(),
+            feature_columns,
+            request_inputs,
             positional: false,
             metrics,
-        };
-        for (column, name) in inputs.into_iter().enumerate() {
-            if name.contains(':') {
-                spec.feature_refs.push(name.clone());
-                spec.feature_columns.push(column);
-            } else {
-                spec.request_inputs.push((column, name.clone()));
-            }
-            spec.inputs.push(name);
         }
-        spec
     }
 }
 

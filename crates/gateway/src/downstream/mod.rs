@@ -8,6 +8,7 @@
 
 mod answers;
 pub mod catalog;
+mod fetch;
 mod read_ahead;
 pub mod resilience;
 mod shared;
@@ -15,7 +16,6 @@ mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::features::v1::GetOnlineFeaturesRequest;
 use proto::models::v1::{
     GetModelMetadataRequest, GetModelMetadataResponse, PredictManyRequest, PredictManyResponse,
     PredictRequest, PredictResponse,
@@ -34,6 +34,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 
 pub use answers::{FeatureColumn, OnlineFeatures};
 pub use catalog::{ModelRef, ModelSpec};
+pub use fetch::FeatureFetch;
 use read_ahead::ReadAheadLayer;
 pub use resilience::{Call, Resilience, ResilienceLayer};
 pub use shared::Shared;
@@ -113,7 +114,7 @@ macro_rules! rpc {
 /// The gateway's view of its two dependencies.
 #[derive(Clone)]
 pub struct Downstream {
-    online_features: Rpc<GetOnlineFeaturesRequest, OnlineFeatures>,
+    online_features: Rpc<FeatureFetch, OnlineFeatures>,
     predict: Rpc<PredictRequest, PredictResponse>,
     predict_many: Rpc<PredictManyRequest, PredictManyResponse>,
     model_metadata: Rpc<GetModelMetadataRequest, GetModelMetadataResponse>,
@@ -151,7 +152,7 @@ impl Downstream {
 
     pub async fn online_features(
         &self,
-        message: GetOnlineFeaturesRequest,
+        message: FeatureFetch,
         deadline: Deadline,
     ) -> Result<OnlineFeatures, Error> {
         self.online_features

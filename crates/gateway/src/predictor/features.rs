@@ -9,7 +9,7 @@ use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
 use proto::models::v1::FeatureRow;
 
 use super::score::Batch;
-use crate::downstream::{FEATURE_SERVICE, FeatureColumn, ModelSpec, OnlineFeatures};
+use crate::downstream::{FEATURE_SERVICE, FeatureColumn, FeatureFetch, ModelSpec, OnlineFeatures};
 use crate::error::Error;
 
 /// One entity's model inputs as they are gathered, and what could not be.
@@ -121,7 +121,7 @@ impl<'a> FetchPlan<'a> {
     }
 
     /// The feature-service request, or `None` when no batch's model takes stored features.
-    pub(super) fn request(&self) -> Option<GetOnlineFeaturesRequest> {
+    pub(super) fn request(&self) -> Option<FeatureFetch> {
         if self.refs.is_empty() {
             return None;
         }
@@ -138,9 +138,25 @@ impl<'a> FetchPlan<'a> {
                 ((*key).to_owned(), column)
             })
             .collect();
-        Some(GetOnlineFeaturesRequest {
-            features: self.refs.iter().map(|name| (*name).to_owned()).collect(),
-            entities,
+        let lists = || {
+            self.specs
+                .iter()
+                .map(|spec| &spec.feature_refs)
+                .filter(|refs| !refs.is_empty())
+        };
+        // `refs` is the models' lists one after the other, less the names already listed. When no name
+        // is listed twice, the request shares the lists themselves.
+        let features = if lists().map(|refs| refs.len()).sum::<usize>() == self.refs.len() {
+            lists().cloned().collect()
+        } else {
+            vec![self.refs.iter().map(|name| (*name).to_owned()).collect()]
+        };
+        Some(FeatureFetch {
+            features,
+            rest: GetOnlineFeaturesRequest {
+                features: Vec::new(),
+                entities,
+            },
         })
     }
 
@@ -234,9 +250,46 @@ mod tests {
     #[test]
     fn a_spec_places_each_input_by_its_position() {
         let spec = spec(true);
-        assert_eq!(spec.feature_refs, ["zone:a", "zone:b"]);
+        assert_eq!(*spec.feature_refs, ["zone:a", "zone:b"]);
         assert_eq!(spec.feature_columns, [0, 2]);
         assert_eq!(spec.request_inputs, [(1, "hour_of_day".to_owned())]);
+    }
+
+    #[test]
+    fn a_request_names_each_feature_once_in_the_order_the_answer_is_read_in() {
+        use super::super::score::RequestInputs;
+        use crate::downstream::ModelRef;
+
+        let spec = |inputs: &[&str]| {
+            let inputs = inputs.iter().map(|name| (*name).to_owned()).collect();
+            Arc::new(ModelSpec::new("m".into(), "1".into(), inputs, HashMap::new()))
+        };
+        let model = ModelRef::new("m", "1", "control");
+        let (customers, zones) = (["C1".to_owned()], ["Z1".to_owned()]);
+        let batch = |join_key, ids| Batch {
+            model: &model,
+            spec: None,
+            join_key,
+            ids,
+            inputs: RequestInputs::None,
+        };
+        let batches = [batch("customer_id", &customers[..]), batch("zone_id", &zones[..])];
+        let names = |specs: &[Arc<ModelSpec>]| {
+            let plan = FetchPlan::new(&batches, specs);
+            let request = plan.request().expect("a request");
+            let names: Vec<String> = request.names().map(str::to_owned).collect();
+            assert_eq!(names, plan.refs, "the answer is read by the plan's order");
+            (names, request.features.len())
+        };
+
+        // No feature in both models: the request shares each model's list.
+        let (risk, surge) = (spec(&["c:a", "c:b"]), spec(&["hour_of_day", "z:a"]));
+        let specs = [Arc::clone(&risk), Arc::clone(&surge)];
+        assert_eq!(names(&specs), (vec!["c:a".into(), "c:b".into(), "z:a".into()], 2));
+
+        // A feature in both: named once, in a list of the request's own.
+        let specs = [spec(&["c:a", "x:y"]), spec(&["x:y", "z:a"])];
+        assert_eq!(names(&specs), (vec!["c:a".into(), "x:y".into(), "z:a".into()], 1));
     }
 
     #[test]

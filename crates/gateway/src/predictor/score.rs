@@ -166,7 +166,7 @@ impl Predictor {
                     }
                     for (spec, rows) in specs.iter().zip(&mut rows) {
                         for row in rows {
-                            row.unavailable.clone_from(&spec.feature_refs);
+                            row.unavailable = spec.feature_refs.to_vec();
                         }
                     }
                 }
