@@ -36,38 +36,9 @@ pub struct UnsupportedEntityValue(pub &'static str);
 
 /// Serializes an entity key exactly as Feast's `serialize_entity_key` (version 3) does.
 pub fn serialize_entity_key(pairs: &[(&str, &Value)]) -> Result<Vec<u8>, UnsupportedEntityValue> {
-    let mut sorted: Vec<(&str, &Value)> = pairs.to_vec();
-    // Python's `sorted(zip(keys, values))`; `str` ordering is by code point, as is Rust's for UTF-8.
-    if sorted.len() > 1 {
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-    }
-    let mut out = Vec::with_capacity(8 + sorted.iter().map(|(k, _)| 24 + k.len()).sum::<usize>());
-    put_u32(&mut out, sorted.len());
-    for (key, _) in &sorted {
-        out.put_u32_le(ValueType::String.tag());
-        put_u32(&mut out, key.len());
-        out.put_slice(key.as_bytes());
-    }
-    for (_, value) in &sorted {
-        let (tag, bytes): (ValueType, std::borrow::Cow<'_, [u8]>) = match &value.val {
-            Some(Val::StringVal(s)) => (ValueType::String, s.as_bytes().into()),
-            Some(Val::BytesVal(b)) => (ValueType::Bytes, b.as_slice().into()),
-            Some(Val::Int32Val(i)) => (ValueType::Int32, i.to_le_bytes().to_vec().into()),
-            Some(Val::Int64Val(i)) => (ValueType::Int64, i.to_le_bytes().to_vec().into()),
-            Some(Val::UnixTimestampVal(i)) => (ValueType::UnixTimestamp, i.to_le_bytes().to_vec().into()),
-            other => return Err(UnsupportedEntityValue(value_kind(other.as_ref()))),
-        };
-        out.put_u32_le(tag.tag());
-        put_u32(&mut out, bytes.len());
-        out.put_slice(&bytes);
-    }
+    let mut out = Vec::with_capacity(entity_key_capacity(pairs));
+    write_entity_key(pairs, &mut out)?;
     Ok(out)
-}
-
-/// Feast writes lengths as `struct.pack("<I", len)`; lengths past `u32::MAX` cannot occur for keys a
-/// request or a CSV cell can carry, and saturate rather than wrap if they ever did.
-fn put_u32(out: &mut Vec<u8>, len: usize) {
-    out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
 }
 
 /// The Redis key of an entity: serialized entity key followed by the project name.
@@ -76,6 +47,69 @@ pub fn redis_key(serialized_entity_key: &[u8], project: &str) -> Bytes {
     key.put_slice(serialized_entity_key);
     key.put_slice(project.as_bytes());
     key.freeze()
+}
+
+/// [`redis_key`] of the entity key of `pairs` ([`serialize_entity_key`]), written into one buffer.
+pub fn entity_redis_key(pairs: &[(&str, &Value)], project: &str) -> Result<Bytes, UnsupportedEntityValue> {
+    let mut key = BytesMut::with_capacity(entity_key_capacity(pairs) + project.len());
+    write_entity_key(pairs, &mut key)?;
+    key.put_slice(project.as_bytes());
+    Ok(key.freeze())
+}
+
+/// Room for an entity key of `pairs` whose values are short (ids): key names and framing exactly, 16
+/// bytes a value.
+fn entity_key_capacity(pairs: &[(&str, &Value)]) -> usize {
+    8 + pairs.iter().map(|(k, _)| 24 + k.len()).sum::<usize>()
+}
+
+fn write_entity_key(pairs: &[(&str, &Value)], out: &mut impl BufMut) -> Result<(), UnsupportedEntityValue> {
+    // Python's `sorted(zip(keys, values))`; `str` ordering is by code point, as is Rust's for UTF-8. Join
+    // keys usually come sorted already (or alone), and are then not copied.
+    let sorted: std::borrow::Cow<'_, [(&str, &Value)]> = if pairs.is_sorted_by(|a, b| a.0 <= b.0) {
+        pairs.into()
+    } else {
+        let mut sorted = pairs.to_vec();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        sorted.into()
+    };
+    put_u32(out, sorted.len());
+    for (key, _) in sorted.iter() {
+        out.put_u32_le(ValueType::String.tag());
+        put_u32(out, key.len());
+        out.put_slice(key.as_bytes());
+    }
+    for (_, value) in sorted.iter() {
+        let number: [u8; 8];
+        let (tag, bytes): (ValueType, &[u8]) = match &value.val {
+            Some(Val::StringVal(s)) => (ValueType::String, s.as_bytes()),
+            Some(Val::BytesVal(b)) => (ValueType::Bytes, b.as_slice()),
+            Some(Val::Int32Val(i)) => {
+                // Little endian: an i32's four bytes are the low four of the same number as an i64.
+                number = i64::from(*i).to_le_bytes();
+                (ValueType::Int32, &number[..4])
+            }
+            Some(Val::Int64Val(i)) => {
+                number = i.to_le_bytes();
+                (ValueType::Int64, &number)
+            }
+            Some(Val::UnixTimestampVal(i)) => {
+                number = i.to_le_bytes();
+                (ValueType::UnixTimestamp, &number)
+            }
+            other => return Err(UnsupportedEntityValue(value_kind(other.as_ref()))),
+        };
+        out.put_u32_le(tag.tag());
+        put_u32(out, bytes.len());
+        out.put_slice(bytes);
+    }
+    Ok(())
+}
+
+/// Feast writes lengths as `struct.pack("<I", len)`; lengths past `u32::MAX` cannot occur for keys a
+/// request or a CSV cell can carry, and saturate rather than wrap if they ever did.
+fn put_u32(out: &mut impl BufMut, len: usize) {
+    out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
 }
 
 /// The project of a Redis key laid out by [`redis_key`]: what follows the serialized entity key (its
@@ -203,6 +237,39 @@ mod tests {
         want.extend_from_slice(&[2, 0, 0, 0, 5, 0, 0, 0]);
         want.extend_from_slice(b"c-001");
         assert_eq!(key, want);
+    }
+
+    #[test]
+    fn keys_sort_by_name_and_numbers_take_their_own_width() {
+        let (zone, hour) = (
+            Value {
+                val: Some(Val::Int32Val(-5)),
+            },
+            Value {
+                val: Some(Val::UnixTimestampVal(1_700_000_000)),
+            },
+        );
+        let unsorted = [("zone_id", &zone), ("hour", &hour)];
+        let key = serialize_entity_key(&unsorted).expect("serializes");
+        let mut want = vec![2, 0, 0, 0];
+        for name in ["hour", "zone_id"] {
+            want.extend_from_slice(&[2, 0, 0, 0, name.len() as u8, 0, 0, 0]);
+            want.extend_from_slice(name.as_bytes());
+        }
+        want.extend_from_slice(&[ValueType::UnixTimestamp.tag() as u8, 0, 0, 0, 8, 0, 0, 0]);
+        want.extend_from_slice(&1_700_000_000i64.to_le_bytes());
+        want.extend_from_slice(&[ValueType::Int32.tag() as u8, 0, 0, 0, 4, 0, 0, 0]);
+        want.extend_from_slice(&(-5i32).to_le_bytes());
+        assert_eq!(key, want);
+        // Sorted or not, the same key; and the Redis key written at once is the two steps' own.
+        let sorted = [("hour", &hour), ("zone_id", &zone)];
+        assert_eq!(serialize_entity_key(&sorted).expect("serializes"), want);
+        for pairs in [&unsorted, &sorted] {
+            let at_once = entity_redis_key(pairs, "pricing").expect("serializes");
+            assert_eq!(at_once, redis_key(&want, "pricing"));
+        }
+        let null = Value::default();
+        assert!(entity_redis_key(&[("k", &null)], "pricing").is_err());
     }
 
     #[test]

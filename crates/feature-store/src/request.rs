@@ -53,11 +53,10 @@ impl Plan {
         entities: &HashMap<String, RepeatedValue>,
     ) -> Result<Self, RequestError> {
         check_counts(features.len(), entities)?;
-        let refs = features
-            .iter()
-            .enumerate()
-            .map(|(index, reference)| resolve_ref(registry, index, reference))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut refs = Vec::with_capacity(features.len());
+        for (index, reference) in features.iter().enumerate() {
+            refs.push(resolve_ref(registry, index, reference)?);
+        }
         let rows = entity_rows(entities)?;
 
         let mut requested: Vec<usize> = refs.iter().map(|&(view, _)| view).collect();
@@ -65,8 +64,8 @@ impl Plan {
         requested.dedup();
 
         // Views keyed by the same join keys share one hash per entity: group them so each row's key is
-        // serialized once per group.
-        let mut groups: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        // serialized once per group. A request reads a few views, so the groups are a short list.
+        let mut groups: Vec<(Vec<&str>, Vec<usize>)> = Vec::new();
         for &view_index in &requested {
             let view = &registry.views()[view_index];
             let mut join_keys = Vec::with_capacity(view.join_keys.len());
@@ -80,9 +79,11 @@ impl Plan {
                 join_keys.push(join_key.as_str());
             }
             join_keys.sort_unstable();
-            groups.entry(join_keys).or_default().push(view_index);
+            match groups.iter_mut().find(|(keys, _)| *keys == join_keys) {
+                Some((_, views)) => views.push(view_index),
+                None => groups.push((join_keys, vec![view_index])),
+            }
         }
-        let mut groups: Vec<(Vec<&str>, Vec<usize>)> = groups.into_iter().collect();
         groups.sort();
 
         let mut keys = Vec::new();
@@ -101,14 +102,14 @@ impl Plan {
                     .zip(&columns)
                     .map(|(&k, column)| (k, &column[row]))
                     .collect();
-                let entity_key =
-                    layout::serialize_entity_key(&pairs).map_err(|e| RequestError::InvalidEntityValue {
+                let key = layout::entity_redis_key(&pairs, project).map_err(|e| {
+                    RequestError::InvalidEntityValue {
                         join_key: join_keys.join(","),
                         row,
                         expected: ValueType::String,
                         got: e.0,
-                    })?;
-                let key = layout::redis_key(&entity_key, project);
+                    }
+                })?;
                 let index = *key_index.entry(key.clone()).or_insert_with(|| {
                     keys.push(key);
                     key_views.push(Vec::new());
