@@ -274,22 +274,28 @@ mod tests {
             inputs: RequestInputs::None,
         };
         let batches = [batch("customer_id", &customers[..]), batch("zone_id", &zones[..])];
-        let names = |specs: &[Arc<ModelSpec>]| {
+        let request = |specs: &[Arc<ModelSpec>]| {
             let plan = FetchPlan::new(&batches, specs);
             let request = plan.request().expect("a request");
-            let names: Vec<String> = request.names().map(str::to_owned).collect();
+            let names: Vec<&str> = request.names().collect();
             assert_eq!(names, plan.refs, "the answer is read by the plan's order");
-            (names, request.features.len())
+            request
         };
 
-        // No feature in both models: the request shares each model's list.
-        let (risk, surge) = (spec(&["c:a", "c:b"]), spec(&["hour_of_day", "z:a"]));
-        let specs = [Arc::clone(&risk), Arc::clone(&surge)];
-        assert_eq!(names(&specs), (vec!["c:a".into(), "c:b".into(), "z:a".into()], 2));
+        // No feature in both models: the request shares each model's own list.
+        let specs = [spec(&["c:a", "c:b"]), spec(&["hour_of_day", "z:a"])];
+        let shared = request(&specs);
+        assert!(shared.names().eq(["c:a", "c:b", "z:a"]));
+        assert_eq!(shared.features.len(), 2);
+        for (part, spec) in shared.features.iter().zip(&specs) {
+            assert!(Arc::ptr_eq(part, &spec.feature_refs));
+        }
 
         // A feature in both: named once, in a list of the request's own.
         let specs = [spec(&["c:a", "x:y"]), spec(&["x:y", "z:a"])];
-        assert_eq!(names(&specs), (vec!["c:a".into(), "x:y".into(), "z:a".into()], 1));
+        let own = request(&specs);
+        assert!(own.names().eq(["c:a", "x:y", "z:a"]));
+        assert_eq!(own.features.len(), 1);
     }
 
     #[test]
