@@ -45,14 +45,25 @@ struct DatadogExtras {
 
 impl DatadogExtras {
     /// `cx` carrying these extras, for injection downstream. Extras that change nothing there (no
-    /// origin, no tags, and the priority the sampled flag alone would send) are left out: adding a
+    /// origin, no tags, and a priority that forwards as the sampled flag alone would) are left out: adding a
     /// value to a context copies its map, two allocations on every traced request.
     fn attach(self, cx: Context) -> Context {
-        let default_priority = i32::from(cx.span().span_context().is_sampled());
+        let sampled = cx.span().span_context().is_sampled();
         let changes_nothing = self.origin.is_none()
             && self.tags.is_empty()
-            && self.priority.is_none_or(|p| p == default_priority);
+            && forwarded_priority(sampled, self.priority) == forwarded_priority(sampled, None);
         if changes_nothing { cx } else { cx.with_value(self) }
+    }
+}
+
+/// The sampling priority sent downstream for a span whose sampled flag is `sampled`: the caller's
+/// (`extracted`) when it agrees with the flag, else the flag's own (1 keep, 0 drop).
+fn forwarded_priority(sampled: bool, extracted: Option<i32>) -> i32 {
+    match (sampled, extracted) {
+        (true, Some(p)) if p > 0 => p,
+        (true, _) => 1,
+        (false, Some(p)) if p <= 0 => p,
+        (false, _) => 0,
     }
 }
 
@@ -102,13 +113,7 @@ impl<'a> DatadogHeaders<'a> {
         }
         let extras = cx.get::<DatadogExtras>();
         let (upper, lower) = trace_id_halves(sc.trace_id());
-        let extracted = extras.and_then(|e| e.priority);
-        let priority = match (sc.is_sampled(), extracted) {
-            (true, Some(p)) if p > 0 => p,
-            (true, _) => 1,
-            (false, Some(p)) if p <= 0 => p,
-            (false, _) => 0,
-        };
+        let priority = forwarded_priority(sc.is_sampled(), extras.and_then(|e| e.priority));
         let extra_tags = extras.map(|e| e.tags.as_slice()).unwrap_or_default();
         // Sized for all it may hold (`key=value` joined by commas), so it is allocated once.
         let tid_len = if upper == 0 { 0 } else { TID_TAG.len() + 17 };
@@ -462,7 +467,10 @@ mod tests {
             };
             let plain = extras.origin.is_none() && extras.tags.is_empty();
             let sampled = extracted.span().span_context().is_sampled();
-            if plain && extras.priority == Some(i32::from(sampled)) {
+            // The priority the flag alone sends, or one that disagrees with the flag and is not sent.
+            let same_priority =
+                forwarded_priority(sampled, extras.priority) == forwarded_priority(sampled, None);
+            if plain && same_priority {
                 assert_eq!(extracted.get::<DatadogExtras>(), None, "{headers:?}");
                 left_out += 1;
             }
