@@ -74,10 +74,14 @@ async fn twice_the_capacity_costs_only_the_excess() {
         "{failed} calls failed other than by a refusal: {:?}",
         stats.errors
     );
-    let served_p99_ms = stats.good_us.value_at_quantile(0.99) / 1000;
+    // Timed from the send: the budget is the gateway's deadline, which starts when the call arrives; the
+    // time a call waited in this process's generator for its turn to be sent is not the services'.
+    let served_p99_ms = stats.good_from_send_us.value_at_quantile(0.99) / 1000;
     assert!(
         served_p99_ms <= BUDGET_MS,
-        "p99 of the served calls {served_p99_ms} ms, past the {BUDGET_MS} ms budget"
+        "p99 of the served calls {served_p99_ms} ms from the send ({} ms from the schedule), past the \
+         {BUDGET_MS} ms budget",
+        stats.good_us.value_at_quantile(0.99) / 1000
     );
     // A refusal is cheap: refused calls come back no slower than served ones.
     assert!(
