@@ -15,12 +15,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
-use proto::inference::v1::{PredictCustomerRiskRequest, PredictDemandSurgeRequest, QuotePriceRequest};
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
+    PredictDemandSurgeRequest, QuotePriceRequest,
+};
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
 
 use progress::Progress;
 pub use report::{Answer, Outcome, Percentiles, Report, RpcStats, RpcSummary, Summary};
+
+/// Entities in each batch RPC unless a load says otherwise.
+pub const DEFAULT_PER_BATCH: u32 = 10;
+/// The most entities the gateway takes in one batch RPC.
+pub const MAX_PER_BATCH: u32 = 500;
 
 /// Customers and zones the bundled snapshot holds (C000001..C002000, Z0001..Z0200).
 pub const BUNDLED_CUSTOMERS: u32 = 2000;
@@ -45,12 +53,13 @@ fn zone_id(index: u32) -> String {
 }
 
 /// The entities a load asks about: the first `customers` customers and `zones` zones of the feature
-/// data's id scheme, in the order `order` says.
+/// data's id scheme, in the order `order` says, `per_batch` of them in each batch RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ids {
     pub customers: u32,
     pub zones: u32,
     pub order: IdOrder,
+    pub per_batch: u32,
 }
 
 impl Default for Ids {
@@ -60,6 +69,7 @@ impl Default for Ids {
             customers: BUNDLED_CUSTOMERS,
             zones: BUNDLED_ZONES,
             order: IdOrder::Random,
+            per_batch: DEFAULT_PER_BATCH,
         }
     }
 }
@@ -124,6 +134,10 @@ pub enum Mix {
     Surge,
     /// One third each.
     Mixed,
+    /// BatchPredictCustomerRisk only, `--per-batch` customers a call.
+    BatchRisk,
+    /// BatchPredictDemandSurge only, `--per-batch` zones a call.
+    BatchSurge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +174,8 @@ fn pick(mix: Mix, n: u64) -> Rpc {
         Mix::Risk => Rpc::Risk,
         Mix::Surge => Rpc::Surge,
         Mix::Mixed => [Rpc::Quote, Rpc::Risk, Rpc::Surge][(n % 3) as usize],
+        Mix::BatchRisk => Rpc::BatchRisk,
+        Mix::BatchSurge => Rpc::BatchSurge,
     }
 }
 
@@ -168,37 +184,79 @@ enum Rpc {
     Quote,
     Risk,
     Surge,
+    BatchRisk,
+    BatchSurge,
 }
 
-/// One request's entities and a random number for its other fields.
-struct Call {
-    rpc: Rpc,
-    customer: String,
-    zone: String,
-    i: u32,
+/// One request: its entities and a random number for its other fields, or a batch's entities.
+enum Call {
+    One {
+        rpc: Rpc,
+        customer: String,
+        zone: String,
+        i: u32,
+    },
+    Batch {
+        of: Batch,
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Batch {
+    Customers,
+    Zones,
 }
 
 impl Call {
-    /// The `n`th call of a run of `mix` over `ids`.
+    /// The `n`th call of a run of `mix` over `ids`. A batch call takes the entities `per_batch` single
+    /// calls would have asked about, so `unique` ids stay unique across batches.
     fn nth(n: u64, mix: Mix, ids: &Ids, rng: &mut impl Rng) -> Self {
-        let (customer, zone) = ids.pick(n, rng);
-        Self {
-            rpc: pick(mix, n),
-            customer,
-            zone,
-            i: rng.random(),
+        let rpc = pick(mix, n);
+        match rpc {
+            Rpc::Quote | Rpc::Risk | Rpc::Surge => {
+                let (customer, zone) = ids.pick(n, rng);
+                Self::One {
+                    rpc,
+                    customer,
+                    zone,
+                    i: rng.random(),
+                }
+            }
+            Rpc::BatchRisk | Rpc::BatchSurge => {
+                let of = if matches!(rpc, Rpc::BatchRisk) {
+                    Batch::Customers
+                } else {
+                    Batch::Zones
+                };
+                let per_batch = u64::from(ids.per_batch.clamp(1, MAX_PER_BATCH));
+                let entities = (n * per_batch..(n + 1) * per_batch).map(|m| {
+                    let (customer, zone) = ids.pick(m, rng);
+                    match of {
+                        Batch::Customers => customer,
+                        Batch::Zones => zone,
+                    }
+                });
+                Self::Batch {
+                    of,
+                    ids: entities.collect(),
+                }
+            }
         }
     }
 }
 
 /// Sends `call`: the RPC's name and how it ended.
 async fn send(client: &mut InferenceServiceClient<Channel>, call: Call) -> (&'static str, Outcome) {
-    let Call {
-        rpc,
-        customer,
-        zone,
-        i,
-    } = call;
+    let (rpc, customer, zone, i) = match call {
+        Call::One {
+            rpc,
+            customer,
+            zone,
+            i,
+        } => (rpc, customer, zone, i),
+        Call::Batch { of, ids } => return send_batch(client, of, ids).await,
+    };
     match rpc {
         Rpc::Quote => (
             "QuotePrice",
@@ -236,7 +294,46 @@ async fn send(client: &mut InferenceServiceClient<Channel>, call: Call) -> (&'st
                     .map(|r| Answer::of(r.into_inner().metadata.is_some_and(|m| m.degraded))),
             )
         }
+        // `Call::nth` makes these `Call::Batch`; sent as a batch of the one entity the call names.
+        Rpc::BatchRisk => send_batch(client, Batch::Customers, vec![customer]).await,
+        Rpc::BatchSurge => send_batch(client, Batch::Zones, vec![zone]).await,
     }
+}
+
+/// Sends a batch RPC for `ids`; the answer is degraded when any of its predictions is.
+async fn send_batch(
+    client: &mut InferenceServiceClient<Channel>,
+    of: Batch,
+    ids: Vec<String>,
+) -> (&'static str, Outcome) {
+    if let Batch::Zones = of {
+        let req = BatchPredictDemandSurgeRequest {
+            zone_ids: ids,
+            ..Default::default()
+        };
+        let answer = client.batch_predict_demand_surge(req).await.map(|r| {
+            let results = r.into_inner().results;
+            Answer::of(
+                results
+                    .iter()
+                    .any(|p| p.metadata.as_ref().is_some_and(|m| m.degraded)),
+            )
+        });
+        return ("BatchPredictDemandSurge", answer);
+    }
+    let req = BatchPredictCustomerRiskRequest {
+        customer_ids: ids,
+        ..Default::default()
+    };
+    let answer = client.batch_predict_customer_risk(req).await.map(|r| {
+        let results = r.into_inner().results;
+        Answer::of(
+            results
+                .iter()
+                .any(|p| p.metadata.as_ref().is_some_and(|m| m.degraded)),
+        )
+    });
+    ("BatchPredictCustomerRisk", answer)
 }
 
 /// Closed-loop load: `concurrency` workers each send their next request as soon as the previous answers.
@@ -412,6 +509,7 @@ mod tests {
             customers: 1000,
             zones: 10,
             order: IdOrder::Unique,
+            per_batch: 1,
         };
         let first: Vec<(String, String)> = (0..1000).map(|n| unique.pick(n, &mut rng)).collect();
         let customers: HashSet<&String> = first.iter().map(|(c, _)| c).collect();
@@ -439,5 +537,43 @@ mod tests {
                 .iter()
                 .all(|c| ("C000001"..="C001000").contains(&c.as_str()))
         );
+    }
+
+    #[test]
+    fn a_batch_asks_for_the_entities_of_as_many_single_calls_and_unique_ones_stay_unique() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let ids = Ids {
+            customers: 1000,
+            zones: 100,
+            order: IdOrder::Unique,
+            per_batch: 25,
+        };
+        let mut customers = HashSet::new();
+        for n in 0..40 {
+            let Call::Batch {
+                of: Batch::Customers,
+                ids: batch,
+            } = Call::nth(n, Mix::BatchRisk, &ids, &mut rng)
+            else {
+                panic!("a BatchRisk call that is not a batch of customers");
+            };
+            assert_eq!(batch.len(), 25);
+            assert_eq!(batch[0], customer_id((n * 25) as u32));
+            customers.extend(batch);
+        }
+        assert_eq!(
+            customers.len(),
+            1000,
+            "40 batches of 25 ask for each of 1,000 customers once"
+        );
+        let Call::Batch {
+            of: Batch::Zones,
+            ids: zones,
+        } = Call::nth(3, Mix::BatchSurge, &ids, &mut rng)
+        else {
+            panic!("a BatchSurge call that is not a batch of zones");
+        };
+        assert_eq!(zones.first().map(String::as_str), Some("Z0076"));
+        assert_eq!(zones.len(), 25);
     }
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use loadgen::{
-    BUNDLED_CUSTOMERS, BUNDLED_ZONES, IdOrder, Ids, LoadOptions, Mix, OpenLoopOptions, Report, Summary,
-    connect, customer, plot, quote_request, run_load, run_open_loop, wait_ready,
+    BUNDLED_CUSTOMERS, BUNDLED_ZONES, DEFAULT_PER_BATCH, IdOrder, Ids, LoadOptions, MAX_PER_BATCH, Mix,
+    OpenLoopOptions, Report, Summary, connect, customer, plot, quote_request, run_load, run_open_loop,
+    wait_ready,
 };
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, PredictCustomerRiskRequest, PredictDemandSurgeRequest,
@@ -61,6 +62,9 @@ enum Command {
         /// requests in the run no cache can answer.
         #[arg(long, value_enum, default_value_t = IdOrder::Random)]
         ids: IdOrder,
+        /// Entities in each call of the batch mixes (1 to 500).
+        #[arg(long, default_value_t = DEFAULT_PER_BATCH, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PER_BATCH)))]
+        per_batch: u32,
         #[command(flatten)]
         output: Output,
     },
@@ -132,6 +136,14 @@ fn write_error(path: &Path, error: &std::io::Error) -> anyhow::Error {
     anyhow::anyhow!("cannot write {}: {error}", path.display())
 }
 
+/// ", N entities a call" for the batch mixes.
+fn batch_note(mix: Mix, per_batch: u32) -> String {
+    match mix {
+        Mix::BatchRisk | Mix::BatchSurge => format!(", {per_batch} entities a call"),
+        Mix::Quote | Mix::Risk | Mix::Surge | Mix::Mixed => String::new(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -146,16 +158,21 @@ async fn main() -> anyhow::Result<()> {
             customers,
             zones,
             ids,
+            per_batch,
             output,
         } => {
             let ids = Ids {
                 customers,
                 zones,
                 order: ids,
+                per_batch,
             };
             wait_ready(&gateway, Duration::from_secs(60)).await?;
             if let Some(rate) = rate {
-                let load = format!("open loop, {rate} requests a second, {seconds} s, mix {mix:?}");
+                let load = format!(
+                    "open loop, {rate} requests a second, {seconds} s, mix {mix:?}{}",
+                    batch_note(mix, per_batch)
+                );
                 println!("load: {load}");
                 let options = OpenLoopOptions {
                     rate: f64::from(rate),
@@ -172,7 +189,10 @@ async fn main() -> anyhow::Result<()> {
                 mix,
                 ids,
             };
-            let load = format!("{concurrency} concurrent, {seconds} s, mix {mix:?}");
+            let load = format!(
+                "{concurrency} concurrent, {seconds} s, mix {mix:?}{}",
+                batch_note(mix, per_batch)
+            );
             println!("load: {load}");
             output.write(&run_load(&gateway, options).await?, &load)
         }

@@ -1,7 +1,11 @@
 //! The references a benchmark is read against: a chained bare service makes exactly the downstream calls
-//! of its shape per QuotePrice, and the OTLP sink takes a real exporter's spans.
+//! of its shape per QuotePrice, and the OTLP sink takes a real exporter's spans. And what the generator
+//! sends: a batch mix sends the batch RPCs, one call per request counted.
+
+use std::time::Duration;
 
 use loadgen::bare::{Bare, Shape};
+use loadgen::{Ids, LoadOptions, Mix, run_load};
 use proto::inference::v1::QuotePriceRequest;
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use tonic::transport::Endpoint;
@@ -28,6 +32,28 @@ async fn a_chain_makes_the_calls_of_its_shape() {
                 .expect("quote");
             assert_eq!(leaf.answered(), calls * quotes, "{shape:?}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mix_sends_the_batch_rpcs() {
+    for (mix, rpc) in [
+        (Mix::BatchRisk, "BatchPredictCustomerRisk"),
+        (Mix::BatchSurge, "BatchPredictDemandSurge"),
+    ] {
+        let bare = Bare::default();
+        let url = serve(bare.clone()).await;
+        let options = LoadOptions {
+            concurrency: 2,
+            duration: Duration::from_secs(10),
+            max_requests: 20,
+            mix,
+            ids: Ids::default(),
+        };
+        let report = run_load(&url, options).await.expect("load");
+        assert_eq!(report.rpcs.keys().copied().collect::<Vec<_>>(), [rpc]);
+        assert_eq!(report.rpcs[rpc].good_us.len(), 20, "{}", report.render());
+        assert_eq!(bare.answered(), 20);
     }
 }
 
