@@ -30,6 +30,10 @@ pub const MAX_FEATURE_REFS: usize = 500;
 /// this cap stays near 2 MB, under gRPC's default 4 MiB a client accepts.
 pub const MAX_VALUES: usize = 100_000;
 
+/// Up to this many entity rows, a group's repeated keys are found by comparing each new key with the
+/// group's keys so far; past it, through a hash map.
+const SCANNED_ROWS: usize = 16;
+
 /// A validated request, ready to be read.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -86,22 +90,28 @@ impl Plan {
         }
         groups.sort();
 
-        let mut keys = Vec::new();
+        let mut keys: Vec<Bytes> = Vec::new();
         let mut key_views: Vec<Vec<usize>> = Vec::new();
-        let mut key_index: HashMap<Bytes, usize> = HashMap::new();
         let mut row_keys = vec![None; registry.views().len()];
         for (join_keys, views) in groups {
             let columns = join_keys
                 .iter()
                 .map(|&join_key| checked_column(registry, entities, join_key, rows))
                 .collect::<Result<Vec<_>, _>>()?;
+            // A key names its join keys, so groups never share one: each group's keys are new, and
+            // repeated rows are found among this group's alone, by a scan when there are few.
+            let first = keys.len();
+            let mut index: Option<HashMap<Bytes, usize>> = (rows > SCANNED_ROWS).then(HashMap::new);
+            let mut pairs: Vec<(&str, &Value)> = Vec::with_capacity(join_keys.len());
             let mut group_row_keys = Vec::with_capacity(rows);
             for row in 0..rows {
-                let pairs: Vec<(&str, &Value)> = join_keys
-                    .iter()
-                    .zip(&columns)
-                    .map(|(&k, column)| (k, &column[row]))
-                    .collect();
+                pairs.clear();
+                pairs.extend(
+                    join_keys
+                        .iter()
+                        .zip(&columns)
+                        .map(|(&k, column)| (k, &column[row])),
+                );
                 let key = layout::entity_redis_key(&pairs, project).map_err(|e| {
                     RequestError::InvalidEntityValue {
                         join_key: join_keys.join(","),
@@ -110,23 +120,27 @@ impl Plan {
                         got: e.0,
                     }
                 })?;
-                let index = *key_index.entry(key.clone()).or_insert_with(|| {
+                let known = match &mut index {
+                    Some(index) => index.get(&key).copied(),
+                    None => keys[first..].iter().position(|k| *k == key).map(|i| first + i),
+                };
+                let key_index = known.unwrap_or_else(|| {
+                    if let Some(index) = &mut index {
+                        index.insert(key.clone(), keys.len());
+                    }
                     keys.push(key);
                     key_views.push(Vec::new());
                     keys.len() - 1
                 });
-                group_row_keys.push(index);
+                // Within one group every distinct key needs every view of the group.
+                if key_views[key_index].is_empty() {
+                    key_views[key_index].extend_from_slice(&views);
+                }
+                group_row_keys.push(key_index);
             }
             let group_row_keys: std::sync::Arc<[usize]> = group_row_keys.into();
             for &view in &views {
                 row_keys[view] = Some(group_row_keys.clone());
-            }
-            // Within one group every distinct key needs every view of the group.
-            let mut seen = vec![false; keys.len()];
-            for &key in group_row_keys.iter() {
-                if !std::mem::replace(&mut seen[key], true) {
-                    key_views[key].extend_from_slice(&views);
-                }
             }
         }
         Ok(Self {

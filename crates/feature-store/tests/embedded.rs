@@ -174,3 +174,55 @@ fn files_are_read_from_disk_with_the_view_from_their_name() {
         Err(Error::Io { .. })
     ));
 }
+
+/// Rows that repeat an entity read its one key: each row of a request, few rows or many, with ids
+/// repeated across rows, holds what a request for that row's entities alone gets.
+#[tokio::test]
+async fn repeated_entities_answer_each_row_as_alone() {
+    let store = embedded(tiny_csvs()).await.expect("loads");
+    let features = [
+        "zone_demand:open_requests_15m",
+        "customer_profile:account_age_days",
+        "customer_profile:cancellation_rate",
+    ];
+    let (customers, zones) = (["c-1", "c-2", "c-stale", "c-none"], ["z-1", "z-stale", "z-none"]);
+    // Below and above the row count past which repeated keys are found through a map.
+    for rows in [5, 40] {
+        let row_customers: Vec<&str> = (0..rows).map(|r| customers[r % customers.len()]).collect();
+        let row_zones: Vec<&str> = (0..rows).map(|r| zones[r % zones.len()]).collect();
+        let all = store
+            .get_online_features(
+                request(
+                    &features,
+                    &[("customer_id", &row_customers), ("zone_id", &row_zones)],
+                ),
+                None,
+            )
+            .await
+            .expect("read");
+        for row in 0..rows {
+            let alone = store
+                .get_online_features(
+                    request(
+                        &features,
+                        &[
+                            ("customer_id", &[row_customers[row]]),
+                            ("zone_id", &[row_zones[row]]),
+                        ],
+                    ),
+                    None,
+                )
+                .await
+                .expect("read");
+            for (f, feature) in features.iter().enumerate() {
+                assert_eq!(
+                    cell(&all, f, row),
+                    cell(&alone, f, 0),
+                    "{rows} rows: row {row} ({}, {}), {feature}",
+                    row_customers[row],
+                    row_zones[row],
+                );
+            }
+        }
+    }
+}
