@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use proto::inference::v1::inference_service_client::InferenceServiceClient;
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, BatchPredictDemandSurgeRequest, PredictCustomerRiskRequest,
-    PredictDemandSurgeRequest, QuotePriceRequest,
+    PredictDemandSurgeRequest, PredictionMetadata, QuotePriceRequest,
 };
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
@@ -306,34 +306,30 @@ async fn send_batch(
     of: Batch,
     ids: Vec<String>,
 ) -> (&'static str, Outcome) {
-    if let Batch::Zones = of {
-        let req = BatchPredictDemandSurgeRequest {
-            zone_ids: ids,
-            ..Default::default()
-        };
-        let answer = client.batch_predict_demand_surge(req).await.map(|r| {
-            let results = r.into_inner().results;
-            Answer::of(
-                results
-                    .iter()
-                    .any(|p| p.metadata.as_ref().is_some_and(|m| m.degraded)),
-            )
-        });
-        return ("BatchPredictDemandSurge", answer);
+    match of {
+        Batch::Customers => {
+            let req = BatchPredictCustomerRiskRequest {
+                customer_ids: ids,
+                ..Default::default()
+            };
+            let answer = client.batch_predict_customer_risk(req).await;
+            let answer = answer.map(|r| any_degraded(r.into_inner().results.iter().map(|p| &p.metadata)));
+            ("BatchPredictCustomerRisk", answer)
+        }
+        Batch::Zones => {
+            let req = BatchPredictDemandSurgeRequest {
+                zone_ids: ids,
+                ..Default::default()
+            };
+            let answer = client.batch_predict_demand_surge(req).await;
+            let answer = answer.map(|r| any_degraded(r.into_inner().results.iter().map(|p| &p.metadata)));
+            ("BatchPredictDemandSurge", answer)
+        }
     }
-    let req = BatchPredictCustomerRiskRequest {
-        customer_ids: ids,
-        ..Default::default()
-    };
-    let answer = client.batch_predict_customer_risk(req).await.map(|r| {
-        let results = r.into_inner().results;
-        Answer::of(
-            results
-                .iter()
-                .any(|p| p.metadata.as_ref().is_some_and(|m| m.degraded)),
-        )
-    });
-    ("BatchPredictCustomerRisk", answer)
+}
+
+fn any_degraded<'a>(mut metadata: impl Iterator<Item = &'a Option<PredictionMetadata>>) -> Answer {
+    Answer::of(metadata.any(|m| m.as_ref().is_some_and(|m| m.degraded)))
 }
 
 /// Closed-loop load: `concurrency` workers each send their next request as soon as the previous answers.
