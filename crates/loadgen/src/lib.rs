@@ -167,16 +167,23 @@ pub(crate) const MAX_OUTSTANDING: usize = 50_000;
 /// HTTP/2 connections an open loop spreads its requests over.
 const OPEN_LOOP_CONNECTIONS: usize = 4;
 
-/// The RPC a load of `mix` sends as its `n`th request, for a random `i`.
-fn pick(mix: Mix, n: u64) -> Rpc {
+/// The RPC a load of `mix` sends as its `n`th request.
+fn pick(mix: Mix, n: u64) -> Kind {
     match mix {
-        Mix::Quote => Rpc::Quote,
-        Mix::Risk => Rpc::Risk,
-        Mix::Surge => Rpc::Surge,
-        Mix::Mixed => [Rpc::Quote, Rpc::Risk, Rpc::Surge][(n % 3) as usize],
-        Mix::BatchRisk => Rpc::BatchRisk,
-        Mix::BatchSurge => Rpc::BatchSurge,
+        Mix::Quote => Kind::One(Rpc::Quote),
+        Mix::Risk => Kind::One(Rpc::Risk),
+        Mix::Surge => Kind::One(Rpc::Surge),
+        Mix::Mixed => Kind::One([Rpc::Quote, Rpc::Risk, Rpc::Surge][(n % 3) as usize]),
+        Mix::BatchRisk => Kind::Batch(Batch::Customers),
+        Mix::BatchSurge => Kind::Batch(Batch::Zones),
     }
+}
+
+/// An RPC for one entity (or a quote's two), or a batch RPC.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    One(Rpc),
+    Batch(Batch),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,11 +191,9 @@ enum Rpc {
     Quote,
     Risk,
     Surge,
-    BatchRisk,
-    BatchSurge,
 }
 
-/// One request: its entities and a random number for its other fields, or a batch's entities.
+/// One request: its entities and a random number for its other fields, or a batch RPC's entities.
 enum Call {
     One {
         rpc: Rpc,
@@ -212,9 +217,8 @@ impl Call {
     /// The `n`th call of a run of `mix` over `ids`. A batch call takes the entities `per_batch` single
     /// calls would have asked about, so `unique` ids stay unique across batches.
     fn nth(n: u64, mix: Mix, ids: &Ids, rng: &mut impl Rng) -> Self {
-        let rpc = pick(mix, n);
-        match rpc {
-            Rpc::Quote | Rpc::Risk | Rpc::Surge => {
+        match pick(mix, n) {
+            Kind::One(rpc) => {
                 let (customer, zone) = ids.pick(n, rng);
                 Self::One {
                     rpc,
@@ -223,12 +227,7 @@ impl Call {
                     i: rng.random(),
                 }
             }
-            Rpc::BatchRisk | Rpc::BatchSurge => {
-                let of = if matches!(rpc, Rpc::BatchRisk) {
-                    Batch::Customers
-                } else {
-                    Batch::Zones
-                };
+            Kind::Batch(of) => {
                 let per_batch = u64::from(ids.per_batch.clamp(1, MAX_PER_BATCH));
                 let entities = (n * per_batch..(n + 1) * per_batch).map(|m| {
                     let (customer, zone) = ids.pick(m, rng);
@@ -294,9 +293,6 @@ async fn send(client: &mut InferenceServiceClient<Channel>, call: Call) -> (&'st
                     .map(|r| Answer::of(r.into_inner().metadata.is_some_and(|m| m.degraded))),
             )
         }
-        // `Call::nth` makes these `Call::Batch`; sent as a batch of the one entity the call names.
-        Rpc::BatchRisk => send_batch(client, Batch::Customers, vec![customer]).await,
-        Rpc::BatchSurge => send_batch(client, Batch::Zones, vec![zone]).await,
     }
 }
 
