@@ -29,8 +29,9 @@ pub struct OnlineFeatures {
     ends: Vec<(usize, usize)>,
 }
 
-/// One column of [`OnlineFeatures`]: a feature's value and status for each entity row.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One column of [`OnlineFeatures`]: a feature's value and status for each entity row (none by
+/// default).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct FeatureColumn<'a> {
     pub values: &'a [Value],
     pub statuses: &'a [i32],

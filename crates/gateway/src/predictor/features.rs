@@ -9,7 +9,7 @@ use proto::features::v1::{FieldStatus, GetOnlineFeaturesRequest};
 use proto::models::v1::FeatureRow;
 
 use super::score::Batch;
-use crate::downstream::{FEATURE_SERVICE, FeatureColumn, FeatureFetch, ModelSpec, OnlineFeatures};
+use crate::downstream::{FEATURE_SERVICE, FeatureFetch, ModelSpec, OnlineFeatures};
 use crate::error::Error;
 
 /// One entity's model inputs as they are gathered, and what could not be.
@@ -180,10 +180,7 @@ impl<'a> FetchPlan<'a> {
             let span = *offset..offset + rows.len();
             for ((name, &column), &index) in spec.feature_refs.iter().zip(&spec.feature_columns).zip(indices)
             {
-                let vector = response.column(index).unwrap_or(FeatureColumn {
-                    values: &[],
-                    statuses: &[],
-                });
+                let vector = response.column(index).unwrap_or_default();
                 let (Some(values), Some(statuses)) =
                     (vector.values.get(span.clone()), vector.statuses.get(span.clone()))
                 else {
