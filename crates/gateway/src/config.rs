@@ -28,6 +28,10 @@ const CRAI_CACHE_CAPACITY: Bounds = Bounds::new("crai-cache-capacity", 0, 10_000
 const PREDICTION_TTL_SECS: Bounds = Bounds::new("prediction-ttl-secs", 1, YEAR_SECS);
 const QUALITY_REPORT_SECS: Bounds = Bounds::new("quality-report-secs", 1, 3_600);
 const TRAFFIC_POLICY_RELOAD_SECS: Bounds = Bounds::new("traffic-policy-reload-secs", 1, 3_600);
+const MERGE_CALLS_IN_FLIGHT: Bounds = Bounds::new("merge-calls-in-flight", 0, 64);
+/// The feature-service takes up to 1,000 entity rows a call; the model-service scores up to 64 rows a
+/// call inline, more on a blocking pool.
+const MERGE_MAX_ROWS: Bounds = Bounds::new("merge-max-rows", 1, 1_000);
 
 /// Gateway settings: each flag falls back to the environment variable named in `--help`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -103,6 +107,26 @@ pub struct Config {
     #[arg(long, env = "ADAPTIVE_CONCURRENCY", default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub adaptive_concurrency: bool,
+    /// Calls of each downstream RPC in flight at once before concurrent requests wait to share one: the
+    /// waiting requests that ask the same of the same models then go as one call, each taking its rows of
+    /// the answer (a call costs far more than a row). 0 turns merging off: every request makes its own
+    /// calls (0 to 64).
+    #[arg(
+        long,
+        env = "MERGE_CALLS_IN_FLIGHT",
+        default_value_t = 2,
+        value_parser = MERGE_CALLS_IN_FLIGHT.parser::<usize>()
+    )]
+    pub merge_calls_in_flight: usize,
+    /// The most entity rows of a merged feature fetch, and rows per model of a merged model call; a
+    /// request with more goes alone (1 to 1000).
+    #[arg(
+        long,
+        env = "MERGE_MAX_ROWS",
+        default_value_t = 64,
+        value_parser = MERGE_MAX_ROWS.parser::<usize>()
+    )]
+    pub merge_max_rows: usize,
     /// When features cannot be read at all: score with the model's defaults (degraded) or fail.
     #[arg(long, env = "FEATURE_FALLBACK", value_enum, default_value_t = FeatureFallback::Defaults)]
     pub feature_fallback: FeatureFallback,
@@ -249,6 +273,8 @@ impl Config {
     /// ones are [`server_kit::ServerArgs::BOUNDS`] and [`telemetry::TelemetryConfig::BOUNDS`]).
     pub const BOUNDS: &'static [Bounds] = &[
         REQUEST_TIMEOUT_MS,
+        MERGE_CALLS_IN_FLIGHT,
+        MERGE_MAX_ROWS,
         FEATURE_TIMEOUT_MS,
         BREAKER_FAILURES,
         BREAKER_OPEN_MS,

@@ -3,7 +3,7 @@
 use server_kit::Blame;
 use tonic::{Code, Status};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A request field is malformed; the message names the field.
     #[error("{field}: {reason}")]

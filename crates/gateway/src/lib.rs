@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
-use crate::downstream::{Downstream, Resilience, channel};
+use crate::downstream::{Downstream, Merging, Resilience, channel};
 use crate::events::LogPolicy;
 use crate::predictions::PredictionStore;
 use crate::predictor::{MAX_SHADOWS_IN_FLIGHT, Policy, Predictor, RiskCache};
@@ -106,6 +106,10 @@ pub async fn run(
             breaker_open: Duration::from_millis(config.breaker_open_ms),
             retry_ratio: config.retry_budget_ratio,
         },
+        (config.merge_calls_in_flight > 0).then_some(Merging {
+            calls_in_flight: config.merge_calls_in_flight,
+            max_rows: config.merge_max_rows,
+        }),
         metrics.clone(),
     );
     let quote_ttl = Duration::from_secs(config.quote_ttl_secs);

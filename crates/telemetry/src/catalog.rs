@@ -246,6 +246,8 @@ metrics! {
         "Requests a service lets run at once: MAX_CONCURRENT_REQUESTS, or the adaptive limit below it that keeps the gateway's median latency near its no-queue level or within a tenth of its budget.";
     DOWNSTREAM_RETRIES = "downstream.retries", Count, "request", [Dependency], from ["gateway"],
         "Idempotent downstream calls the gateway retried (within its retry budget).";
+    DOWNSTREAM_MERGED_REQUESTS = "downstream.merged_requests", Distribution, "request", [Dependency], from ["gateway"],
+        "Requests one downstream call carried: 1 for a call of its own, more when concurrent requests' calls were merged (MERGE_CALLS_IN_FLIGHT).";
     CIRCUIT_BREAKER_STATE = "circuit_breaker.state", Gauge, "", [Dependency], from ["gateway"],
         "The gateway's breaker for a dependency: 0 closed, 0.5 half-open, 1 open (failing fast).";
     CIRCUIT_BREAKER_REJECTED = "circuit_breaker.rejected", Count, "request", [Dependency], from ["gateway"],

@@ -69,6 +69,42 @@ impl OnlineFeatures {
     pub fn columns(&self) -> impl Iterator<Item = FeatureColumn<'_>> {
         (0..self.len()).filter_map(|index| self.column(index))
     }
+
+    /// The answer to a request whose entity rows were several requests' rows one after the other
+    /// (`rows` of each, in order), as each request's own answer: every column cut at the same rows.
+    /// Values are moved, not copied. Fails if a column does not hold one value and one status per row.
+    pub fn into_parts(self, rows: &[usize]) -> Result<Vec<OnlineFeatures>, String> {
+        let total: usize = rows.iter().sum();
+        let mut start = (0, 0);
+        for (index, &end) in self.ends.iter().enumerate() {
+            let (values, statuses) = (end.0 - start.0, end.1 - start.1);
+            if values != total || statuses != total {
+                return Err(format!(
+                    "column {index} holds {values} values and {statuses} statuses for {total} entity rows"
+                ));
+            }
+            start = end;
+        }
+        let columns = self.ends.len();
+        let mut parts: Vec<OnlineFeatures> = rows
+            .iter()
+            .map(|&n| OnlineFeatures {
+                values: Vec::with_capacity(n * columns),
+                statuses: Vec::with_capacity(n * columns),
+                ends: Vec::with_capacity(columns),
+            })
+            .collect();
+        let mut values = self.values.into_iter();
+        let mut statuses = self.statuses.into_iter();
+        for _ in 0..columns {
+            for (part, &n) in parts.iter_mut().zip(rows) {
+                part.values.extend(values.by_ref().take(n));
+                part.statuses.extend(statuses.by_ref().take(n));
+                part.ends.push((part.values.len(), part.statuses.len()));
+            }
+        }
+        Ok(parts)
+    }
 }
 
 impl FeatureColumn<'_> {
@@ -229,5 +265,64 @@ mod tests {
 
         let cut = &answer[..answer.len() - 3];
         assert!(OnlineFeatures::decode(cut).is_err());
+    }
+
+    /// An answer of `columns` columns over `rows` entity rows, the value of row r in column c being
+    /// c * 100 + r, with a status of its own.
+    fn grid(columns: usize, rows: usize) -> OnlineFeatures {
+        let answer = GetOnlineFeaturesResponse {
+            feature_names: Vec::new(),
+            results: (0..columns)
+                .map(|c| FeatureVector {
+                    values: (0..rows).map(|r| value((c * 100 + r) as f64)).collect(),
+                    statuses: (0..rows).map(|r| (c * 100 + r) as i32).collect(),
+                    event_timestamps: Vec::new(),
+                })
+                .collect(),
+        };
+        OnlineFeatures::decode(answer.encode_to_vec().as_slice()).expect("decodes")
+    }
+
+    #[test]
+    fn a_merged_answer_parts_as_each_request_alone_would_read() {
+        let parts = grid(3, 6)
+            .into_parts(&[1, 3, 2])
+            .expect("every column holds 6 rows");
+        let mut first_row = 0;
+        for (part, rows) in parts.iter().zip([1, 3, 2]) {
+            assert_eq!(part.len(), 3);
+            for c in 0..3 {
+                let column = part.column(c).expect("each column kept");
+                let expected: Vec<usize> = (first_row..first_row + rows).map(|r| c * 100 + r).collect();
+                let values: Vec<Value> = expected.iter().map(|&v| value(v as f64)).collect();
+                let statuses: Vec<i32> = expected.iter().map(|&v| v as i32).collect();
+                assert_eq!(
+                    column.values,
+                    values.as_slice(),
+                    "column {c} from row {first_row}"
+                );
+                assert_eq!(
+                    column.statuses,
+                    statuses.as_slice(),
+                    "column {c} from row {first_row}"
+                );
+            }
+            first_row += rows;
+        }
+        // No columns: as many empty answers as requests.
+        let empty = OnlineFeatures::default()
+            .into_parts(&[2, 1])
+            .expect("nothing to cut");
+        assert_eq!(empty, vec![OnlineFeatures::default(), OnlineFeatures::default()]);
+    }
+
+    #[test]
+    fn a_merged_answer_short_of_a_row_is_refused() {
+        let error = grid(2, 5).into_parts(&[3, 3]).expect_err("5 rows for 6");
+        assert_eq!(error, "column 0 holds 5 values and 5 statuses for 6 entity rows");
+        // The empty column of the full answer cannot be cut either.
+        let read = OnlineFeatures::decode(full_answer().encode_to_vec().as_slice()).expect("decodes");
+        let error = read.into_parts(&[1, 1]).expect_err("column 1 is empty");
+        assert!(error.starts_with("column 1 holds 0 values"), "{error}");
     }
 }

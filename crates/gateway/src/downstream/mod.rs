@@ -3,12 +3,14 @@
 //! Each RPC is a tower stack: [`ResilienceLayer`] (the dependency's breaker and retry budget, and the
 //! request's deadline on every attempt) over `GrpcClientLayer` (client span, trace context) over
 //! [`ReadAheadLayer`] (the request's message sent with the end of its stream) over a lazily connected
-//! channel. Every attempt of a call sends the same [`Shared`] message. The model catalog ([`catalog`])
-//! caches what each model takes as input.
+//! channel. Every attempt of a call sends the same [`Shared`] message. Concurrent requests' feature
+//! fetches and model calls are merged into one call where they can be ([`merge`]). The model catalog
+//! ([`catalog`]) caches what each model takes as input.
 
 mod answers;
 pub mod catalog;
 mod fetch;
+pub mod merge;
 mod read_ahead;
 pub mod resilience;
 mod shared;
@@ -35,6 +37,8 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 pub use answers::{FeatureColumn, OnlineFeatures};
 pub use catalog::{ModelRef, ModelSpec};
 pub use fetch::FeatureFetch;
+use merge::Merger;
+pub use merge::Merging;
 use read_ahead::ReadAheadLayer;
 pub use resilience::{Call, Resilience, ResilienceLayer};
 pub use shared::Shared;
@@ -120,6 +124,16 @@ pub struct Downstream {
     model_metadata: Rpc<GetModelMetadataRequest, GetModelMetadataResponse>,
     catalog: Arc<Catalog>,
     metrics: Metrics,
+    /// The merging of each RPC's calls, when on.
+    merged: Option<Merged>,
+}
+
+/// The RPCs whose concurrent calls are merged.
+#[derive(Clone)]
+struct Merged {
+    online_features: Arc<Merger<FeatureFetch>>,
+    predict: Arc<Merger<PredictRequest>>,
+    predict_many: Arc<Merger<PredictManyRequest>>,
 }
 
 impl Downstream {
@@ -128,6 +142,7 @@ impl Downstream {
         models: Channel,
         catalog_ttl: Duration,
         resilience: Resilience,
+        merging: Option<Merging>,
         metrics: Metrics,
     ) -> Self {
         let features = Grpc::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(ReadAheadLayer.layer(features)));
@@ -135,18 +150,42 @@ impl Downstream {
         // One breaker and one retry budget per dependency, shared by its RPCs.
         let feature_guard = ResilienceLayer::new(FEATURE_SERVICE, resilience, metrics.clone());
         let model_guard = ResilienceLayer::new(MODEL_SERVICE, resilience, metrics.clone());
+        let online_features = rpc!(
+            feature_guard,
+            features,
+            "features.v1.FeatureService",
+            "GetOnlineFeatures"
+        );
+        let predict = rpc!(model_guard, models, "models.v1.ModelService", "Predict");
+        let predict_many = rpc!(model_guard, models, "models.v1.ModelService", "PredictMany");
+        let merged = merging.map(|merging| Merged {
+            online_features: Arc::new(Merger::new(
+                online_features.clone(),
+                FEATURE_SERVICE,
+                merging,
+                metrics.clone(),
+            )),
+            predict: Arc::new(Merger::new(
+                predict.clone(),
+                MODEL_SERVICE,
+                merging,
+                metrics.clone(),
+            )),
+            predict_many: Arc::new(Merger::new(
+                predict_many.clone(),
+                MODEL_SERVICE,
+                merging,
+                metrics.clone(),
+            )),
+        });
         Self {
-            online_features: rpc!(
-                feature_guard,
-                features,
-                "features.v1.FeatureService",
-                "GetOnlineFeatures"
-            ),
-            predict: rpc!(model_guard, models, "models.v1.ModelService", "Predict"),
-            predict_many: rpc!(model_guard, models, "models.v1.ModelService", "PredictMany"),
+            online_features,
+            predict,
+            predict_many,
             model_metadata: rpc!(model_guard, models, "models.v1.ModelService", "GetModelMetadata"),
             catalog: Arc::new(Catalog::new(catalog_ttl)),
             metrics,
+            merged,
         }
     }
 
@@ -155,6 +194,9 @@ impl Downstream {
         message: FeatureFetch,
         deadline: Deadline,
     ) -> Result<OnlineFeatures, Error> {
+        if let Some(merged) = &self.merged {
+            return merged.online_features.call(message, deadline).await;
+        }
         self.online_features
             .clone()
             .oneshot(Call::new(message, deadline))
@@ -166,6 +208,9 @@ impl Downstream {
         message: PredictRequest,
         deadline: Deadline,
     ) -> Result<PredictResponse, Error> {
+        if let Some(merged) = &self.merged {
+            return merged.predict.call(message, deadline).await;
+        }
         self.predict.clone().oneshot(Call::new(message, deadline)).await
     }
 
@@ -175,6 +220,9 @@ impl Downstream {
         message: PredictManyRequest,
         deadline: Deadline,
     ) -> Result<PredictManyResponse, Error> {
+        if let Some(merged) = &self.merged {
+            return merged.predict_many.call(message, deadline).await;
+        }
         self.predict_many
             .clone()
             .oneshot(Call::new(message, deadline))

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     hash::Hash,
     sync::{Arc, LazyLock, PoisonError, RwLock},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use opentelemetry::{
@@ -233,6 +233,28 @@ pub fn inference_span(parent: &Context, model: &str, model_version: &str, varian
     ]);
     let builder = SpanBuilder::from_name("model.inference")
         .with_kind(SpanKind::Internal)
+        .with_attributes(attributes);
+    start(builder, parent)
+}
+
+/// A request's span over its share of a downstream call that carried `requests` requests' rows at
+/// once, from `since` (when it began to wait for the call) to its answer. `dependency` names the
+/// callee as the `dependency` metric tag does.
+pub fn merged_call_span(
+    parent: &Context,
+    dependency: &'static str,
+    requests: usize,
+    since: SystemTime,
+) -> Context {
+    // Room for an error type.
+    let mut attributes = Vec::with_capacity(3);
+    attributes.extend([
+        KeyValue::new("dependency", dependency),
+        KeyValue::new("merge.requests", i64::try_from(requests).unwrap_or(i64::MAX)),
+    ]);
+    let builder = SpanBuilder::from_name("downstream.merged_call")
+        .with_kind(SpanKind::Internal)
+        .with_start_time(since)
         .with_attributes(attributes);
     start(builder, parent)
 }
