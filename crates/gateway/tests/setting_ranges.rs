@@ -27,6 +27,8 @@ fn numbers(config: &Config) -> Vec<(&'static str, f64)> {
     let own = [
         ("request-timeout-ms", config.request_timeout_ms as f64),
         ("feature-timeout-ms", config.feature_timeout_ms as f64),
+        ("merge-calls-in-flight", config.merge_calls_in_flight as f64),
+        ("merge-max-rows", config.merge_max_rows as f64),
         ("breaker-failures", f64::from(config.breaker_failures)),
         ("breaker-open-ms", config.breaker_open_ms as f64),
         ("retry-budget-ratio", f64::from(config.retry_budget_ratio)),
