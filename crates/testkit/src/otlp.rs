@@ -16,6 +16,8 @@ pub struct Span {
     pub name: String,
     pub kind: String,
     pub attributes: Vec<(String, String)>,
+    /// The spans this one links to: (trace id, span id).
+    pub links: Vec<(u128, u64)>,
 }
 
 impl Span {
@@ -62,6 +64,18 @@ pub fn spans(exports: &Value) -> Vec<Span> {
                         name: field(span, "name").as_str().unwrap_or_default().to_owned(),
                         kind: field(span, "kind").as_str().unwrap_or_default().to_owned(),
                         attributes: attributes(field(span, "attributes")),
+                        links: field(span, "links")
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|link| {
+                                let trace = field(link, "trace_id");
+                                (
+                                    u128::from(id(trace)) | (id_high(trace) << 64),
+                                    id(field(link, "span_id")),
+                                )
+                            })
+                            .collect(),
                     });
                 }
             }
