@@ -17,9 +17,10 @@
 //!   failure (unavailable, deadline, breaker open) is the same for every request and is shared.
 //!
 //! Traces: a request whose call was merged has a `downstream.merged_call` span, from when it began to
-//! wait to its answer, tagged with the dependency and the number of requests the call carried. The first
-//! request's span is the parent of the call itself (its trace holds the dependency's spans) and links to
-//! every other request's span; every other request's span links back to it.
+//! wait to its answer, tagged with the dependency and the number of requests the call carried. One
+//! request's span, in a sampled trace if any is, is the parent of the call itself (its trace holds the
+//! dependency's spans) and links to every other request's span; every other request's span links back to
+//! it.
 
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -202,9 +203,17 @@ impl<R: Merge> Merger<R> {
         groups.into_iter().map(|(_, group)| group).collect()
     }
 
-    /// One call for `group`'s requests, each answered with its part of the answer.
-    async fn send_group(&self, group: Vec<Waiter<R>>) {
+    /// One call for `group`'s requests, each answered with its part of the answer. The call is made in
+    /// the trace of the first request whose trace is sampled (kept), so that the dependency's spans are
+    /// kept whenever a request they served is.
+    async fn send_group(&self, mut group: Vec<Waiter<R>>) {
         self.record(group.len());
+        if let Some(sampled) = group
+            .iter()
+            .position(|waiter| waiter.trace.span().span_context().is_sampled())
+        {
+            group.swap(0, sampled);
+        }
         let mut waiters = group.into_iter();
         let Some(first) = waiters.next() else { return };
         let others: Vec<Waiter<R>> = waiters.collect();

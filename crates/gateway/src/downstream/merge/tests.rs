@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
 use proto::models::v1::FeatureRow;
 use tokio::sync::Semaphore;
 use tonic::{Code, Status};
@@ -16,6 +17,8 @@ use super::*;
 struct Seen {
     /// Each call's rows (first values), in call order.
     calls: Mutex<Vec<Vec<f64>>>,
+    /// The trace each call was made in.
+    traces: Mutex<Vec<TraceId>>,
     /// Calls started and not yet answered.
     open: AtomicUsize,
 }
@@ -36,6 +39,10 @@ fn rig(calls_in_flight: usize, max_rows: usize, fail: Option<Code>) -> Rig {
         async move {
             let values: Vec<f64> = call.message.rows.iter().map(|row| row.values[0]).collect();
             seen.calls.lock().unwrap().push(values.clone());
+            seen.traces
+                .lock()
+                .unwrap()
+                .push(Context::current().span().span_context().trace_id());
             seen.open.fetch_add(1, Ordering::SeqCst);
             gate.acquire().await.expect("gate open").forget();
             seen.open.fetch_sub(1, Ordering::SeqCst);
@@ -106,8 +113,19 @@ impl Rig {
         values: &[f64],
         deadline: Deadline,
     ) -> tokio::task::JoinHandle<Result<PredictResponse, Error>> {
+        self.send_in(Context::new(), model, values, deadline)
+    }
+
+    /// A request sent from a task of its own, in the trace of `trace`.
+    fn send_in(
+        &self,
+        trace: Context,
+        model: &str,
+        values: &[f64],
+        deadline: Deadline,
+    ) -> tokio::task::JoinHandle<Result<PredictResponse, Error>> {
         let (merger, request) = (Arc::clone(&self.merger), request(model, values));
-        tokio::spawn(async move { merger.call(request, deadline).await })
+        tokio::spawn(async move { merger.call(request, deadline).with_context(trace).await })
     }
 
     /// Waits until `n` calls are open at the gate.
@@ -407,4 +425,40 @@ fn merged_feature_fetches_carry_their_entity_rows_in_order_and_part_again() {
         merged.parts(&shapes),
         [fetch(&risk, &["c-1"]), fetch(&risk, &["c-2", "c-3"])]
     );
+}
+
+/// A caller's trace context, sampled (kept) or not.
+fn caller(trace: u128, sampled: bool) -> Context {
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let span = SpanContext::new(
+        TraceId::from(trace),
+        opentelemetry::trace::SpanId::from(7_u64),
+        flags,
+        true,
+        TraceState::default(),
+    );
+    Context::new().with_remote_span_context(span)
+}
+
+#[tokio::test]
+async fn a_merged_call_is_made_in_the_trace_of_a_sampled_request() {
+    let rig = rig(1, 64, None);
+    let first = rig.send_in(caller(1, true), "risk", &[0.0], soon());
+    rig.open(1).await;
+    let unsampled = rig.send_in(caller(2, false), "risk", &[1.0], soon());
+    rig.waiting(1).await;
+    let sampled = rig.send_in(caller(3, true), "risk", &[2.0], soon());
+    rig.waiting(2).await;
+    rig.release(2);
+    first.await.unwrap().unwrap();
+    assert_eq!(echoed(&unsampled.await.unwrap().unwrap()), [1.0]);
+    assert_eq!(echoed(&sampled.await.unwrap().unwrap()), [2.0]);
+    let traces = rig.seen.traces.lock().unwrap().clone();
+    assert_eq!(traces, [TraceId::from(1_u128), TraceId::from(3_u128)]);
+    // The carrier's rows go first; each request still gets its own.
+    assert_eq!(rig.calls()[1], [2.0, 1.0]);
 }
