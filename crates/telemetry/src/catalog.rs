@@ -181,9 +181,9 @@ metrics! {
     API_PREDICT_DEGRADED = "api.predict.degraded", Count, "prediction", [Rpc, Reason], from ["gateway"],
         "Predictions answered degraded, by RPC and reason (missing_features, stale_features, features_unavailable, model_fallback).";
     API_PREDICT_FEATURE_FETCH_MS = "api.predict.feature_fetch_ms", Distribution, "millisecond", [Model], from ["gateway"],
-        "Time the gateway spent fetching online features for one prediction.";
+        "Time the gateway spent fetching online features for one prediction, with any wait for a merged call.";
     API_PREDICT_INFERENCE_MS = "api.predict.inference_ms", Distribution, "millisecond", [Model, ModelVersion], from ["gateway"],
-        "Time spent scoring one prediction on the model-service.";
+        "Time spent scoring one prediction on the model-service, with any wait for a merged call.";
     MODEL_CRAI_RISK_SCORE = "model.crai.risk_score", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
         "Customer-risk model score in [0, 1].";
     MODEL_CRAI_RISK_MULTIPLIER = "model.crai.risk_multiplier", Distribution, "", [Model, ModelVersion, Variant], from ["gateway"],
