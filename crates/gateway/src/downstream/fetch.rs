@@ -77,13 +77,14 @@ impl Message for FeatureFetch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proto::feast::types::value::Val;
     use proto::feast::types::{RepeatedValue, Value};
 
     use super::*;
 
-    fn ids(ids: &[&str]) -> RepeatedValue {
+    /// An entity column of string ids.
+    pub(in crate::downstream) fn ids(ids: &[&str]) -> RepeatedValue {
         RepeatedValue {
             val: ids
                 .iter()

@@ -11,6 +11,7 @@ use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
 
 use super::*;
+use crate::downstream::fetch::tests::ids;
 
 /// What the RPC saw, and the gate it waits at.
 #[derive(Default)]
@@ -381,26 +382,12 @@ fn a_merged_quote_call_splits_per_model_and_per_request() {
 
 #[test]
 fn merged_feature_fetches_carry_their_entity_rows_in_order_and_part_again() {
-    use proto::feast::types::Value;
-    use proto::feast::types::value::Val;
-
     let risk: Arc<[String]> = Arc::from(["customer_profile:chargebacks_1y".to_owned()]);
-    let fetch = |features: &Arc<[String]>, ids: &[&str]| FeatureFetch {
+    let fetch = |features: &Arc<[String]>, customers: &[&str]| FeatureFetch {
         features: vec![Arc::clone(features)],
         rest: GetOnlineFeaturesRequest {
             features: Vec::new(),
-            entities: [(
-                "customer_id".to_owned(),
-                RepeatedValue {
-                    val: ids
-                        .iter()
-                        .map(|id| Value {
-                            val: Some(Val::StringVal((*id).to_owned())),
-                        })
-                        .collect(),
-                },
-            )]
-            .into(),
+            entities: [("customer_id".to_owned(), ids(customers))].into(),
         },
     };
     let mut merged = fetch(&risk, &["c-1"]);
