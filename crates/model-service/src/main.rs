@@ -1,9 +1,10 @@
-//! `model-service`: parses the configuration, starts telemetry, binds and serves until SIGTERM/Ctrl-C.
+//! `model-service`: parses the configuration, starts telemetry, binds, loads the models, then listens and
+//! serves until SIGTERM/Ctrl-C.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use model_service::{Config, run};
+use model_service::{Config, Listen, run};
 
 /// mimalloc: per-thread free lists, no global lock or consolidation pass on the request path (glibc's
 /// malloc and free were ~14% of the gateway's CPU under load).
@@ -14,7 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
-    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+    // Bound now, listened on once the models are loaded (see `Listen`).
+    let listener = match Listen::bind(config.listen_addr) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(alert = telemetry::logs::CRITICAL, addr = %config.listen_addr, %error, "cannot bind");
