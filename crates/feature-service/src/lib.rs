@@ -47,9 +47,9 @@ use std::future::Future;
 
 use feature_store::{BackendKind, OnlineStore, Registry};
 use proto::features::v1::feature_service_server::FeatureServiceServer;
+use server_kit::Listen;
 use telemetry::Metrics;
 use telemetry::grpc::GrpcServerLayer;
-use tokio::net::TcpListener;
 
 pub use config::{Config, SettingsError};
 pub use error::Error;
@@ -64,7 +64,7 @@ pub const SERVICE_NAME: &str = "features.v1.FeatureService";
 /// as shutdown begins and in-flight requests finish.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listener: impl Into<Listen>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     run_with_metrics(config, telemetry::metrics().clone(), listener, shutdown).await
@@ -75,7 +75,7 @@ pub async fn run(
 pub async fn run_with_metrics(
     config: Config,
     metrics: Metrics,
-    listener: TcpListener,
+    listener: impl Into<Listen>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     // First: no store asked for (`main` refuses it before this, as clap would), then bad TLS files stop
@@ -87,6 +87,7 @@ pub async fn run_with_metrics(
     let mut store_config = config.store_config(registry);
     store_config.metrics = metrics;
     let store = OnlineStore::open(store_config).await?;
+    let listener = listener.into();
     tracing::info!(
         listen_addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
         backend = ?store.backend(),

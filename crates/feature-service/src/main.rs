@@ -13,7 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let config = Config::parse_checked();
     let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
-    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+    // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
+    let listener = match server_kit::Listen::bind(config.listen_addr) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(alert = telemetry::logs::CRITICAL, %error, listen_addr = %config.listen_addr, "cannot bind");

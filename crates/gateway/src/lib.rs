@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use feature_store::{RedisConfig, RedisTls};
 use proto::inference::v1::inference_service_server::InferenceServiceServer;
+use server_kit::Listen;
 use telemetry::grpc::GrpcServerLayer;
-use tokio::net::TcpListener;
 
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
@@ -81,7 +81,7 @@ pub enum StartError {
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listener: impl Into<Listen>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     // First: settings that cannot work together (`main` refuses them before this, as clap would), then
@@ -190,6 +190,7 @@ pub async fn run(
     let reflection_alpha = advertised("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
     let (health, health_service) = server_kit::Health::new(SERVICE_NAME).await;
 
+    let listener = listener.into();
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, security = server.security(), config = ?config, "gateway listening");
     // Predictions do not need the quote store; quotes do. Give it a moment to connect so that a healthy

@@ -12,9 +12,6 @@ pub enum Error {
     Repository(#[from] LoadError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// The bound address could not be listened on.
-    #[error("cannot listen: {0}")]
-    Listen(#[source] std::io::Error),
     /// A task on tokio's blocking pool panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -118,9 +115,7 @@ impl From<Error> for Status {
             Error::Predict(PredictError::Inference { .. }) => Status::internal(message),
             Error::InferenceTimeout { .. } => Status::deadline_exceeded(message),
             Error::ShuttingDown | Error::Transport(_) => Status::unavailable(message),
-            Error::Repository(_) | Error::Task(_) | Error::Server(_) | Error::Listen(_) => {
-                Status::internal(message)
-            }
+            Error::Repository(_) | Error::Task(_) | Error::Server(_) => Status::internal(message),
         }
     }
 }
@@ -131,7 +126,6 @@ impl Error {
         match self {
             Error::Repository(_) => "repository",
             Error::Transport(_) => "transport",
-            Error::Listen(_) => "listen",
             Error::Task(_) => "task_failed",
             Error::EmptyModel => "empty_model",
             Error::NoRequests => "no_requests",
@@ -175,7 +169,6 @@ impl Error {
             Error::Predict(PredictError::Inference { .. })
             | Error::Repository(_)
             | Error::Transport(_)
-            | Error::Listen(_)
             | Error::Task(_)
             | Error::ShuttingDown
             | Error::Server(_)

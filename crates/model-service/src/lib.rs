@@ -32,10 +32,9 @@ use std::time::{Duration, Instant};
 
 use model_runtime::ModelRepository;
 use proto::models::v1::model_service_server::ModelServiceServer;
-use server_kit::{Health, ServerArgs};
+use server_kit::{Health, Listen, ServerArgs};
 use telemetry::Metrics;
 use telemetry::grpc::GrpcServerLayer;
-use tokio::net::{TcpListener, TcpSocket};
 use tower::ServiceBuilder;
 
 use crate::drift::DriftMonitor;
@@ -158,51 +157,6 @@ pub async fn run(
     run_with_metrics(config, listener, shutdown, telemetry::metrics().clone()).await
 }
 
-/// Where the service answers.
-///
-/// A socket [`Listen::bind`] binds at start-up (so an address a running service listens on stops this one
-/// at once) accepts connections only once the models are loaded. A caller that connects while they load,
-/// as the gateway does while the service restarts, is refused at once and fails fast; a listening socket
-/// would take its connection and leave the call unanswered until its deadline. A listener already
-/// accepting (tests) is served as it is.
-#[derive(Debug)]
-pub enum Listen {
-    Bound(TcpSocket),
-    Ready(TcpListener),
-}
-
-impl Listen {
-    /// The address bound, not yet listened on.
-    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // As `TcpListener::bind` does: a restart binds again at once over the last run's closed connections.
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        Ok(Self::Bound(socket))
-    }
-
-    /// Accepting connections from now on.
-    pub fn listen(self) -> std::io::Result<TcpListener> {
-        match self {
-            Self::Bound(socket) => socket.listen(LISTEN_BACKLOG),
-            Self::Ready(listener) => Ok(listener),
-        }
-    }
-}
-
-impl From<TcpListener> for Listen {
-    fn from(listener: TcpListener) -> Self {
-        Self::Ready(listener)
-    }
-}
-
-/// Connections waiting to be accepted, as `TcpListener::bind` allows.
-const LISTEN_BACKLOG: u32 = 1024;
-
 /// [`run`], sending the service's metrics to `metrics` (tests inject a sink of their own).
 pub async fn run_with_metrics(
     config: Config,
@@ -234,8 +188,8 @@ pub async fn run_with_metrics(
     let models = Models::new(served, config.max_batch_rows as usize)
         .with_inference_timeout(Duration::from_millis(config.inference_timeout_ms))
         .with_metrics(metrics);
-    // Loaded: from here on, connections are answered.
-    let listener = listener.into().listen().map_err(Error::Listen)?;
+    // Bound by `main` before the models loaded; listened on only now, as serving starts.
+    let listener = listener.into();
     health.serving().await;
     let addr = listener
         .local_addr()
@@ -385,26 +339,5 @@ mod tests {
         }
         let config = parse(&["--reload-interval-secs", "1", "--retire-after-secs", "3"]).expect("parses");
         assert_eq!((config.reload_interval_secs, config.retire_after_secs), (1, 3));
-    }
-
-    #[tokio::test]
-    async fn a_bound_address_refuses_connections_until_it_listens() {
-        let bound = Listen::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
-        let Listen::Bound(socket) = &bound else {
-            panic!("bound, not listening: {bound:?}")
-        };
-        let addr = socket.local_addr().expect("bound address");
-        // What a caller sees while the models load: refused at once, not held.
-        let refused = tokio::net::TcpStream::connect(addr).await;
-        assert_eq!(
-            refused.expect_err("not listening yet").kind(),
-            std::io::ErrorKind::ConnectionRefused
-        );
-        let listener = bound.listen().expect("listens");
-        // A second service on a listening address stops at start-up, before loading anything.
-        assert!(Listen::bind(addr).is_err(), "bound over a listening service");
-        let (connected, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        connected.expect("connects once listening");
-        accepted.expect("accepted");
     }
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use model_service::{Config, Listen, run};
+use model_service::{Config, run};
 
 /// mimalloc: per-thread free lists, no global lock or consolidation pass on the request path (glibc's
 /// malloc and free were ~14% of the gateway's CPU under load).
@@ -15,8 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
-    // Bound now, listened on once the models are loaded (see `Listen`).
-    let listener = match Listen::bind(config.listen_addr) {
+    // Bound now, listened on once the models are loaded (`server_kit::Listen`).
+    let listener = match server_kit::Listen::bind(config.listen_addr) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(alert = telemetry::logs::CRITICAL, addr = %config.listen_addr, %error, "cannot bind");

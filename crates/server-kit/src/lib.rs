@@ -30,6 +30,7 @@ mod error;
 mod failure;
 mod health;
 pub mod io;
+mod listen;
 mod overload;
 mod serve;
 #[cfg(feature = "test-certs")]
@@ -44,6 +45,7 @@ pub use deadline::Deadline;
 pub use error::Error;
 pub use failure::{Blame, Failure, RequestFailed, reject};
 pub use health::{Health, HealthServer, HealthService, LIVENESS};
+pub use listen::Listen;
 pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
 pub use serve::{Builder, Server};
 

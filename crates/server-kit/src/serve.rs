@@ -24,7 +24,7 @@ use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 use tower::{BoxError, Layer, Service};
 
-use crate::{Error, Health, OverloadLayer, ServerArgs};
+use crate::{Error, Health, Listen, OverloadLayer, ServerArgs};
 
 /// What [`Server::builder`] returns: a tonic server builder with [`OverloadLayer`] outermost. A service
 /// adds its own layers (inside the limit, so refused requests cost nothing more) and its services.
@@ -161,13 +161,14 @@ impl Server {
         self.security
     }
 
-    /// Serves `router` on `listener` until `shutdown` resolves, then shuts down as the module docs say:
-    /// NOT_SERVING, drain delay, stop accepting, grace period. Returns `Ok` once drained or once the
-    /// grace period is over; `Err` only if the server itself fails.
+    /// Serves `router` on `listener` (listening on it from now on if it was only bound: [`Listen`])
+    /// until `shutdown` resolves, then shuts down as the module docs say: NOT_SERVING, drain delay, stop
+    /// accepting, grace period. Returns `Ok` once drained or once the grace period is over; `Err` only if
+    /// the address cannot be listened on or the server itself fails.
     pub async fn serve<L, ResBody>(
         &self,
         router: Router<L>,
-        listener: TcpListener,
+        listener: impl Into<Listen>,
         shutdown: impl Future<Output = ()> + Send,
         health: &Health,
     ) -> Result<(), Error>
@@ -179,6 +180,15 @@ impl Server {
         ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
+        let listener = listener.into();
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let listener = listener.listen().map_err(|source| Error::Bind {
+            setting: "LISTEN_ADDR",
+            addr,
+            source,
+        })?;
         // Stops with this function, however it returns.
         let _health_listener = match self.health_addr {
             Some(addr) => Some(serve_health(addr, health).await?),

@@ -1,0 +1,86 @@
+//! Where a service answers: its address bound at start-up, connections accepted only once it serves.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Connections waiting to be accepted, as `TcpListener::bind` allows.
+const BACKLOG: u32 = 1024;
+
+/// Where a service answers.
+///
+/// A socket [`Listen::bind`] binds at start-up (so an address a running service listens on stops this one
+/// at once) accepts connections only when [`crate::Server::serve`] starts serving, after the service has
+/// loaded what it needs (models, the feature registry, its store). A caller that connects before, as the
+/// gateway does while a dependency restarts, is refused at once and fails fast; a listening socket would
+/// take its connection and leave the call unanswered until its deadline. A listener already accepting
+/// (tests) is served as it is.
+#[derive(Debug)]
+pub enum Listen {
+    Bound(TcpSocket),
+    Ready(TcpListener),
+}
+
+impl Listen {
+    /// `addr` bound, not yet listened on.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restart binds again at once over the last run's closed connections.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Ok(Self::Bound(socket))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Bound(socket) => socket.local_addr(),
+            Self::Ready(listener) => listener.local_addr(),
+        }
+    }
+
+    /// Accepting connections from now on.
+    pub fn listen(self) -> io::Result<TcpListener> {
+        match self {
+            Self::Bound(socket) => socket.listen(BACKLOG),
+            Self::Ready(listener) => Ok(listener),
+        }
+    }
+}
+
+impl From<TcpListener> for Listen {
+    fn from(listener: TcpListener) -> Self {
+        Self::Ready(listener)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bound_address_refuses_connections_until_it_listens() {
+        let bound = Listen::bind("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        assert!(
+            matches!(bound, Listen::Bound(_)),
+            "bound, not listening: {bound:?}"
+        );
+        let addr = bound.local_addr().expect("bound address");
+        // What a caller sees while the service loads: refused at once, not held.
+        let refused = tokio::net::TcpStream::connect(addr).await;
+        assert_eq!(
+            refused.expect_err("not listening yet").kind(),
+            io::ErrorKind::ConnectionRefused
+        );
+        let listener = bound.listen().expect("listens");
+        // A second service on a listening address stops at start-up, before loading anything.
+        assert!(Listen::bind(addr).is_err(), "bound over a listening service");
+        let (connected, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        connected.expect("connects once listening");
+        accepted.expect("accepted");
+    }
+}
