@@ -188,7 +188,7 @@ pub async fn run_with_metrics(
     let models = Models::new(served, config.max_batch_rows as usize)
         .with_inference_timeout(Duration::from_millis(config.inference_timeout_ms))
         .with_metrics(metrics);
-    // Bound by `main` before the models loaded; listened on only now, as serving starts.
+    // Bound by `main` before the models loaded; `serve` listens on it as serving starts.
     let listener = listener.into();
     health.serving().await;
     let addr = listener

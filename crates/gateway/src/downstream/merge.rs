@@ -23,6 +23,7 @@
 //! it.
 
 use std::mem;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -30,9 +31,7 @@ use opentelemetry::trace::{FutureExt as _, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 use proto::feast::types::RepeatedValue;
 use proto::features::v1::GetOnlineFeaturesRequest;
-use proto::models::v1::{
-    PredictManyRequest, PredictManyResponse, PredictRequest, PredictResponse, Prediction,
-};
+use proto::models::v1::{PredictManyRequest, PredictManyResponse, PredictRequest, PredictResponse};
 use server_kit::Deadline;
 use telemetry::catalog::DOWNSTREAM_MERGED_REQUESTS;
 use telemetry::trace::spans;
@@ -151,10 +150,7 @@ impl<R: Merge> Merger<R> {
         if free {
             state.in_flight += 1;
             drop(state);
-            let merger = Arc::clone(self);
-            // The slot is made when the drain first runs: a drain dropped unrun (the runtime shutting
-            // down) has no slot to give back, so its drop cannot start another.
-            tokio::spawn(async move { Slot(merger).drain().await });
+            Slot::spawn_drain(&tokio::runtime::Handle::current(), Arc::clone(self));
         }
         Turn::Wait(answer)
     }
@@ -318,6 +314,13 @@ enum Turn<R: Merge> {
 struct Slot<R: Merge>(Arc<Merger<R>>);
 
 impl<R: Merge> Slot<R> {
+    /// A drain of `merger`'s waiting requests on `runtime`, in a place among the calls in flight already
+    /// counted. The slot is made when the drain first runs: a drain dropped unrun (the runtime shutting
+    /// down) has no slot to give back, so its drop cannot start another.
+    fn spawn_drain(runtime: &tokio::runtime::Handle, merger: Arc<Merger<R>>) {
+        runtime.spawn(async move { Slot(merger).drain().await });
+    }
+
     /// Sends what waits, merged, until nothing does.
     async fn drain(self) {
         loop {
@@ -340,9 +343,8 @@ impl<R: Merge> Drop for Slot<R> {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             drop(state);
-            // This slot's place passes to the new drain (see `turn`).
-            let merger = Arc::clone(merger);
-            runtime.spawn(async move { Slot(merger).drain().await });
+            // This slot's place passes to the new drain.
+            Slot::spawn_drain(&runtime, Arc::clone(merger));
             return;
         }
         state.in_flight -= 1;
@@ -394,12 +396,8 @@ impl Merge for FeatureFetch {
     }
 
     fn parts(&self, shapes: &[usize]) -> Vec<Self> {
-        let mut start = 0;
-        shapes
-            .iter()
-            .map(|&rows| {
-                let range = start..start + rows;
-                start += rows;
+        ranges(shapes.iter().copied())
+            .map(|range| {
                 let entities = self
                     .rest
                     .entities
@@ -425,13 +423,21 @@ impl Merge for FeatureFetch {
     }
 }
 
+/// The consecutive ranges of requests of `rows` rows each, put one after the other.
+fn ranges(rows: impl IntoIterator<Item = usize>) -> impl Iterator<Item = Range<usize>> {
+    rows.into_iter().scan(0, |start, rows| {
+        *start += rows;
+        Some(*start - rows..*start)
+    })
+}
+
 /// Whether two requests score the same model version and arm.
 fn same_model(a: &PredictRequest, b: &PredictRequest) -> bool {
     a.model == b.model && a.version == b.version && a.variant == b.variant
 }
 
 /// A model request's rows `range`, as a request of its own.
-fn rows_of(request: &PredictRequest, range: std::ops::Range<usize>) -> PredictRequest {
+fn rows_of(request: &PredictRequest, range: Range<usize>) -> PredictRequest {
     PredictRequest {
         model: request.model.clone(),
         version: request.version.clone(),
@@ -440,17 +446,36 @@ fn rows_of(request: &PredictRequest, range: std::ops::Range<usize>) -> PredictRe
     }
 }
 
-/// The part of a model's answer for `rows` rows, taken from `predictions`.
-fn predictions_of(
-    response: &PredictResponse,
-    predictions: &mut std::vec::IntoIter<Prediction>,
-    rows: usize,
-) -> PredictResponse {
-    PredictResponse {
-        model: response.model.clone(),
-        version: response.version.clone(),
-        predictions: predictions.take(rows).collect(),
+/// One model's answer to requests of `rows` rows each, put one after the other, as each request's
+/// answer; an error if it does not hold one prediction a row.
+fn cut(
+    mut response: PredictResponse,
+    rows: impl IntoIterator<Item = usize> + Clone,
+) -> Result<Vec<PredictResponse>, String> {
+    let total: usize = rows.clone().into_iter().sum();
+    if response.predictions.len() != total {
+        return Err(format!(
+            "{} predictions for {total} rows of {}",
+            response.predictions.len(),
+            response.model
+        ));
     }
+    let mut predictions = mem::take(&mut response.predictions).into_iter();
+    Ok(rows
+        .into_iter()
+        .map(|rows| PredictResponse {
+            model: response.model.clone(),
+            version: response.version.clone(),
+            predictions: predictions.by_ref().take(rows).collect(),
+        })
+        .collect())
+}
+
+/// Model `model`'s rows in each request of `shapes`.
+fn model_rows(shapes: &[Vec<usize>], model: usize) -> impl Iterator<Item = usize> + Clone + '_ {
+    shapes
+        .iter()
+        .map(move |shape| shape.get(model).copied().unwrap_or(0))
 }
 
 /// One model's rows: requests for the same version and arm carry their rows one after the other.
@@ -475,29 +500,13 @@ impl Merge for PredictRequest {
     }
 
     fn parts(&self, shapes: &[usize]) -> Vec<Self> {
-        let mut start = 0;
-        shapes
-            .iter()
-            .map(|&rows| {
-                start += rows;
-                rows_of(self, start - rows..start)
-            })
+        ranges(shapes.iter().copied())
+            .map(|range| rows_of(self, range))
             .collect()
     }
 
-    fn split(mut answer: PredictResponse, shapes: &[usize]) -> Result<Vec<PredictResponse>, String> {
-        let rows: usize = shapes.iter().sum();
-        if answer.predictions.len() != rows {
-            return Err(format!(
-                "{} predictions for {rows} rows",
-                answer.predictions.len()
-            ));
-        }
-        let mut predictions = mem::take(&mut answer.predictions).into_iter();
-        Ok(shapes
-            .iter()
-            .map(|&n| predictions_of(&answer, &mut predictions, n))
-            .collect())
+    fn split(answer: PredictResponse, shapes: &[usize]) -> Result<Vec<PredictResponse>, String> {
+        cut(answer, shapes.iter().copied())
     }
 }
 
@@ -532,22 +541,18 @@ impl Merge for PredictManyRequest {
     }
 
     fn parts(&self, shapes: &[Vec<usize>]) -> Vec<Self> {
-        let mut starts = vec![0; self.requests.len()];
-        shapes
+        let mut parts: Vec<Self> = shapes
             .iter()
-            .map(|shape| PredictManyRequest {
-                requests: self
-                    .requests
-                    .iter()
-                    .zip(shape)
-                    .zip(&mut starts)
-                    .map(|((request, &rows), start)| {
-                        *start += rows;
-                        rows_of(request, *start - rows..*start)
-                    })
-                    .collect(),
+            .map(|_| PredictManyRequest {
+                requests: Vec::with_capacity(self.requests.len()),
             })
-            .collect()
+            .collect();
+        for (model, request) in self.requests.iter().enumerate() {
+            for (part, range) in parts.iter_mut().zip(ranges(model_rows(shapes, model))) {
+                part.requests.push(rows_of(request, range));
+            }
+        }
+        parts
     }
 
     fn split(answer: PredictManyResponse, shapes: &[Vec<usize>]) -> Result<Vec<PredictManyResponse>, String> {
@@ -564,20 +569,9 @@ impl Merge for PredictManyRequest {
                 responses: Vec::with_capacity(models),
             })
             .collect();
-        for (model, mut response) in answer.responses.into_iter().enumerate() {
-            let rows: usize = shapes.iter().filter_map(|shape| shape.get(model)).sum();
-            if response.predictions.len() != rows {
-                return Err(format!(
-                    "{} predictions for {rows} rows of {}",
-                    response.predictions.len(),
-                    response.model
-                ));
-            }
-            let mut predictions = mem::take(&mut response.predictions).into_iter();
-            for (part, shape) in parts.iter_mut().zip(shapes) {
-                let rows = shape.get(model).copied().unwrap_or(0);
-                part.responses
-                    .push(predictions_of(&response, &mut predictions, rows));
+        for (model, response) in answer.responses.into_iter().enumerate() {
+            for (part, cut) in parts.iter_mut().zip(cut(response, model_rows(shapes, model))?) {
+                part.responses.push(cut);
             }
         }
         Ok(parts)

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
-use proto::models::v1::FeatureRow;
+use proto::models::v1::{FeatureRow, Prediction};
 use tokio::sync::Semaphore;
 use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
@@ -371,6 +371,18 @@ fn a_merged_quote_call_splits_per_model_and_per_request() {
         [vec![vec![1.0], vec![10.0]], vec![vec![2.0, 3.0], vec![20.0]]]
     );
     assert_eq!(split[1].responses[1].model, "surge");
+
+    // One model's answer alone is cut the same way, and refused the same way.
+    let risk_shapes = [1, 2];
+    let risk = PredictRequest::split(answer.responses[0].clone(), &risk_shapes).expect("3 rows");
+    assert_eq!(
+        risk.iter().map(echoed).collect::<Vec<_>>(),
+        [vec![1.0], vec![2.0, 3.0]]
+    );
+    assert_eq!(
+        PredictRequest::split(answer.responses[0].clone(), &[1, 3]).expect_err("a row short"),
+        "3 predictions for 4 rows of risk"
+    );
 
     let mut short = answer;
     short.responses[0].predictions.pop();
