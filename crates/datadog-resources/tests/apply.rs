@@ -3,7 +3,7 @@
 //! wrong key stop the run early, percentiles are turned on without narrowing tags, and the logs index
 //! order puts ours first while keeping the organisation's other indexes.
 
-mod stand_in;
+use crate::stand_in;
 
 use datadog_resources::{
     apply::{self, ApplyError, ApplyOptions, Counts, Desired, Summary},

@@ -38,7 +38,7 @@ fn the_configuration_reference_is_the_binaries_help() {
         );
     panic!(
         "docs/configuration.md differs from the binaries' --help ({first_difference}).\n\
-         Rewrite it with `DOCS_UPDATE=1 cargo nextest run -p deploy-checks --test configuration`; \
+         Rewrite it with `DOCS_UPDATE=1 cargo nextest run -p deploy-checks configuration::`; \
          it must read, between its markers:\n{expected}"
     );
 }

@@ -2,7 +2,7 @@
 //! cache misses then hits per feature view, `features.lookups` with every status, row staleness, the
 //! Redis round trip's latency, and never an entity id on any datagram.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{CsvFile, MaterializeOptions, RedisConfig, Registry, layout};

@@ -1,6 +1,6 @@
 //! GetOnlineFeatures over real gRPC against a real redis-server: values, statuses, event times, health.
 
-mod common;
+use crate::common;
 
 use common::*;
 use proto::feast::types::Value;

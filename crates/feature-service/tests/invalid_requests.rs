@@ -1,7 +1,7 @@
 //! Invalid requests get INVALID_ARGUMENT (or NOT_FOUND for names the registry lacks) with a message
 //! naming the field at fault.
 
-mod common;
+use crate::common;
 
 use common::*;
 use proto::feast::types::RepeatedValue;

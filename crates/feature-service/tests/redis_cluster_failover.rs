@@ -7,7 +7,7 @@
 //! moment the lost primary is flagged FAIL until its replica is promoted (about 1 s here), which no client
 //! can avoid.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! connection (the service listens and answers meanwhile), SERVING from then on, outages included. Only a
 //! malformed configuration fails start-up.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

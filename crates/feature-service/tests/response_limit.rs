@@ -1,7 +1,7 @@
 //! No request makes the feature-service ship an answer past `MAX_RESPONSE_BYTES`: the answer is failed
 //! with OUT_OF_RANGE instead of sent, and one within the limit is answered as usual.
 
-mod common;
+use crate::common;
 
 use common::*;
 use tonic::Code;

@@ -3,7 +3,7 @@
 //! child with `db.system=redis` and no key or value in it, a Redis timeout fails the Redis span while the
 //! server span, whose call was answered degraded, says so and stays OK, and health checks are not traced.
 
-mod common;
+use crate::common;
 
 use common::*;
 use opentelemetry::Value;

@@ -3,7 +3,7 @@
 //! `batch_job.rows` per feature view, read here from a real UDP socket; each pipeline is timed as
 //! `redis.command.latency_ms{command:HSET}`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{CsvFile, Error, MaterializeOptions};

@@ -1,7 +1,7 @@
 //! The TTL cache in front of Redis: hits skip Redis, misses and absent entities are cached too, HGETALL
 //! fills the views a request did not ask for, and the counters and the observer see every lookup.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

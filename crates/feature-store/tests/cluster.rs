@@ -1,7 +1,7 @@
 //! A 3-primary Redis Cluster on loopback: materialize into it, then read every entity back in one request
 //! (fred routes each pipelined command to the node owning its slot).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The embedded store (no Redis): loaded from CSV files in Feast's encoded layout, timestamps rebased so
 //! the newest row is "now" while relative ages (and so the deliberately stale rows) are kept.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

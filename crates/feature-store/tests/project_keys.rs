@@ -2,7 +2,7 @@
 //! Feast project, standalone and on every primary of a cluster, sent as `features.project_keys_found`.
 //! Keys of another project whose name ends the same way do not count.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{OnlineStore, ProjectKeys, StoreConfig};

@@ -3,7 +3,7 @@
 //! values, and logs the AUTH error (at most once a second) without the password, while a batch job
 //! (materialize) fails with it. Passwords never appear in errors, logs or `Debug`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

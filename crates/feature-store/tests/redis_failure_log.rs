@@ -3,7 +3,7 @@
 //! request logs about once a second (each line saying how many it held back), while
 //! `redis.command.errors` counts every failure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

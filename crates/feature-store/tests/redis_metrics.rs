@@ -2,7 +2,7 @@
 //! `redis.command.errors{command,error_type}` (bounded: timeout, unavailable, ...) per failure, read
 //! from a real UDP socket.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! answer comes within the configured timeout or before the request's deadline. A fresh cache hit never
 //! touches Redis. A deadline already spent and a malformed URL are still errors.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! port (loading what it saved), Redis is read again within a few seconds (fred's reconnect policy: 50 ms
 //! doubling to 2 s).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

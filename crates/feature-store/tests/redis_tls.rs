@@ -6,7 +6,7 @@
 //! one `cargo xtask setup` installs). Without one they fail, saying what to install: a skipped test
 //! would pass without proving anything.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! An answer holds one value per feature reference and entity row: requests over the caps on references,
 //! rows and their product are refused before any reference is parsed, and requests at the caps are served.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{

@@ -5,7 +5,7 @@
 //!
 //! Run against the embedded store (no Redis), 512 cases per property.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Per-value statuses read from a real Redis: present, stale (value still returned), missing, null, and
 //! malformed bytes (INVALID, never an error or a panic).
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{Registry, layout};

@@ -1,6 +1,6 @@
 //! Invalid requests are rejected before any read, with a message naming the field at fault.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feature_store::{Error, MAX_ENTITY_ROWS, OnlineStore, RequestError, StoreConfig};

@@ -6,7 +6,7 @@
 //! from the request's time, and the surge factor that follows them, are compared with their weekly
 //! baselines only over a whole week.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

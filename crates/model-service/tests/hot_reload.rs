@@ -5,7 +5,7 @@
 //! version keeps serving; a symlink swapped in one rename is loaded again; a removed version is served
 //! while requests name it and retired once idle, but a model's last version is kept.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

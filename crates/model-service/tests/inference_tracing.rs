@@ -2,7 +2,7 @@
 //! header), and the `model.inference` span is its child whether the rows are scored inline or on the
 //! blocking pool, with model, version, variant and row count, and the error when scoring fails.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, request, row};
 use model_service::service::INLINE_MAX_ROWS;

@@ -1,6 +1,6 @@
 //! Predict, GetModelMetadata and health over real gRPC, with the bundled models.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

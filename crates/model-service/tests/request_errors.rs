@@ -1,6 +1,6 @@
 //! Every rejected request gets the right gRPC code and a message naming what was wrong.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, request, row};
 use model_service::service::MAX_ROW_FEATURES;

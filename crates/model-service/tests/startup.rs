@@ -1,6 +1,6 @@
 //! The service refuses to start without a loadable repository, and says which.
 
-mod common;
+use crate::common;
 
 use model_service::{Config, Error, run};
 

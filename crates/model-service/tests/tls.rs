@@ -1,7 +1,7 @@
 //! With `TLS_CERT_FILE`, `TLS_KEY_FILE` and `TLS_CLIENT_CA_FILE` the service speaks mutual TLS: a client
 //! with a certificate from the CA scores rows, one without is refused at the handshake.
 
-mod common;
+use crate::common;
 
 use common::{request, row};
 use proto::models::v1::model_service_client::ModelServiceClient;

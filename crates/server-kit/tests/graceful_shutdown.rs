@@ -2,7 +2,7 @@
 //! then stops accepting while in-flight calls finish, and `serve` returns once they have, or once the
 //! grace period is over.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

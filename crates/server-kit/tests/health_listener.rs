@@ -3,7 +3,7 @@
 //! second port, with the same statuses, and stops with the server. `liveness` stays SERVING while the
 //! readiness statuses drain.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A server at its concurrency limit refuses the next request at once with RESOURCE_EXHAUSTED, counts
 //! it, keeps answering health checks, and takes new requests again once the running ones finish.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! server; with `TLS_CLIENT_CA_FILE` set only clients presenting a certificate from that CA get in;
 //! a client trusting another CA does not.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use telemetry::{
     events::BatchJobFinished,
 };
 
-mod common;
+use crate::common;
 
 use common::{receive_all, udp_agent as agent};
 

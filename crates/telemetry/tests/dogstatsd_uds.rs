@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 
 use telemetry::{DogStatsdUrl, Metrics, ServiceTags, Tag, catalog::REDIS_COMMAND_LATENCY_MS};
 
-mod common;
+use crate::common;
 
 use common::{receive_all, unix_agent};
 

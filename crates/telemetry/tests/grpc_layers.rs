@@ -22,7 +22,7 @@ async fn wait_for_spans(trace_id: TraceId, n: usize) -> Vec<SpanData> {
     capture::wait_for(trace_id, |spans| spans.len() >= n).await
 }
 
-mod common;
+use crate::common;
 
 use common::{receive_all, udp_agent};
 

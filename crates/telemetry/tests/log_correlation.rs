@@ -60,7 +60,11 @@ fn json_lines_carry_fields_service_tags_and_the_trace_ids_datadog_correlates() {
     let line = &lines[1];
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["message"], "quote served");
-    assert_eq!(line["target"], "log_correlation");
+    assert_eq!(
+        line["target"],
+        module_path!(),
+        "the target is the logging module's path"
+    );
     assert!(
         line["timestamp"]
             .as_str()

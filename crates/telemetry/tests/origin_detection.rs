@@ -40,7 +40,7 @@ fn ending(container: Option<&str>) -> String {
     format!("{SERVICE},dd.internal.entity_id:{POD_UID}{container}|e:{EXTERNAL}")
 }
 
-mod common;
+use crate::common;
 
 use common::{receive_all, udp_agent as agent, unix_agent};
 
