@@ -7,7 +7,8 @@
 //! - `test`: installs what the tests need (redis-server, Datadog's APM test agent, helm, kubectl and
 //!   the deployment checkers) when it is missing, then runs every test.
 //! - `setup`: only the installing part of `test`.
-//! - `lint`: `cargo fmt --check` and clippy with warnings denied.
+//! - `lint`: every integration-test file compiled ([`suites`]), `cargo fmt --check` and clippy with
+//!   warnings denied.
 //! - `bench`: `cargo bench` for every crate, then the load benchmark that writes docs/PERFORMANCE.md
 //!   (`--skip-micro`: the load benchmark only; `--seconds N`: closed-loop runs of N seconds).
 //! - `materialize ARGS`: the Feast-layout Redis writer (`materialize --help`).
@@ -20,6 +21,7 @@ mod feast;
 mod perf;
 mod process;
 mod setup;
+mod suites;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +120,7 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 fn lint() -> Result<(), String> {
+    suites::check_listed(&root())?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
 }
