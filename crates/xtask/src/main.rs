@@ -103,20 +103,16 @@ fn up() -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<(), String> {
     setup::all()?;
-    // The end-to-end tests run the services' real binaries; cargo builds a package's binaries only for
-    // that package's own integration tests, so build them all first.
-    cargo(&["build", "--workspace", "--bins"])?;
-    if setup::has_nextest() {
-        // nextest does not run doctests; run them first so the run closes on nextest's summary.
-        cargo(&["test", "--workspace", "--doc"])?;
-        let mut cmd = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
-        cmd.extend(args.iter().map(String::as_str));
-        cargo(&cmd)
-    } else {
-        let mut cmd = vec!["test", "--workspace", "--no-fail-fast"];
-        cmd.extend(args.iter().map(String::as_str));
-        cargo(&cmd)
-    }
+    // The end-to-end tests run the services' real binaries, which cargo builds only for a package's own
+    // integration tests: build them all first, with the tests in the same build so that dependencies are
+    // compiled once (a `--bins` build alone leaves out the dev-dependencies' features, and every
+    // dependency they touch would compile twice).
+    cargo(&["build", "--workspace", "--bins", "--tests"])?;
+    // nextest does not run doctests; run them first so the run closes on nextest's summary.
+    cargo(&["test", "--workspace", "--doc"])?;
+    let mut cmd = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo(&cmd)
 }
 
 fn lint() -> Result<(), String> {

@@ -13,14 +13,27 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 
 /// Everything the tests need.
 pub fn all() -> Result<(), String> {
+    nextest()?;
     redis()?;
     test_agent()?;
     deploy_tools()?;
     feast()
 }
 
-pub fn has_nextest() -> bool {
-    succeeds("cargo", &["nextest", "--version"])
+/// cargo-nextest: each crate's integration tests are one binary, and several of them set up process-wide
+/// state (telemetry, a global subscriber), so every test needs a process of its own, which nextest gives.
+pub fn nextest() -> Result<(), String> {
+    if succeeds("cargo", &["nextest", "--version"]) {
+        return Ok(());
+    }
+    let status = Command::new("cargo")
+        .args(["install", "cargo-nextest", "--locked"])
+        .status()
+        .map_err(|e| format!("cargo install cargo-nextest: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo install cargo-nextest --locked failed ({status})"));
+    }
+    Ok(())
 }
 
 /// redis-server and redis-cli (the tests start their own servers and a 3-node cluster).
