@@ -4,8 +4,8 @@
 //!   separate processes on free loopback ports (embedded feature snapshot and bundled models), sends sample
 //!   traffic, prints predictions and a latency summary, then stops them.
 //! - `up`: the same three services in the foreground on their default ports, until Ctrl-C.
-//! - `test`: installs what the tests need (redis-server, Datadog's APM test agent, helm, kubectl and
-//!   the deployment checkers) when it is missing, then runs every test.
+//! - `test`: installs what the tests need (cargo-nextest, redis-server, Datadog's APM test agent, helm,
+//!   kubectl and the deployment checkers) when it is missing, then runs every test.
 //! - `setup`: only the installing part of `test`.
 //! - `lint`: every integration-test file compiled ([`suites`]), `cargo fmt --check` and clippy with
 //!   warnings denied.
