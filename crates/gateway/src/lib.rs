@@ -61,6 +61,11 @@ pub const PUBLIC_RPCS: [&str; 7] = [
 /// the budget (`REQUEST_TIMEOUT_MS / 10`: 10 ms by default).
 const TOLERATED_SHARE_OF_BUDGET: u32 = 10;
 
+/// How long, once serving has ended, the records of answered predictions still queued may take to
+/// reach Redis: a batch takes milliseconds; past this (Redis away) the gateway exits with a warning and
+/// they are lost. Within the room the default grace period leaves under Kubernetes' 30 s.
+const RECORDS_FINISH: Duration = Duration::from_secs(2);
+
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -149,6 +154,7 @@ pub async fn run(
         Some(connection) => PredictionStore::redis(connection, prediction_ttl, metrics.clone()),
         None => PredictionStore::memory(prediction_ttl),
     });
+    let records = Arc::clone(&predictions);
     let quality = Arc::new(Quality::new(metrics.clone()));
     // Stops reporting model quality however serving ends.
     let _quality_reporter = quality.spawn_reporter(
@@ -233,7 +239,10 @@ pub async fn run(
                 .max_decoding_message_size(server.max_request_bytes())
                 .max_encoding_message_size(server.max_response_bytes()),
         );
-    server.serve(router, listener, shutdown, &health).await?;
+    let served = server.serve(router, listener, shutdown, &health).await;
+    // However serving ended, the records of the predictions it answered are written before the exit.
+    records.finish(RECORDS_FINISH).await;
+    served?;
     tracing::info!("gateway stopped");
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! Records are written off the response path: the answer never waits for the store. With Redis, a
 //! writer task takes them from a bounded queue and sends them concurrently (fred pipelines them on its
 //! connections); a full queue or a failed write drops the record and counts it
-//! (`model.prediction_records.dropped`), and a label for it is then NOT_FOUND. A label is recorded once
+//! (`model.prediction_records.dropped`), and a label for it is then NOT_FOUND. When serving ends,
+//! [`PredictionStore::finish`] writes what is still queued before the gateway exits, so an answered
+//! prediction keeps its record. A label is recorded once
 //! (Redis `SET NX` beside the record, in one script): the same label again is a duplicate, a different
 //! one a conflict.
 
@@ -19,9 +21,12 @@ use fred::types::Expiration;
 use moka::ops::compute::Op;
 use serde::{Deserialize, Serialize};
 use server_kit::Deadline;
+use std::sync::PoisonError;
 use telemetry::catalog::MODEL_PREDICTION_RECORDS_DROPPED;
 use telemetry::{Metrics, Tag};
-use tokio::sync::mpsc;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::quotes::{now_ms, seconds, within};
@@ -92,10 +97,17 @@ pub enum PredictionStore {
         connection: Arc<RedisConnection>,
         queue: mpsc::Sender<(String, PredictionRecord)>,
         metrics: Metrics,
+        writer: Writer,
     },
     Memory {
         records: moka::sync::Cache<String, MemoryEntry>,
     },
+}
+
+/// The Redis writer task, and the signal that tells it to write what is queued and stop.
+pub struct Writer {
+    stop: Arc<Notify>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Clone)]
@@ -108,11 +120,40 @@ impl PredictionStore {
     /// Records in Redis for `ttl`, written by a task of their own (spawned here: call from the runtime).
     pub fn redis(connection: Arc<RedisConnection>, ttl: Duration, metrics: Metrics) -> Self {
         let (queue, pending) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write(Arc::clone(&connection), pending, ttl, metrics.clone()));
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(write(
+            Arc::clone(&connection),
+            pending,
+            ttl,
+            metrics.clone(),
+            Arc::clone(&stop),
+        ));
         Self::Redis {
             connection,
             queue,
             metrics,
+            writer: Writer {
+                stop,
+                task: std::sync::Mutex::new(Some(task)),
+            },
+        }
+    }
+
+    /// Writes the records still queued and stops the writer, waiting at most `within`; records kept
+    /// after it are dropped (and counted). Call once serving has ended. The embedded store has nothing
+    /// to do.
+    pub async fn finish(&self, within: Duration) {
+        let Self::Redis { writer, .. } = self else {
+            return;
+        };
+        let task = writer.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(task) = task else { return };
+        writer.stop.notify_one();
+        if tokio::time::timeout(within, task).await.is_err() {
+            tracing::warn!(
+                within_ms = within.as_millis() as u64,
+                "prediction records still being written when the gateway stopped: labels for them will be NOT_FOUND"
+            );
         }
     }
 
@@ -224,49 +265,75 @@ impl PredictionStore {
     }
 }
 
-/// The Redis writer: batches of records, sent concurrently, until the store is dropped.
+/// The Redis writer: batches of records, sent concurrently, until the store is dropped or `stop` is
+/// notified; then it sends what is queued and returns.
 async fn write(
     connection: Arc<RedisConnection>,
     mut pending: mpsc::Receiver<(String, PredictionRecord)>,
     ttl: Duration,
     metrics: Metrics,
+    stop: Arc<Notify>,
 ) {
-    static WRITE_FAILED: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(10));
     let expiry = seconds(ttl);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while pending.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        let dropped = |error: &dyn std::fmt::Display, record: &PredictionRecord| {
-            metrics.incr(&MODEL_PREDICTION_RECORDS_DROPPED, &[Tag::model(&record.model)]);
-            if let Some(held_back) = WRITE_FAILED.ready() {
-                tracing::warn!(%error, held_back, "prediction record not stored: labels for it will be NOT_FOUND");
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            tokio::select! {
+                received = pending.recv_many(&mut batch, WRITE_BATCH) => if received == 0 { return },
+                () = stop.notified() => stopping = true,
             }
-        };
-        let client = match connection.client() {
-            Ok(client) => client.clone(),
-            Err(error) => {
-                for (_, record) in batch.drain(..) {
-                    dropped(&error, &record);
-                }
-                continue;
+        }
+        if stopping {
+            // Nothing more is accepted; what is buffered is still received.
+            pending.close();
+            if pending.recv_many(&mut batch, WRITE_BATCH).await == 0 {
+                return;
             }
-        };
-        let writes = batch.drain(..).map(|(id, record)| {
-            let client = client.clone();
-            async move {
-                let result = match serde_json::to_string(&record) {
-                    Ok(json) => client
-                        .set::<(), _, _>(record_key(&id), json, Some(Expiration::EX(expiry)), None, false)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(error) => Err(error.to_string()),
-                };
-                (result, record)
-            }
-        });
-        for (result, record) in futures::future::join_all(writes).await {
-            if let Err(error) = result {
+        }
+        send(&connection, &mut batch, expiry, &metrics).await;
+    }
+}
+
+/// Sends `batch` (emptying it): one SET per record, concurrently on one client.
+async fn send(
+    connection: &RedisConnection,
+    batch: &mut Vec<(String, PredictionRecord)>,
+    expiry: i64,
+    metrics: &Metrics,
+) {
+    static WRITE_FAILED: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(10));
+    let dropped = |error: &dyn std::fmt::Display, record: &PredictionRecord| {
+        metrics.incr(&MODEL_PREDICTION_RECORDS_DROPPED, &[Tag::model(&record.model)]);
+        if let Some(held_back) = WRITE_FAILED.ready() {
+            tracing::warn!(%error, held_back, "prediction record not stored: labels for it will be NOT_FOUND");
+        }
+    };
+    let client = match connection.client() {
+        Ok(client) => client.clone(),
+        Err(error) => {
+            for (_, record) in batch.drain(..) {
                 dropped(&error, &record);
             }
+            return;
+        }
+    };
+    let writes = batch.drain(..).map(|(id, record)| {
+        let client = client.clone();
+        async move {
+            let result = match serde_json::to_string(&record) {
+                Ok(json) => client
+                    .set::<(), _, _>(record_key(&id), json, Some(Expiration::EX(expiry)), None, false)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            (result, record)
+        }
+    });
+    for (result, record) in futures::future::join_all(writes).await {
+        if let Err(error) = result {
+            dropped(&error, &record);
         }
     }
 }

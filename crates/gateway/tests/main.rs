@@ -3,6 +3,7 @@
 //! not named below is not compiled, and `cargo xtask lint` fails on one.
 
 mod embedded_quote_store;
+mod prediction_records;
 mod secrets_not_printed;
 mod setting_ranges;
 mod unworkable_settings;
