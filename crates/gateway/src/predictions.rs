@@ -1,35 +1,42 @@
 //! Predictions kept for their labels: every prediction the models answer gets an id (UUIDv7) and a
 //! record — model, version, arm and the output a label is compared with — kept for
-//! `PREDICTION_TTL_SECS` in the quote store (Redis `prediction:{<id>}`, or the embedded store), so a
-//! label that arrives days later (RecordLabel) joins the prediction it is the ground truth of.
+//! `PREDICTION_TTL_SECS` in the quote store (Redis, or the embedded store), so a label that arrives
+//! days later (RecordLabel) joins the prediction it is the ground truth of.
+//!
+//! In Redis a record is a field of a hash, `predictions:{<bucket>.<shard>}`: the bucket is the
+//! [`BUCKET`] in which the id was minted (a UUIDv7 carries its time), the shard one of [`SHARDS`]
+//! picked by the id's random tail, so the id alone names its hash. The hash expires the TTL after its
+//! bucket ends, so a record lives at least the TTL and at most [`BUCKET`] longer. Writing many records
+//! is then one command per hash instead of one per record, and the Redis client's work is per command:
+//! the writer costs the gateway far less, and Redis holds one key per hash instead of one per record.
+//! Records written by earlier releases as strings, `prediction:{<id>}`, still take their labels until
+//! they expire.
 //!
 //! Records are written off the response path: the answer never waits for the store. With Redis, a
-//! writer task takes them from a bounded queue and sends them concurrently (fred pipelines them on its
-//! connections); a full queue or a failed write drops the record and counts it
-//! (`model.prediction_records.dropped`), and a label for it is then NOT_FOUND. When serving ends,
-//! [`PredictionStore::finish`] writes what is still queued before the gateway exits, so an answered
-//! prediction keeps its record. A label is recorded once
-//! (Redis `SET NX` beside the record, in one script): the same label again is a duplicate, a different
-//! one a conflict.
+//! writer task takes them from a bounded queue, gathers what arrives within [`WRITE_LINGER`], and
+//! writes each hash's share with one script call (the fields and the expiry together); a full queue or
+//! a failed write drops the record and counts it (`model.prediction_records.dropped`), and a label for
+//! it is then NOT_FOUND. When serving ends, [`PredictionStore::finish`] writes what is still queued
+//! before the gateway exits, so an answered prediction keeps its record. A label is recorded once
+//! (`HSETNX` of the field `<id>:label` beside the record, in one script): the same label again is a
+//! duplicate, a different one a conflict.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use feature_store::RedisConnection;
-use fred::interfaces::{KeysInterface as _, LuaInterface as _};
-use fred::types::Expiration;
+use fred::interfaces::LuaInterface as _;
 use moka::ops::compute::Op;
 use serde::{Deserialize, Serialize};
 use server_kit::Deadline;
-use std::sync::PoisonError;
 use telemetry::catalog::MODEL_PREDICTION_RECORDS_DROPPED;
 use telemetry::{Metrics, Tag};
-
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::quotes::{now_ms, seconds, within};
+use crate::quotes::{now_ms, within};
 
 /// What a label is joined to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -77,13 +84,36 @@ pub enum Labelled {
 pub const WRITE_QUEUE: usize = 10_000;
 /// Records sent together by the writer.
 const WRITE_BATCH: usize = 256;
+/// How long the writer gathers records after the first of a batch, so that each hash takes many at once.
+/// A record reaches Redis this much later (a label sent sooner waits for it: `RECORD_WRITE_GRACE`).
+pub const WRITE_LINGER: Duration = Duration::from_millis(10);
+/// The span of time whose predictions share a hash (per shard).
+pub const BUCKET: Duration = Duration::from_secs(10);
+/// Hashes per bucket: spreads a bucket's writes over cluster slots and keeps each hash small.
+pub const SHARDS: u8 = 4;
 /// The most predictions the embedded store holds; the least recently used are evicted past it.
 pub const MEMORY_CAPACITY: u64 = 500_000;
 
+/// Writes records into their hash and sets when it expires. KEYS: the hash; ARGV: the expiry (Unix
+/// seconds), then id and record (JSON) pairs.
+const WRITE_SCRIPT: &str = r"
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIREAT', KEYS[1], ARGV[1])";
+
 /// Returns {0} for an unknown prediction, {1, record} for a new label, {2, record, existing} when a label
-/// was already there, {3, record} when the label is for another model's predictions. The label lives as
-/// long as the record does.
+/// was already there, {3, record} when the label is for another model's predictions. KEYS: the record's
+/// hash; ARGV: the id, the label (JSON), the model. The label lives in the hash, as long as the record.
 const LABEL_SCRIPT: &str = r"
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return {0} end
+if cjson.decode(record).model ~= ARGV[3] then return {3, record} end
+local label = ARGV[1] .. ':label'
+if redis.call('HSETNX', KEYS[1], label, ARGV[2]) == 1 then return {1, record} end
+return {2, record, redis.call('HGET', KEYS[1], label)}";
+
+/// [`LABEL_SCRIPT`] for a record an earlier release wrote as a string. KEYS: the record, its label;
+/// ARGV: the label (JSON), the model.
+const STRING_LABEL_SCRIPT: &str = r"
 local record = redis.call('GET', KEYS[1])
 if not record then return {0} end
 if cjson.decode(record).model ~= ARGV[2] then return {3, record} end
@@ -200,15 +230,30 @@ impl PredictionStore {
                 let client = connection
                     .client()
                     .map_err(|error| Error::QuoteStore(error.to_string()))?;
-                let reply: Vec<Option<String>> = within(
+                let Some((hash, _)) = hash_of(id) else {
+                    return Err(Error::PredictionNotFound(id.to_owned()));
+                };
+                let mut reply: Vec<Option<String>> = within(
                     deadline,
                     client.eval(
                         LABEL_SCRIPT,
-                        vec![record_key(id), label_key(id)],
-                        vec![json, model.to_owned()],
+                        vec![hash],
+                        vec![id.to_owned(), json.clone(), model.to_owned()],
                     ),
                 )
                 .await?;
+                if reply.first().cloned().flatten().as_deref() == Some("0") {
+                    // Not in its hash: it may be a record an earlier release wrote.
+                    reply = within(
+                        deadline,
+                        client.eval(
+                            STRING_LABEL_SCRIPT,
+                            vec![string_record_key(id), string_label_key(id)],
+                            vec![json, model.to_owned()],
+                        ),
+                    )
+                    .await?;
+                }
                 let status = reply.first().cloned().flatten();
                 let field = |i: usize| -> Result<String, Error> {
                     reply
@@ -265,8 +310,8 @@ impl PredictionStore {
     }
 }
 
-/// The Redis writer: batches of records, sent concurrently, until the store is dropped or `stop` is
-/// notified; then it sends what is queued and returns.
+/// The Redis writer: batches of records gathered for [`WRITE_LINGER`], sent one script call per hash,
+/// until the store is dropped or `stop` is notified; then it sends what is queued and returns.
 async fn write(
     connection: Arc<RedisConnection>,
     mut pending: mpsc::Receiver<(String, PredictionRecord)>,
@@ -274,7 +319,6 @@ async fn write(
     metrics: Metrics,
     stop: Arc<Notify>,
 ) {
-    let expiry = seconds(ttl);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut stopping = false;
     loop {
@@ -290,16 +334,25 @@ async fn write(
             if pending.recv_many(&mut batch, WRITE_BATCH).await == 0 {
                 return;
             }
+        } else if batch.len() < WRITE_BATCH {
+            tokio::select! {
+                () = tokio::time::sleep(WRITE_LINGER) => {}
+                () = stop.notified() => stopping = true,
+            }
+            while batch.len() < WRITE_BATCH {
+                let Ok(record) = pending.try_recv() else { break };
+                batch.push(record);
+            }
         }
-        send(&connection, &mut batch, expiry, &metrics).await;
+        send(&connection, &mut batch, ttl, &metrics).await;
     }
 }
 
-/// Sends `batch` (emptying it): one SET per record, concurrently on one client.
+/// Sends `batch` (emptying it): one script call per hash, concurrently on one client.
 async fn send(
     connection: &RedisConnection,
     batch: &mut Vec<(String, PredictionRecord)>,
-    expiry: i64,
+    ttl: Duration,
     metrics: &Metrics,
 ) {
     static WRITE_FAILED: telemetry::logs::Throttle = telemetry::logs::Throttle::new(Duration::from_secs(10));
@@ -318,22 +371,40 @@ async fn send(
             return;
         }
     };
-    let writes = batch.drain(..).map(|(id, record)| {
+    // Each hash's share: its expiry, then the id and record pairs the script takes, and the records.
+    let mut hashes: BTreeMap<String, (Vec<String>, Vec<PredictionRecord>)> = BTreeMap::new();
+    for (id, record) in batch.drain(..) {
+        let Some((hash, bucket_end)) = hash_of(&id) else {
+            dropped(&format!("prediction id {id} is not a UUIDv7"), &record);
+            continue;
+        };
+        let json = match serde_json::to_string(&record) {
+            Ok(json) => json,
+            Err(error) => {
+                dropped(&error, &record);
+                continue;
+            }
+        };
+        let (args, records) = hashes.entry(hash).or_insert_with(|| {
+            let expires = (bucket_end + ttl).as_secs().to_string();
+            (vec![expires], Vec::new())
+        });
+        args.push(id);
+        args.push(json);
+        records.push(record);
+    }
+    let writes = hashes.into_iter().map(|(hash, (args, records))| {
         let client = client.clone();
         async move {
-            let result = match serde_json::to_string(&record) {
-                Ok(json) => client
-                    .set::<(), _, _>(record_key(&id), json, Some(Expiration::EX(expiry)), None, false)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            (result, record)
+            let written: Result<(), _> = client.eval(WRITE_SCRIPT, vec![hash], args).await;
+            (written, records)
         }
     });
-    for (result, record) in futures::future::join_all(writes).await {
-        if let Err(error) = result {
-            dropped(&error, &record);
+    for (written, records) in futures::future::join_all(writes).await {
+        if let Err(error) = written {
+            for record in &records {
+                dropped(&error, record);
+            }
         }
     }
 }
@@ -360,12 +431,28 @@ fn same_label(id: &str, existing: Label, new: Label) -> Result<(), Error> {
     }
 }
 
-/// `{id}` is a hash tag: a record and its label share a cluster slot, as the script needs.
-fn record_key(id: &str) -> String {
+/// The hash that holds prediction `id`'s record and label, and when the id's bucket ends (since the
+/// Unix epoch); `None` for an id that is not a UUIDv7 (no id the gateway mints).
+pub fn hash_of(id: &str) -> Option<(String, Duration)> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    let minted = Duration::new(secs, nanos).as_millis();
+    let bucket = minted / BUCKET.as_millis();
+    let shard = uuid.as_bytes()[15] % SHARDS;
+    let bucket_end = Duration::from_millis(u64::try_from((bucket + 1) * BUCKET.as_millis()).ok()?);
+    Some((format!("predictions:{{{bucket}.{shard}}}"), bucket_end))
+}
+
+/// Where an earlier release kept prediction `id`'s record: a string key of its own. `{id}` is a hash
+/// tag: a record and its label share a cluster slot, as the script needs.
+fn string_record_key(id: &str) -> String {
     format!("prediction:{{{id}}}")
 }
 
-fn label_key(id: &str) -> String {
+fn string_label_key(id: &str) -> String {
     format!("prediction:{{{id}}}:label")
 }
 
@@ -445,7 +532,28 @@ mod tests {
             0.0
         );
         assert_eq!(Label::Surge { factor: 1.7 }.truth(), 1.7);
-        assert_eq!(record_key("a"), "prediction:{a}");
-        assert_eq!(label_key("a"), "prediction:{a}:label");
+        assert_eq!(string_record_key("a"), "prediction:{a}");
+        assert_eq!(string_label_key("a"), "prediction:{a}:label");
+    }
+
+    #[test]
+    fn an_id_names_the_hash_of_its_bucket_and_shard() {
+        // Minted 2026-01-01T00:00:05.123Z: the bucket of 10 s that starts at 00:00:00.
+        let id = "019b76da-bc03-7000-8000-000000000006";
+        let (hash, bucket_end) = hash_of(id).expect("a UUIDv7");
+        let bucket = 1_767_225_600_000_u64 / 10_000;
+        assert_eq!(
+            hash,
+            format!("predictions:{{{bucket}.2}}"),
+            "shard: last byte 6 mod 4"
+        );
+        assert_eq!(bucket_end, Duration::from_secs(1_767_225_610));
+        let later = "019b76da-bc03-7000-8000-000000000007";
+        assert_eq!(
+            hash_of(later).expect("v7").0,
+            format!("predictions:{{{bucket}.3}}")
+        );
+        assert_eq!(hash_of("5f0d7c53-2a3e-4b8e-9a63-0c4f6e2d9b11"), None, "a UUIDv4");
+        assert_eq!(hash_of("not-an-id"), None);
     }
 }

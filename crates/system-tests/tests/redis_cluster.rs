@@ -1,7 +1,11 @@
-//! The whole path on a 3-node Redis Cluster: features materialized across slots are served, and quotes and
-//! outcomes are kept on the cluster.
+//! The whole path on a 3-node Redis Cluster: features materialized across slots are served, prediction
+//! records and their labels, quotes and outcomes are kept on the cluster.
 
-use proto::inference::v1::{BatchPredictCustomerRiskRequest, QuotePriceRequest, RecordOutcomeRequest};
+use proto::inference::v1::record_label_request::Label;
+use proto::inference::v1::{
+    BatchPredictCustomerRiskRequest, CustomerOutcome, QuotePriceRequest, RecordLabelRequest,
+    RecordOutcomeRequest,
+};
 use system_tests::materialize_snapshot;
 use system_tests::services::Stack;
 use testkit::redis::RedisCluster;
@@ -33,6 +37,28 @@ async fn predictions_and_quotes_on_a_cluster() {
         healthy > 180,
         "only {healthy} of 200 had all features on the cluster"
     );
+
+    // Their records (in hashes across the cluster's slots) take labels, once.
+    let labelled: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.metadata.as_ref().map(|m| m.prediction_id.clone()))
+        .filter(|id| !id.is_empty())
+        .step_by(10)
+        .collect();
+    assert!(labelled.len() >= 18, "{} prediction ids", labelled.len());
+    for id in &labelled {
+        let request = RecordLabelRequest {
+            prediction_id: id.clone(),
+            label: Some(Label::CustomerOutcome(CustomerOutcome::Good as i32)),
+        };
+        let first = client
+            .record_label(request.clone())
+            .await
+            .expect("label on cluster");
+        assert!(!first.into_inner().duplicate, "{id}");
+        let again = client.record_label(request).await.expect("label retried");
+        assert!(again.into_inner().duplicate, "{id}");
+    }
 
     let quote = client
         .quote_price(QuotePriceRequest {
