@@ -230,20 +230,20 @@ impl PredictionStore {
                 let client = connection
                     .client()
                     .map_err(|error| Error::QuoteStore(error.to_string()))?;
-                let Some((hash, _)) = hash_of(id) else {
-                    return Err(Error::PredictionNotFound(id.to_owned()));
-                };
-                let mut reply: Vec<Option<String>> = within(
-                    deadline,
-                    client.eval(
-                        LABEL_SCRIPT,
-                        vec![hash],
-                        vec![id.to_owned(), json.clone(), model.to_owned()],
-                    ),
-                )
-                .await?;
-                if reply.first().cloned().flatten().as_deref() == Some("0") {
-                    // Not in its hash: it may be a record an earlier release wrote.
+                let mut reply: Vec<Option<String>> = Vec::new();
+                if let Some((hash, _)) = hash_of(id) {
+                    reply = within(
+                        deadline,
+                        client.eval(
+                            LABEL_SCRIPT,
+                            vec![hash],
+                            vec![id.to_owned(), json.clone(), model.to_owned()],
+                        ),
+                    )
+                    .await?;
+                }
+                // Not in a hash (or an id no hash holds): it may be a record an earlier release wrote.
+                if reply.first().is_none_or(|status| status.as_deref() == Some("0")) {
                     reply = within(
                         deadline,
                         client.eval(

@@ -133,33 +133,35 @@ async fn records_still_queued_when_serving_ends_are_written_before_finish_return
 async fn a_record_an_earlier_release_wrote_as_a_string_still_takes_its_label() {
     let redis = RedisServer::start().expect("redis-server");
     let store = store(&redis).await;
-    let id = uuid::Uuid::now_v7().to_string();
     let json =
         r#"{"model":"customer_risk","version":"1","variant":"control","output":0.25,"created_at_ms":1}"#;
-    let key = format!("prediction:{{{id}}}");
-    redis.command(&["SET", &key, json, "EX", "3600"]).expect("SET");
+    // A UUIDv7 (which names a hash that does not hold it) and an id no hash could hold.
+    for id in [uuid::Uuid::now_v7().to_string(), uuid::Uuid::new_v4().to_string()] {
+        let key = format!("prediction:{{{id}}}");
+        redis.command(&["SET", &key, json, "EX", "3600"]).expect("SET");
 
-    let labelled = store
-        .label(&id, BAD, "customer_risk", deadline())
-        .await
-        .expect("labelled");
-    assert!(
-        matches!(&labelled, Labelled::New(r) if r.output == 0.25),
-        "{labelled:?}"
-    );
-    let again = store
-        .label(&id, BAD, "customer_risk", deadline())
-        .await
-        .expect("a retry");
-    assert!(matches!(again, Labelled::Duplicate(_)), "{again:?}");
-    let label = redis
-        .command(&["EXISTS", &format!("{key}:label")])
-        .expect("EXISTS");
-    assert_eq!(
-        integer(label),
-        1,
-        "its label is beside it, as that release kept it"
-    );
-    assert!(hashes(&redis).is_empty(), "no hash was written for it");
+        let labelled = store
+            .label(&id, BAD, "customer_risk", deadline())
+            .await
+            .expect("labelled");
+        assert!(
+            matches!(&labelled, Labelled::New(r) if r.output == 0.25),
+            "{id}: {labelled:?}"
+        );
+        let again = store
+            .label(&id, BAD, "customer_risk", deadline())
+            .await
+            .expect("a retry");
+        assert!(matches!(again, Labelled::Duplicate(_)), "{id}: {again:?}");
+        let label = redis
+            .command(&["EXISTS", &format!("{key}:label")])
+            .expect("EXISTS");
+        assert_eq!(
+            integer(label),
+            1,
+            "its label is beside it, as that release kept it"
+        );
+    }
+    assert!(hashes(&redis).is_empty(), "no hash was written for them");
     store.finish(Duration::from_secs(5)).await;
 }
