@@ -14,20 +14,9 @@ async fn main() -> ExitCode {
     let config = Config::parse_checked();
     let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
     // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
-    let listener = match server_kit::Listen::bind(config.listen_addr) {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(alert = telemetry::logs::CRITICAL, %error, listen_addr = %config.listen_addr, "cannot bind");
-            eprintln!("feature-service: cannot bind {}: {error}", config.listen_addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    match feature_service::run(config, listener, server_kit::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "feature-service stopped");
-            eprintln!("feature-service: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let addr = config.listen_addr;
+    server_kit::run_process("feature-service", addr, |listener| {
+        feature_service::run(config, listener, server_kit::shutdown_signal())
+    })
+    .await
 }

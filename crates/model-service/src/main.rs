@@ -15,21 +15,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
-    // Bound now, listened on once the models are loaded (`server_kit::Listen`).
-    let listener = match server_kit::Listen::bind(config.listen_addr) {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(alert = telemetry::logs::CRITICAL, addr = %config.listen_addr, %error, "cannot bind");
-            eprintln!("model-service: cannot bind {}: {error}", config.listen_addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(config, listener, server_kit::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "model-service failed");
-            eprintln!("model-service: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
+    let addr = config.listen_addr;
+    server_kit::run_process("model-service", addr, |listener| {
+        run(config, listener, server_kit::shutdown_signal())
+    })
+    .await
 }

@@ -16,7 +16,8 @@
 //! - [`reject`] ([`Failure`], [`Blame`], [`RequestFailed`]): the one way a service logs a request it could
 //!   not answer and turns the error into its status.
 //! - [`shutdown_signal`], [`incoming`]: SIGTERM/Ctrl-C, and serving an already-bound listener (tests bind
-//!   port 0 and read the address first).
+//!   port 0 and read the address first); [`Listen`], [`run_process`]: the address bound at start-up and
+//!   listened on once the service serves, and what each `main` does with it.
 //! - [`io`]: connections on which HTTP/2 batches small messages into one write, for servers
 //!   ([`incoming`]) and for clients ([`io::connector`]).
 //! - `test_certs` (feature `test-certs`): server and client settings from the test kit's throwaway PKI.
@@ -45,7 +46,7 @@ pub use deadline::Deadline;
 pub use error::Error;
 pub use failure::{Blame, Failure, RequestFailed, reject};
 pub use health::{Health, HealthServer, HealthService, LIVENESS};
-pub use listen::Listen;
+pub use listen::{Listen, run_process};
 pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
 pub use serve::{Builder, Server};
 

@@ -1,7 +1,9 @@
 //! Where a service answers: its address bound at start-up, connections accepted only once it serves.
 
+use std::fmt::Display;
 use std::io;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -48,6 +50,33 @@ impl Listen {
         match self {
             Self::Bound(socket) => socket.listen(BACKLOG),
             Self::Ready(listener) => Ok(listener),
+        }
+    }
+}
+
+/// What a service's `main` does once its configuration is parsed and telemetry started: binds `addr`
+/// ([`Listen::bind`]), then runs `run` on it until it returns. An address it cannot bind, or `run`
+/// failing, is a critical log line (`cannot bind`, `<service> stopped`), a line on stderr for whoever
+/// started the process, and a failing exit code.
+pub async fn run_process<F, E>(service: &str, addr: SocketAddr, run: impl FnOnce(Listen) -> F) -> ExitCode
+where
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let listener = match Listen::bind(addr) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, listen_addr = %addr, "cannot bind");
+            eprintln!("{service}: cannot bind {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(alert = telemetry::logs::CRITICAL, %error, "{service} stopped");
+            eprintln!("{service}: {error}");
+            ExitCode::FAILURE
         }
     }
 }

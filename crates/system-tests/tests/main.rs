@@ -26,4 +26,5 @@ mod quote_store_tls;
 mod redis_cluster;
 mod redis_features;
 mod request_ids;
+mod taken_address;
 mod trace_across_services;
