@@ -26,14 +26,7 @@ pub fn nextest() -> Result<(), String> {
     if succeeds("cargo", &["nextest", "--version"]) {
         return Ok(());
     }
-    let status = Command::new("cargo")
-        .args(["install", "cargo-nextest", "--locked"])
-        .status()
-        .map_err(|e| format!("cargo install cargo-nextest: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo install cargo-nextest --locked failed ({status})"));
-    }
-    Ok(())
+    crate::process::cargo(&["install", "cargo-nextest", "--locked"])
 }
 
 /// redis-server and redis-cli (the tests start their own servers and a 3-node cluster).
