@@ -19,8 +19,9 @@
 //! Traces: a request whose call was merged has a `downstream.merged_call` span, from when it began to
 //! wait to its answer, tagged with the dependency and the number of requests the call carried. One
 //! request's span, in a sampled trace if any is, is the parent of the call itself (its trace holds the
-//! dependency's spans) and links to every other request's span; every other request's span links back to
-//! it.
+//! dependency's spans); every other request's span links to it. The link is one way: Datadog shows a
+//! span's incoming links beside its own, so the carrier lists the requests it carried without each being
+//! written twice (and without the SDK's cap on one span's links cutting a large call's list short).
 
 use std::mem;
 use std::ops::Range;
@@ -235,9 +236,6 @@ impl<R: Merge> Merger<R> {
             let span = spans::merged_call_span(&waiter.trace, self.service, requests, waiter.since);
             span.span()
                 .add_link(carrier.span().span_context().clone(), Vec::new());
-            carrier
-                .span()
-                .add_link(span.span().span_context().clone(), Vec::new());
             spans.push(span);
             shapes.push(waiter.request.shape());
             replies.push(waiter.reply);
