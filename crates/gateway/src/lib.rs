@@ -83,6 +83,39 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// How long the start waits for the quote store's settings.
+const SETTINGS_READ: Duration = Duration::from_secs(2);
+
+/// Warns of each quote store setting that loses or stalls what it keeps, once, at start.
+async fn check_quote_store_settings(quotes: &QuoteStore) {
+    match tokio::time::timeout(SETTINGS_READ, quotes.unsafe_settings()).await {
+        Ok(Some(found)) => {
+            for unsafe_setting in found {
+                let setting = unsafe_setting.setting;
+                tracing::warn!(
+                    setting = setting.name,
+                    value = %unsafe_setting.value,
+                    wanted = setting.wanted,
+                    redis.server = unsafe_setting.server.as_deref(),
+                    "the quote store's Redis runs with {} {}, not {}: {} (docs/deploy.md, Known limits)",
+                    setting.name,
+                    unsafe_setting.value,
+                    setting.wanted,
+                    setting.why,
+                );
+            }
+        }
+        Ok(None) | Err(_) => tracing::info!(
+            "the quote store's Redis settings could not be read (CONFIG GET): it needs {}",
+            quotes::SETTINGS
+                .iter()
+                .map(|setting| format!("{} {}", setting.name, setting.wanted))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn run(
     config: Config,
@@ -205,6 +238,8 @@ pub async fn run(
         tracing::warn!(
             "quote store not reachable yet: QuotePrice and RecordOutcome answer UNAVAILABLE until it is"
         );
+    } else {
+        check_quote_store_settings(&gateway.quotes).await;
     }
     health.serving().await;
     let (risk_model, surge_model) = (config.risk_model.as_str(), config.surge_model.as_str());

@@ -19,11 +19,12 @@
 //! outcome is recognised as a duplicate). Every command is bounded by what remains of the request's
 //! deadline. Predictions do not need the quote store.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use feature_store::{RedisConfig, RedisConnection};
-use fred::prelude::{Client, Expiration, KeysInterface, LuaInterface};
+use fred::prelude::{Client, ClusterInterface, ConfigInterface, Expiration, KeysInterface, LuaInterface};
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
@@ -181,6 +182,40 @@ if redis.call('HSETNX', KEYS[1], 'outcome', ARGV[1]) == 1 then
 end
 return {2, quote, redis.call('HGET', KEYS[1], 'outcome')}";
 
+/// A Redis setting the quote store needs (docs/deploy.md, "Known limits").
+#[derive(Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub wanted: &'static str,
+    /// What goes wrong without it.
+    pub why: &'static str,
+}
+
+/// The settings [`QuoteStore::unsafe_settings`] reads.
+pub const SETTINGS: [Setting; 2] = [
+    Setting {
+        name: "maxmemory-policy",
+        wanted: "noeviction",
+        why: "an evicted key is a lost quote, outcome or label, and an evicted hash of prediction records \
+              thousands of predictions that can no longer be labelled",
+    },
+    Setting {
+        name: "lazyfree-lazy-expire",
+        wanted: "yes",
+        why: "an expiring hash of prediction records is freed on Redis's main thread, where every command, \
+              quotes included, waits for it",
+    },
+];
+
+/// A server of the quote store whose setting is not the one wanted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnsafeSetting {
+    /// The cluster node, for a cluster.
+    pub server: Option<String>,
+    pub setting: &'static Setting,
+    pub value: String,
+}
+
 /// The most quotes the embedded store holds. Past it the least recently used are evicted (their outcomes
 /// are then refused as not found), so the store stays bounded without ever refusing a new quote.
 pub const MEMORY_CAPACITY: usize = 200_000;
@@ -206,6 +241,44 @@ impl QuoteStore {
             Self::Redis { connection, .. } => connection.connected_within(timeout).await.is_ok(),
             Self::Memory { .. } => true,
         }
+    }
+
+    /// The quote store's Redis settings that lose or stall what it keeps ([`SETTINGS`]), as each server
+    /// answers `CONFIG GET` (each primary of a cluster). `None` when they cannot be read: not connected,
+    /// or `CONFIG` refused, as managed services often do. An embedded store has none.
+    pub async fn unsafe_settings(&self) -> Option<Vec<UnsafeSetting>> {
+        let Self::Redis { connection, .. } = self else {
+            return Some(Vec::new());
+        };
+        let client = Self::connected(connection).ok()?;
+        let servers = match client.cached_cluster_state() {
+            Some(cluster) => cluster.unique_primary_nodes().into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut found = Vec::new();
+        for server in servers {
+            for setting in &SETTINGS {
+                let reply: HashMap<String, String> = match &server {
+                    Some(server) => {
+                        client
+                            .with_cluster_node(server.clone())
+                            .config_get(setting.name)
+                            .await
+                    }
+                    None => client.config_get(setting.name).await,
+                }
+                .ok()?;
+                let value = reply.get(setting.name)?;
+                if value != setting.wanted {
+                    found.push(UnsafeSetting {
+                        server: server.as_ref().map(ToString::to_string),
+                        setting,
+                        value: value.clone(),
+                    });
+                }
+            }
+        }
+        Some(found)
     }
 
     /// A connected client, or UNAVAILABLE at once (commands would otherwise queue until reconnected).

@@ -4,6 +4,7 @@
 
 mod embedded_quote_store;
 mod prediction_records;
+mod quote_store_settings;
 mod secrets_not_printed;
 mod setting_ranges;
 mod unworkable_settings;

@@ -1,11 +1,17 @@
 //! The whole path on a 3-node Redis Cluster: features materialized across slots are served, prediction
-//! records and their labels, quotes and outcomes are kept on the cluster.
+//! records and their labels, quotes and outcomes are kept on the cluster; the quote store's settings are
+//! read from each primary.
 
 use proto::inference::v1::record_label_request::Label;
 use proto::inference::v1::{
     BatchPredictCustomerRiskRequest, CustomerOutcome, QuotePriceRequest, RecordLabelRequest,
     RecordOutcomeRequest,
 };
+use std::collections::HashSet;
+use std::time::Duration;
+
+use feature_store::RedisConfig;
+use gateway::quotes::QuoteStore;
 use system_tests::materialize_snapshot;
 use system_tests::services::Stack;
 use testkit::redis::RedisCluster;
@@ -93,4 +99,26 @@ async fn predictions_and_quotes_on_a_cluster() {
             .duplicate
     );
     stack.stop().await.expect("clean stop");
+
+    // The settings the gateway warns of at start are read from every primary. The nodes run Redis's
+    // defaults: noeviction, as wanted, and `lazyfree-lazy-expire no`, which is not.
+    let quotes = QuoteStore::redis(
+        &RedisConfig::new(cluster.url()),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
+    .expect("quote store");
+    assert!(quotes.wait_connected(Duration::from_secs(10)).await);
+    let found = quotes.unsafe_settings().await.expect("settings read");
+    let servers: HashSet<String> = found
+        .iter()
+        .map(|unsafe_setting| {
+            assert_eq!(
+                (unsafe_setting.setting.name, unsafe_setting.value.as_str()),
+                ("lazyfree-lazy-expire", "no")
+            );
+            unsafe_setting.server.clone().expect("a cluster node")
+        })
+        .collect();
+    assert_eq!((found.len(), servers.len()), (3, 3), "{found:?}");
 }
