@@ -36,7 +36,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::quotes::{now_ms, within};
+use crate::quotes::{Command, now_ms, within};
 
 /// What a label is joined to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,6 +99,18 @@ pub const MEMORY_CAPACITY: u64 = 500_000;
 const WRITE_SCRIPT: &str = r"
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIREAT', KEYS[1], ARGV[1])";
+
+/// RecordLabel's script on a record's hash.
+const LABEL: Command = Command {
+    command: "EVAL",
+    statement: Some("EVAL label"),
+};
+
+/// RecordLabel's script on a record an earlier release kept as a string key.
+const LABEL_STRING_RECORD: Command = Command {
+    command: "EVAL",
+    statement: Some("EVAL label_string_record"),
+};
 
 /// Returns {0} for an unknown prediction, {1, record} for a new label, {2, record, existing} when a label
 /// was already there, {3, record} when the label is for another model's predictions. KEYS: the record's
@@ -234,6 +246,7 @@ impl PredictionStore {
                 if let Some((hash, _)) = hash_of(id) {
                     reply = within(
                         deadline,
+                        LABEL,
                         client.eval(
                             LABEL_SCRIPT,
                             vec![hash],
@@ -246,6 +259,7 @@ impl PredictionStore {
                 if reply.first().is_none_or(|status| status.as_deref() == Some("0")) {
                     reply = within(
                         deadline,
+                        LABEL_STRING_RECORD,
                         client.eval(
                             STRING_LABEL_SCRIPT,
                             vec![string_record_key(id), string_label_key(id)],

@@ -24,14 +24,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use feature_store::{RedisConfig, RedisConnection};
+use fred::error::ErrorKind;
 use fred::prelude::{Client, ClusterInterface, ConfigInterface, Expiration, KeysInterface, LuaInterface};
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
+use server_kit::Deadline;
+use telemetry::trace::spans;
+
 use crate::error::Error;
 use crate::validate::{self, MAX_REVENUE_MULTIPLE};
-use server_kit::Deadline;
 
 /// What a quote remembers, for joining its outcome to the prediction that priced it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -321,6 +324,7 @@ impl QuoteStore {
                 let expiry = Expiration::EX(seconds(*ttl));
                 within(
                     deadline,
+                    SET_QUOTE,
                     Self::connected(connection)?.set::<(), _, _>(
                         key(&quote.quote_id),
                         json,
@@ -370,6 +374,7 @@ impl QuoteStore {
                 ];
                 let reply: Vec<Option<String>> = within(
                     deadline,
+                    RECORD_OUTCOME,
                     Self::connected(connection)?.eval(
                         OUTCOME_SCRIPT,
                         vec![key(quote_id), outcome_key(quote_id)],
@@ -434,16 +439,56 @@ impl QuoteStore {
     }
 }
 
-/// A Redis command bounded by the request's deadline.
+/// A quote store command, as its span names it: `command` (`SET`, `EVAL`) and, for a script, what it
+/// does (`statement`, never a key or a value).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Command {
+    pub command: &'static str,
+    pub statement: Option<&'static str>,
+}
+
+/// A Redis command bounded by the request's deadline, in a `redis.query` span under the request's span
+/// (`db.system=redis`, `peer.service=redis`): the quote store is on the gateway's service map and in each
+/// request's trace, and APM's trace metrics for the span give its latency and errors with every call
+/// counted. A failure or a timeout marks the span failed, classed as the feature store classes Redis
+/// failures.
 pub(crate) async fn within<T>(
     deadline: Deadline,
+    sent: Command,
     command: impl Future<Output = Result<T, fred::error::Error>>,
 ) -> Result<T, Error> {
-    match tokio::time::timeout(deadline.remaining(), command).await {
-        Ok(result) => result.map_err(|e| Error::QuoteStore(e.to_string())),
-        Err(_) => Err(Error::DeadlineExceeded(QUOTE_STORE)),
+    let cx = spans::redis_span(&opentelemetry::Context::current(), sent.command, sent.statement);
+    let result = match tokio::time::timeout(deadline.remaining(), command).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(error)) => {
+            let error_type = match error.kind() {
+                ErrorKind::Protocol | ErrorKind::Parse => "protocol",
+                ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout => "unavailable",
+                // An error reply (ERR, LOADING, BUSY, OOM, ...).
+                _ => "reply",
+            };
+            Err((Error::QuoteStore(error.to_string()), error_type))
+        }
+        Err(_) => Err((Error::DeadlineExceeded(QUOTE_STORE), "timeout")),
+    };
+    if let Err((error, error_type)) = &result {
+        spans::record_error(&cx, error_type, error.to_string());
     }
+    spans::end(&cx);
+    result.map_err(|(error, _)| error)
 }
+
+/// QuotePrice's write of its quote.
+const SET_QUOTE: Command = Command {
+    command: "SET",
+    statement: None,
+};
+
+/// RecordOutcome's script.
+const RECORD_OUTCOME: Command = Command {
+    command: "EVAL",
+    statement: Some("EVAL record_outcome"),
+};
 
 /// The quote store, as errors name it.
 pub const QUOTE_STORE: &str = "quote store";

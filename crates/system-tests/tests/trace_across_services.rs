@@ -1,7 +1,8 @@
 //! One QuotePrice, sent by a caller traced by another Datadog tracer (Datadog headers only), makes one
-//! trace in Datadog's APM test agent: the gateway's server span under the caller's span, its client spans,
-//! the feature-service's server span with its Redis span, the model-service's server and inference spans,
-//! each correctly parented and tagged with its service, env and version.
+//! trace in Datadog's APM test agent: the gateway's server span under the caller's span, its client spans
+//! and the Redis span of the quote's write, the feature-service's server span with its Redis span, the
+//! model-service's server and inference spans, each correctly parented and tagged with its service, env
+//! and version.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,20 @@ async fn quote_price_is_one_trace_across_the_three_services() {
         Some("inference.v1.InferenceService")
     );
     assert_eq!(root.attribute("rpc.method"), Some("QuotePrice"));
+
+    // The quote's write to the quote store, under the request: the quote store is one of its dependencies.
+    let write = one(&trace, "the quote's SET", |s| {
+        s.service == "gateway" && s.attribute("db.system") == Some("redis")
+    });
+    assert_eq!(write.parent_span_id, root.span_id, "{write:?}");
+    assert_eq!(write.name, "SET");
+    assert_eq!(write.kind, "SPAN_KIND_CLIENT");
+    assert_eq!(write.attribute("peer.service"), Some("redis"));
+    assert_eq!(
+        write.attribute("db.statement"),
+        Some("SET"),
+        "no key or value: {write:?}"
+    );
 
     // Two hops: one feature fetch for the customer and the zone, one model-service call for both models.
     assert!(
