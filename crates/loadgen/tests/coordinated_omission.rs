@@ -87,16 +87,19 @@ async fn an_open_loop_counts_a_stall_against_every_request_due_during_it() {
     assert_eq!(report.total_requests(), 1000, "{}", report.render());
     // A request due t ms into the stall waits the 400 - t left of it: latencies spread evenly from 400 ms
     // down, so about 200 ms x 500/s = 100 calls took 200 ms or more, and the worst about the whole stall.
-    // The 200 calls the stall releases at once are answered in a burst, which adds up to a few tens of
-    // milliseconds to each: 100 to 150 such calls.
+    // The 200 calls the stall releases at once are answered in a burst, which adds a few tens of
+    // milliseconds to each, and on a machine busy with other tests up to about a hundred more: 100 to
+    // about 160 such calls, bounded here by the 200 calls due during the stall. A generator that timed
+    // calls from when they were sent would count a handful; one that timed them from the start of the
+    // run, about 900.
     let long = at_least(&report, 200);
     assert!(
-        (90..=150).contains(&long),
+        (90..=200).contains(&long),
         "{long} calls of 200 ms or more\n{}",
         report.render()
     );
     let max = quote_ms(&report, 1.0);
-    assert!((400.0..500.0).contains(&max), "max {max} ms\n{}", report.render());
+    assert!((400.0..600.0).contains(&max), "max {max} ms\n{}", report.render());
     // The calls not due during the stall were served in about the server's time (a machine busy with
     // other tests adds some).
     let p50 = quote_ms(&report, 0.5);
