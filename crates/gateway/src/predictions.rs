@@ -36,7 +36,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::quotes::{Command, now_ms, within};
+use crate::quotes::{Command, now_ms, traced};
 
 /// What a label is joined to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -244,7 +244,7 @@ impl PredictionStore {
                     .map_err(|error| Error::QuoteStore(error.to_string()))?;
                 let mut reply: Vec<Option<String>> = Vec::new();
                 if let Some((hash, _)) = hash_of(id) {
-                    reply = within(
+                    reply = traced(
                         deadline,
                         LABEL,
                         client.eval(
@@ -257,7 +257,7 @@ impl PredictionStore {
                 }
                 // Not in a hash (or an id no hash holds): it may be a record an earlier release wrote.
                 if reply.first().is_none_or(|status| status.as_deref() == Some("0")) {
-                    reply = within(
+                    reply = traced(
                         deadline,
                         LABEL_STRING_RECORD,
                         client.eval(

@@ -30,6 +30,8 @@ use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TraceContextExt as _;
 use server_kit::Deadline;
 use telemetry::trace::spans;
 
@@ -322,9 +324,9 @@ impl QuoteStore {
             Self::Redis { connection, ttl, .. } => {
                 let json = serde_json::to_string(quote).map_err(|e| Error::QuoteStore(e.to_string()))?;
                 let expiry = Expiration::EX(seconds(*ttl));
-                within(
+                let started = Instant::now();
+                let written = within(
                     deadline,
-                    SET_QUOTE,
                     Self::connected(connection)?.set::<(), _, _>(
                         key(&quote.quote_id),
                         json,
@@ -333,7 +335,17 @@ impl QuoteStore {
                         false,
                     ),
                 )
-                .await
+                .await;
+                // The write's time, on the request's span. A span of its own would cost each quote about
+                // as much as the rest of its tracing in the gateway put together does per span, at every
+                // quote (docs/benchmarks.md); RecordOutcome's and RecordLabel's commands have theirs.
+                opentelemetry::Context::current()
+                    .span()
+                    .set_attribute(KeyValue::new(
+                        "quote_store.write_ms",
+                        started.elapsed().as_secs_f64() * 1000.0,
+                    ));
+                written
             }
             Self::Memory { quotes, .. } => {
                 // Ids are minted by QuotePrice just before this, so no outcome can race the put.
@@ -372,7 +384,7 @@ impl QuoteStore {
                     outcome.revenue.to_string(),
                     MAX_REVENUE_MULTIPLE.to_string(),
                 ];
-                let reply: Vec<Option<String>> = within(
+                let reply: Vec<Option<String>> = traced(
                     deadline,
                     RECORD_OUTCOME,
                     Self::connected(connection)?.eval(
@@ -447,18 +459,40 @@ pub(crate) struct Command {
     pub statement: Option<&'static str>,
 }
 
-/// A Redis command bounded by the request's deadline, in a `redis.query` span under the request's span
-/// (`db.system=redis`, `peer.service=redis`): the quote store is on the gateway's service map and in each
-/// request's trace, and APM's trace metrics for the span give its latency and errors with every call
-/// counted. A failure or a timeout marks the span failed, classed as the feature store classes Redis
-/// failures.
+/// A Redis command bounded by the request's deadline.
 pub(crate) async fn within<T>(
+    deadline: Deadline,
+    command: impl Future<Output = Result<T, fred::error::Error>>,
+) -> Result<T, Error> {
+    within_classed(deadline, command)
+        .await
+        .map_err(|(error, _)| error)
+}
+
+/// [`within`], in a `redis.query` span under the request's span (`db.system=redis`,
+/// `peer.service=redis`): the quote store is on the gateway's service map and in the request's trace,
+/// and APM's trace metrics for the span give its latency and errors. A failure or a timeout marks the
+/// span failed, classed as the feature store classes Redis failures.
+pub(crate) async fn traced<T>(
     deadline: Deadline,
     sent: Command,
     command: impl Future<Output = Result<T, fred::error::Error>>,
 ) -> Result<T, Error> {
     let cx = spans::redis_span(&opentelemetry::Context::current(), sent.command, sent.statement);
-    let result = match tokio::time::timeout(deadline.remaining(), command).await {
+    let result = within_classed(deadline, command).await;
+    if let Err((error, error_type)) = &result {
+        spans::record_error(&cx, error_type, error.to_string());
+    }
+    spans::end(&cx);
+    result.map_err(|(error, _)| error)
+}
+
+/// The command's answer, or its error and the error's class.
+async fn within_classed<T>(
+    deadline: Deadline,
+    command: impl Future<Output = Result<T, fred::error::Error>>,
+) -> Result<T, (Error, &'static str)> {
+    match tokio::time::timeout(deadline.remaining(), command).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(error)) => {
             let error_type = match error.kind() {
@@ -470,19 +504,8 @@ pub(crate) async fn within<T>(
             Err((Error::QuoteStore(error.to_string()), error_type))
         }
         Err(_) => Err((Error::DeadlineExceeded(QUOTE_STORE), "timeout")),
-    };
-    if let Err((error, error_type)) = &result {
-        spans::record_error(&cx, error_type, error.to_string());
     }
-    spans::end(&cx);
-    result.map_err(|(error, _)| error)
 }
-
-/// QuotePrice's write of its quote.
-const SET_QUOTE: Command = Command {
-    command: "SET",
-    statement: None,
-};
 
 /// RecordOutcome's script.
 const RECORD_OUTCOME: Command = Command {

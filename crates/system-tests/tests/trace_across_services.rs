@@ -1,12 +1,12 @@
 //! One QuotePrice, sent by a caller traced by another Datadog tracer (Datadog headers only), makes one
-//! trace in Datadog's APM test agent: the gateway's server span under the caller's span, its client spans
-//! and the Redis span of the quote's write, the feature-service's server span with its Redis span, the
+//! trace in Datadog's APM test agent: the gateway's server span under the caller's span (with the time
+//! of the quote's write), its client spans, the feature-service's server span with its Redis span, the
 //! model-service's server and inference spans, each correctly parented and tagged with its service, env
-//! and version.
+//! and version. The quote's RecordOutcome has the Redis span of its script.
 
 use std::time::{Duration, Instant};
 
-use proto::inference::v1::QuotePriceRequest;
+use proto::inference::v1::{QuotePriceRequest, RecordOutcomeRequest};
 use system_tests::materialize_snapshot;
 use system_tests::processes::ProcessStack;
 use testkit::agent::TestAgent;
@@ -58,22 +58,36 @@ async fn quote_price_is_one_trace_across_the_three_services() {
         CALLER_SPAN_ID.to_string().parse().expect("ascii"),
     );
     headers.insert("x-datadog-sampling-priority", "1".parse().expect("ascii"));
-    stack.client().quote_price(request).await.expect("quote");
+    let quote = stack
+        .client()
+        .quote_price(request)
+        .await
+        .expect("quote")
+        .into_inner();
+    // Its outcome, in a trace of its own.
+    stack
+        .client()
+        .record_outcome(RecordOutcomeRequest {
+            quote_id: quote.quote_id,
+            booked: true,
+            revenue: quote.price,
+            ..Default::default()
+        })
+        .await
+        .expect("outcome");
     // Exiting flushes every process's span exporter.
     stack.terminate().await;
 
     let wanted = ["gateway", "feature-service", "model-service"];
     let started = Instant::now();
-    let trace: Vec<Span> = loop {
-        let all = spans(&agent.traces());
-        let trace: Vec<Span> = all
+    let (trace, others): (Vec<Span>, Vec<Span>) = loop {
+        let (trace, others): (Vec<Span>, Vec<Span>) = spans(&agent.traces())
             .into_iter()
-            .filter(|s| s.trace_id as u64 == CALLER_TRACE_ID)
-            .collect();
-        if wanted.iter().all(|w| trace.iter().any(|s| s.service == *w))
+            .partition(|s| s.trace_id as u64 == CALLER_TRACE_ID);
+        if (wanted.iter().all(|w| trace.iter().any(|s| s.service == *w)) && !others.is_empty())
             || started.elapsed() > Duration::from_secs(10)
         {
-            break trace;
+            break (trace, others);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -108,18 +122,34 @@ async fn quote_price_is_one_trace_across_the_three_services() {
     );
     assert_eq!(root.attribute("rpc.method"), Some("QuotePrice"));
 
-    // The quote's write to the quote store, under the request: the quote store is one of its dependencies.
-    let write = one(&trace, "the quote's SET", |s| {
+    // The quote's write to the quote store, timed on the request's span.
+    let write_ms: f64 = root
+        .attribute("quote_store.write_ms")
+        .expect("quote_store.write_ms")
+        .parse()
+        .expect("milliseconds");
+    assert!(write_ms > 0.0, "{root:?}");
+
+    // The outcome's script on the quote store: a Redis span under the RecordOutcome span.
+    let outcome = one(
+        &others,
+        "gateway RecordOutcome server span",
+        server("gateway", "/RecordOutcome"),
+    );
+    let script = one(&others, "the outcome's script", |s| {
         s.service == "gateway" && s.attribute("db.system") == Some("redis")
     });
-    assert_eq!(write.parent_span_id, root.span_id, "{write:?}");
-    assert_eq!(write.name, "SET");
-    assert_eq!(write.kind, "SPAN_KIND_CLIENT");
-    assert_eq!(write.attribute("peer.service"), Some("redis"));
+    assert_eq!(script.parent_span_id, outcome.span_id, "{script:?}");
     assert_eq!(
-        write.attribute("db.statement"),
-        Some("SET"),
-        "no key or value: {write:?}"
+        (script.trace_id, script.name.as_str()),
+        (outcome.trace_id, "EVAL")
+    );
+    assert_eq!(script.kind, "SPAN_KIND_CLIENT");
+    assert_eq!(script.attribute("peer.service"), Some("redis"));
+    assert_eq!(
+        script.attribute("db.statement"),
+        Some("EVAL record_outcome"),
+        "no key or value: {script:?}"
     );
 
     // Two hops: one feature fetch for the customer and the zone, one model-service call for both models.

@@ -180,8 +180,8 @@ fn rpc_builder(
 
 /// A server span for an incoming gRPC call, child of the caller's extracted context.
 pub fn server_span(parent: &Context, service: &str, method: &str) -> Context {
-    // Room for what a handler adds (the gateway's `variant`).
-    let (builder, attributes) = rpc_builder(RpcSide::Server, service, method, rpc_names(service, method), 1);
+    // Room for what a handler adds (the gateway's `variant` and `quote_store.write_ms`).
+    let (builder, attributes) = rpc_builder(RpcSide::Server, service, method, rpc_names(service, method), 2);
     start(builder.with_attributes(attributes), parent)
 }
 
