@@ -36,7 +36,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::quotes::{Command, now_ms, traced};
+use crate::quotes::{Command, connected, now_ms, traced};
 
 /// What a label is joined to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -239,9 +239,7 @@ impl PredictionStore {
         match self {
             Self::Redis { connection, .. } => {
                 let json = serde_json::to_string(&label).map_err(|e| Error::QuoteStore(e.to_string()))?;
-                let client = connection
-                    .client()
-                    .map_err(|error| Error::QuoteStore(error.to_string()))?;
+                let client = connected(connection)?;
                 let mut reply: Vec<Option<String>> = Vec::new();
                 if let Some((hash, _)) = hash_of(id) {
                     reply = traced(
@@ -448,16 +446,23 @@ fn same_label(id: &str, existing: Label, new: Label) -> Result<(), Error> {
 /// The hash that holds prediction `id`'s record and label, and when the id's bucket ends (since the
 /// Unix epoch); `None` for an id that is not a UUIDv7 (no id the gateway mints).
 pub fn hash_of(id: &str) -> Option<(String, Duration)> {
-    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    let (uuid, minted) = minted(id)?;
     if uuid.get_version_num() != 7 {
         return None;
     }
-    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
-    let minted = Duration::new(secs, nanos).as_millis();
+    let minted = minted.as_millis();
     let bucket = minted / BUCKET.as_millis();
     let shard = uuid.as_bytes()[15] % SHARDS;
     let bucket_end = Duration::from_millis(u64::try_from((bucket + 1) * BUCKET.as_millis()).ok()?);
     Some((format!("predictions:{{{bucket}.{shard}}}"), bucket_end))
+}
+
+/// The UUID `id` and when it was minted (since the Unix epoch); `None` for an id that is not a UUID or
+/// carries no time (only v1, v6 and v7 do).
+pub(crate) fn minted(id: &str) -> Option<(uuid::Uuid, Duration)> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    Some((uuid, Duration::new(secs, nanos)))
 }
 
 /// Where an earlier release kept prediction `id`'s record: a string key of its own. `{id}` is a hash

@@ -254,7 +254,7 @@ impl QuoteStore {
         let Self::Redis { connection, .. } = self else {
             return Some(Vec::new());
         };
-        let client = Self::connected(connection).ok()?;
+        let client = connected(connection).ok()?;
         let servers = match client.cached_cluster_state() {
             Some(cluster) => cluster.unique_primary_nodes().into_iter().map(Some).collect(),
             None => vec![None],
@@ -283,13 +283,6 @@ impl QuoteStore {
             }
         }
         Some(found)
-    }
-
-    /// A connected client, or UNAVAILABLE at once (commands would otherwise queue until reconnected).
-    fn connected(connection: &RedisConnection) -> Result<&Client, Error> {
-        connection
-            .client()
-            .map_err(|error| Error::QuoteStore(error.to_string()))
     }
 
     pub fn memory(ttl: Duration, retention: Duration) -> Self {
@@ -326,7 +319,7 @@ impl QuoteStore {
                 let started = Instant::now();
                 let written = within(
                     deadline,
-                    Self::connected(connection)?.set::<(), _, _>(
+                    connected(connection)?.set::<(), _, _>(
                         key(&quote.quote_id),
                         json,
                         Some(expiry),
@@ -386,7 +379,7 @@ impl QuoteStore {
                 let reply: Vec<Option<String>> = traced(
                     deadline,
                     RECORD_OUTCOME,
-                    Self::connected(connection)?.eval(
+                    connected(connection)?.eval(
                         OUTCOME_SCRIPT,
                         vec![key(quote_id), outcome_key(quote_id)],
                         args,
@@ -448,6 +441,14 @@ impl QuoteStore {
             }
         }
     }
+}
+
+/// A connected client of the quote store (the prediction records' too), or UNAVAILABLE at once
+/// (commands would otherwise queue until reconnected).
+pub(crate) fn connected(connection: &RedisConnection) -> Result<&Client, Error> {
+    connection
+        .client()
+        .map_err(|error| Error::QuoteStore(error.to_string()))
 }
 
 /// A quote store command, as its span names it: `command` (`SET`, `EVAL`) and, for a script, what it

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::context::RequestContext;
 use crate::error::Error;
 use crate::events::{Headline, LabelRecorded, LogPolicy, OutcomeRecorded, PredictCompleted, PriceQuoted};
-use crate::predictions::{Label, Labelled};
+use crate::predictions::{self, Label, Labelled};
 use crate::predictor::{CUSTOMER_KEY, Predictor, ZONE_KEY};
 use crate::quality::Quality;
 use crate::quotes::{Outcome, QuoteRecord, QuoteStore, Recorded, now_ms, quote_variant};
@@ -257,13 +257,11 @@ const RECORD_WRITE_POLL: Duration = Duration::from_millis(20);
 
 /// Whether the UUIDv7 `id` was minted less than `age` ago.
 fn minted_within(id: &str, age: Duration) -> bool {
-    let Some(minted) = uuid::Uuid::try_parse(id).ok().and_then(|id| id.get_timestamp()) else {
+    let Some((_, minted)) = predictions::minted(id) else {
         return false;
     };
-    let (secs, nanos) = minted.to_unix();
-    let minted = UNIX_EPOCH + Duration::new(secs, nanos);
     SystemTime::now()
-        .duration_since(minted)
+        .duration_since(UNIX_EPOCH + minted)
         .is_ok_and(|elapsed| elapsed < age)
 }
 
