@@ -31,6 +31,7 @@ use feature_store::{RedisConfig, RedisTls};
 use proto::inference::v1::inference_service_server::InferenceServiceServer;
 use server_kit::Listen;
 use telemetry::grpc::GrpcServerLayer;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 pub use crate::config::{Config, SettingsError};
 use crate::context::RequestContextLayer;
@@ -113,6 +114,67 @@ async fn check_quote_store_settings(quotes: &QuoteStore) {
                 .collect::<Vec<_>>()
                 .join(" and ")
         ),
+    }
+}
+
+/// How long the start waits for each dependency's first answer.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+/// Before the gateway reports ready: connects to the feature-service (asking its health) and to the
+/// model-service (filling the catalog with the inputs of every model version the traffic policy names),
+/// so that the first requests after a start, a rollout's new pod, pay for neither a connection nor a
+/// metadata fetch within their budget. Each dependency is asked once, within [`WARM_UP`]; one that does
+/// not answer is reported and left to the first requests, never holding the start back.
+async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
+    let features = async {
+        match tokio::time::timeout(WARM_UP, downstream.features_health()).await {
+            Ok(Ok(ServingStatus::Serving)) => true,
+            Ok(Ok(status)) => {
+                tracing::warn!(
+                    status = status.as_str_name(),
+                    "the feature-service answers but is not serving yet: predictions are degraded until it is"
+                );
+                false
+            }
+            Ok(Err(status)) => {
+                tracing::warn!(
+                    grpc.status = ?status.code(),
+                    "the feature-service could not be reached at start ({}): the first requests connect to it",
+                    status.message()
+                );
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the feature-service did not answer within {WARM_UP:?} of the start: the first requests connect to it"
+                );
+                false
+            }
+        }
+    };
+    let policy = Arc::clone(&*traffic.load());
+    let models = async {
+        let deadline = server_kit::Deadline::after(WARM_UP);
+        let mut known = Vec::new();
+        for model in policy.named() {
+            match downstream.model_spec(model, deadline).await {
+                Ok(spec) => known.push(format!("{}@{}", spec.model, spec.version)),
+                Err(error) => tracing::warn!(
+                    model = %model.name,
+                    version = %model.version,
+                    %error,
+                    "the model-service could not be asked for this model's inputs at start: the first requests ask"
+                ),
+            }
+        }
+        known
+    };
+    let (features, known) = tokio::join!(features, models);
+    if features && known.len() == policy.named().len() {
+        tracing::info!(
+            models = %known.join(", "),
+            "connected to the feature-service and the model-service; every model's inputs known"
+        );
     }
 }
 
@@ -234,7 +296,11 @@ pub async fn run(
     tracing::info!(addr = ?local, security = server.security(), config = ?config, "gateway listening");
     // Predictions do not need the quote store; quotes do. Give it a moment to connect so that a healthy
     // start answers every RPC, but never hold the gateway back for it: it keeps reconnecting.
-    if !gateway.quotes.wait_connected(Duration::from_secs(5)).await {
+    let (quotes_connected, ()) = tokio::join!(
+        gateway.quotes.wait_connected(Duration::from_secs(5)),
+        warm_up(&gateway.predictor.downstream, &gateway.predictor.traffic),
+    );
+    if !quotes_connected {
         tracing::warn!(
             "quote store not reachable yet: QuotePrice and RecordOutcome answer UNAVAILABLE until it is"
         );

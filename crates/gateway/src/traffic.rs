@@ -184,30 +184,44 @@ impl TrafficPolicy {
         models
     }
 
+    /// Every model version the policy routes to or shadows, each once, by name order.
+    pub fn named(&self) -> Vec<&ModelRef> {
+        let mut named: Vec<&ModelRef> = Vec::new();
+        for (_, route) in self.sorted() {
+            for model in route
+                .arms
+                .iter()
+                .map(|arm| &arm.model)
+                .chain(route.shadow.as_ref())
+            {
+                if !named
+                    .iter()
+                    .any(|seen| seen.name == model.name && seen.version == model.version)
+                {
+                    named.push(model);
+                }
+            }
+        }
+        named
+    }
+
     /// Every version the policy names, with the model-service's answer to each: a version it does not
     /// serve refuses the policy. A model-service that cannot be reached does not: the versions cannot be
     /// checked, and the policy is applied with a warning.
     pub async fn check_versions(&self, downstream: &Downstream) -> Result<(), PolicyError> {
         let deadline = Deadline::after(CHECK_TIMEOUT);
-        for (_, route) in self.sorted() {
-            let named = route
-                .arms
-                .iter()
-                .map(|arm| &arm.model)
-                .chain(route.shadow.as_ref());
-            for model in named {
-                match downstream.model_spec(model, deadline).await {
-                    Ok(_) => {}
-                    Err(error) if refuses(&error) => {
-                        return Err(PolicyError::UnknownVersion {
-                            model: model.name.clone(),
-                            version: model.version.clone(),
-                            error,
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(model = %model.name, version = %model.version, %error, "traffic policy: the model-service could not be asked whether it serves this version");
-                    }
+        for model in self.named() {
+            match downstream.model_spec(model, deadline).await {
+                Ok(_) => {}
+                Err(error) if refuses(&error) => {
+                    return Err(PolicyError::UnknownVersion {
+                        model: model.name.clone(),
+                        version: model.version.clone(),
+                        error,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(model = %model.name, version = %model.version, %error, "traffic policy: the model-service could not be asked whether it serves this version");
                 }
             }
         }

@@ -162,6 +162,11 @@ impl ServiceProcess {
         .connect_lazy()
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The stdout lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines

@@ -28,3 +28,4 @@ mod redis_features;
 mod request_ids;
 mod taken_address;
 mod trace_across_services;
+mod warm_start;

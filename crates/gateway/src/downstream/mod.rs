@@ -30,6 +30,9 @@ use tonic::Status;
 use tonic::client::Grpc;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use tonic_prost::ProstCodec;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
@@ -126,6 +129,8 @@ pub struct Downstream {
     metrics: Metrics,
     /// The merging of each RPC's calls, when on.
     merged: Option<Merged>,
+    /// The feature-service's channel itself, for its health check at start ([`Downstream::features_health`]).
+    features: Channel,
 }
 
 /// The RPCs whose concurrent calls are merged.
@@ -145,6 +150,7 @@ impl Downstream {
         merging: Option<Merging>,
         metrics: Metrics,
     ) -> Self {
+        let features_channel = features.clone();
         let features = Grpc::new(GrpcClientLayer::new(FEATURE_SERVICE).layer(ReadAheadLayer.layer(features)));
         let models = Grpc::new(GrpcClientLayer::new(MODEL_SERVICE).layer(ReadAheadLayer.layer(models)));
         // One breaker and one retry budget per dependency, shared by its RPCs.
@@ -186,7 +192,22 @@ impl Downstream {
             catalog: Arc::new(Catalog::new(catalog_ttl)),
             metrics,
             merged,
+            features: features_channel,
         }
+    }
+
+    /// The feature-service's `grpc.health.v1` status, asked on the channel predictions use: the
+    /// connection this opens is the one the first requests find. No span and no resilience: it is not a
+    /// request's call.
+    pub async fn features_health(&self) -> Result<ServingStatus, Status> {
+        let mut health = HealthClient::new(self.features.clone());
+        let answer = health
+            .check(HealthCheckRequest {
+                service: "features.v1.FeatureService".to_owned(),
+            })
+            .await?
+            .into_inner();
+        Ok(ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown))
     }
 
     pub async fn online_features(
