@@ -117,7 +117,7 @@ async fn check_quote_store_settings(quotes: &QuoteStore) {
     }
 }
 
-/// How long the start waits for each dependency's first answer.
+/// How long the start waits for its dependencies' first answers.
 const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Before the gateway reports ready: connects to the feature-service (asking its health) and to the
@@ -126,27 +126,21 @@ const WARM_UP: Duration = Duration::from_secs(2);
 /// metadata fetch within their budget. Each dependency is asked once, within [`WARM_UP`]; one that does
 /// not answer is reported and left to the first requests, never holding the start back.
 async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
+    let deadline = server_kit::Deadline::after(WARM_UP);
     let features = async {
-        match tokio::time::timeout(WARM_UP, downstream.features_health()).await {
-            Ok(Ok(ServingStatus::Serving)) => true,
-            Ok(Ok(status)) => {
+        match downstream.features_health(deadline).await {
+            Ok(ServingStatus::Serving) => true,
+            Ok(status) => {
                 tracing::warn!(
                     status = status.as_str_name(),
                     "the feature-service answers but is not serving yet: predictions are degraded until it is"
                 );
                 false
             }
-            Ok(Err(status)) => {
+            Err(error) => {
                 tracing::warn!(
-                    grpc.status = ?status.code(),
-                    "the feature-service could not be reached at start ({}): the first requests connect to it",
-                    status.message()
-                );
-                false
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "the feature-service did not answer within {WARM_UP:?} of the start: the first requests connect to it"
+                    %error,
+                    "the feature-service could not be reached at start: the first requests connect to it"
                 );
                 false
             }
@@ -154,7 +148,6 @@ async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
     };
     let policy = Arc::clone(&*traffic.load());
     let models = async {
-        let deadline = server_kit::Deadline::after(WARM_UP);
         let mut known = Vec::new();
         for model in policy.named() {
             match downstream.model_spec(model, deadline).await {
@@ -163,7 +156,7 @@ async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
                     model = %model.name,
                     version = %model.version,
                     %error,
-                    "the model-service could not be asked for this model's inputs at start: the first requests ask"
+                    "the model-service did not give this model's inputs at start: the first requests ask again"
                 ),
             }
         }

@@ -116,7 +116,7 @@ async fn with_its_dependencies_away_the_gateway_starts_and_names_them() {
     let said = messages(&gateway.lines());
     for expected in [
         "the feature-service could not be reached at start",
-        "the model-service could not be asked for this model's inputs at start",
+        "the model-service did not give this model's inputs at start",
     ] {
         assert!(
             said.iter().any(|message| message.starts_with(expected)),

@@ -199,15 +199,19 @@ impl Downstream {
     /// The feature-service's `grpc.health.v1` status, asked on the channel predictions use: the
     /// connection this opens is the one the first requests find. No span and no resilience: it is not a
     /// request's call.
-    pub async fn features_health(&self) -> Result<ServingStatus, Status> {
+    pub async fn features_health(&self, deadline: Deadline) -> Result<ServingStatus, Error> {
         let mut health = HealthClient::new(self.features.clone());
-        let answer = health
-            .check(HealthCheckRequest {
-                service: "features.v1.FeatureService".to_owned(),
-            })
-            .await?
-            .into_inner();
-        Ok(ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown))
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: "features.v1.FeatureService".to_owned(),
+        });
+        request.set_timeout(deadline.remaining());
+        match tokio::time::timeout(deadline.remaining(), health.check(request)).await {
+            Ok(Ok(answer)) => {
+                Ok(ServingStatus::try_from(answer.into_inner().status).unwrap_or(ServingStatus::Unknown))
+            }
+            Ok(Err(status)) => Err(Error::downstream(FEATURE_SERVICE, status, &deadline)),
+            Err(_) => Err(Error::DeadlineExceeded(FEATURE_SERVICE)),
+        }
     }
 
     pub async fn online_features(
