@@ -161,6 +161,13 @@ impl Error {
         }
     }
 
+    /// The class [`Error::error_type`] gives a failed Redis command's fred error: `timeout`,
+    /// `unavailable`, `protocol` or `reply`. For the other clients of Redis (the gateway's quote store),
+    /// so that their spans class failures as the feature store's do.
+    pub fn redis_error_type(error: &fred::error::Error) -> &'static str {
+        Self::from_redis(error.clone(), Duration::ZERO).error_type()
+    }
+
     /// Classifies a fred error: transport trouble is `Unavailable`, a timeout is `Timeout`, the rest is
     /// a Redis error.
     pub(crate) fn from_redis(error: fred::error::Error, timeout: Duration) -> Self {
@@ -189,6 +196,24 @@ mod tests {
 
     fn classify(kind: ErrorKind, details: &'static str) -> Error {
         Error::from_redis(FredError::new(kind, details), Duration::from_millis(5))
+    }
+
+    #[test]
+    fn a_fred_error_is_classed_as_the_store_classes_it() {
+        for (kind, details, class) in [
+            (ErrorKind::Timeout, "timed out", "timeout"),
+            (ErrorKind::IO, "connection refused", "unavailable"),
+            (
+                ErrorKind::Cluster,
+                "CLUSTERDOWN the cluster is down",
+                "unavailable",
+            ),
+            (ErrorKind::Parse, "bad frame", "protocol"),
+            (ErrorKind::Unknown, "ERR unknown command", "reply"),
+        ] {
+            let error = FredError::new(kind, details);
+            assert_eq!(Error::redis_error_type(&error), class, "{details}");
+        }
     }
 
     #[test]

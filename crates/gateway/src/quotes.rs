@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use feature_store::{RedisConfig, RedisConnection};
-use fred::error::ErrorKind;
 use fred::prelude::{Client, ClusterInterface, ConfigInterface, Expiration, KeysInterface, LuaInterface};
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
@@ -494,15 +493,10 @@ async fn within_classed<T>(
 ) -> Result<T, (Error, &'static str)> {
     match tokio::time::timeout(deadline.remaining(), command).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(error)) => {
-            let error_type = match error.kind() {
-                ErrorKind::Protocol | ErrorKind::Parse => "protocol",
-                ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout => "unavailable",
-                // An error reply (ERR, LOADING, BUSY, OOM, ...).
-                _ => "reply",
-            };
-            Err((Error::QuoteStore(error.to_string()), error_type))
-        }
+        Ok(Err(error)) => Err((
+            Error::QuoteStore(error.to_string()),
+            feature_store::Error::redis_error_type(&error),
+        )),
         Err(_) => Err((Error::DeadlineExceeded(QUOTE_STORE), "timeout")),
     }
 }
