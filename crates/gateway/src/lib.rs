@@ -147,9 +147,10 @@ async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
         }
     };
     let policy = Arc::clone(&*traffic.load());
+    let named = policy.named();
     let models = async {
         let mut known = Vec::new();
-        for model in policy.named() {
+        for &model in &named {
             match downstream.model_spec(model, deadline).await {
                 Ok(spec) => known.push(format!("{}@{}", spec.model, spec.version)),
                 Err(error) => tracing::warn!(
@@ -163,7 +164,7 @@ async fn warm_up(downstream: &Downstream, traffic: &Traffic) {
         known
     };
     let (features, known) = tokio::join!(features, models);
-    if features && known.len() == policy.named().len() {
+    if features && known.len() == named.len() {
         tracing::info!(
             models = %known.join(", "),
             "connected to the feature-service and the model-service; every model's inputs known"

@@ -202,7 +202,7 @@ impl Downstream {
     pub async fn features_health(&self, deadline: Deadline) -> Result<ServingStatus, Error> {
         let mut health = HealthClient::new(self.features.clone());
         let mut request = tonic::Request::new(HealthCheckRequest {
-            service: "features.v1.FeatureService".to_owned(),
+            service: proto::features::v1::feature_service_server::SERVICE_NAME.to_owned(),
         });
         request.set_timeout(deadline.remaining());
         match tokio::time::timeout(deadline.remaining(), health.check(request)).await {
