@@ -66,15 +66,15 @@ async fn the_gateway_is_ready_with_its_dependencies_connected_and_its_models_kno
             dependency.addr
         );
     }
-    let said = messages(&stack.gateway.lines());
-    let ready = json_lines(&stack.gateway.lines())
-        .into_iter()
+    let lines = json_lines(&stack.gateway.lines());
+    let ready = lines
+        .iter()
         .find(|line| {
             line["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with("connected to the feature-service and the model-service"))
         })
-        .unwrap_or_else(|| panic!("no line of the warm start: {said:#?}"));
+        .unwrap_or_else(|| panic!("no line of the warm start: {lines:#?}"));
     let models = ready["models"].as_str().expect("the models named");
     assert!(
         models.contains("customer_risk@") && models.contains("demand_surge@"),
