@@ -4,7 +4,8 @@
 //! It starts a real redis-server filled in Feast's layout by `materialize --snapshot`, the three services
 //! (release builds, features and quotes in that Redis), stand-ins for the agent (a UDP socket for
 //! DogStatsD, `loadgen sink` for OTLP), and bare reference chains of the same shapes with no work in
-//! them (`loadgen bare --downstream`). Then, all on this machine's cores: QuotePrice closed loop at 1 and
+//! them (`loadgen bare --downstream`), and times Redis's own round trips for a feature read and a quote
+//! write (`redis-benchmark`, one caller). Then, all on this machine's cores: QuotePrice closed loop at 1 and
 //! 64 callers against each reference and the system with telemetry off and on, the CRAI cache off (every
 //! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms, by the system and by
 //! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load. Each run also
@@ -166,6 +167,71 @@ fn wait_listening(port: u16) -> Result<(), String> {
     Err(format!("nothing listens on 127.0.0.1:{port}"))
 }
 
+/// The Redis round trips on a quote's serial path, alone: their medians at one caller (ms), from
+/// `redis-benchmark`, Redis's own C client, so that no client library's cost is in them.
+#[derive(Debug, Clone, Copy)]
+struct RedisFloor {
+    /// HGETALL of one entity's feature hash, as the feature-service reads it.
+    read_p50: f64,
+    /// SET ... EX of a quote-sized value, as the gateway stores a quote.
+    write_p50: f64,
+}
+
+/// A quote as the gateway stores it is about this many bytes of JSON.
+const QUOTE_BYTES: usize = 400;
+/// The copy of a materialized feature hash the floor reads, and the key the floor's SET writes.
+const FLOOR_FEATURES: &str = "bench:floor:features";
+const FLOOR_QUOTE: &str = "bench:floor:quote";
+
+/// Measures [`RedisFloor`] against the Redis on `port` once it holds the materialized features.
+fn redis_floor(port: u16) -> Result<RedisFloor, String> {
+    let port = port.to_string();
+    // Feast's entity keys are binary: a script copies one feature hash to a key the benchmark can name.
+    let copy = "for _ = 1, 1000 do local k = redis.call('RANDOMKEY'); \
+                if k and redis.call('TYPE', k).ok == 'hash' then \
+                return redis.call('COPY', k, KEYS[1], 'REPLACE') end end return 0";
+    let copied = capture("redis-cli", &["-p", &port, "EVAL", copy, "1", FLOOR_FEATURES])?;
+    if copied.trim() != "1" {
+        return Err(format!(
+            "no feature hash found in the Redis on port {port} to measure a read"
+        ));
+    }
+    let p50 = |command: &[&str]| -> Result<f64, String> {
+        let args = [&["-p", &port, "-c", "1", "-n", "20000", "--csv"][..], command].concat();
+        let csv = capture("redis-benchmark", &args)?;
+        // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+        csv.lines()
+            .nth(1)
+            .and_then(|row| row.split(',').nth(4))
+            .and_then(|field| field.trim_matches('"').parse().ok())
+            .ok_or_else(|| format!("redis-benchmark {}: no p50 in {csv:?}", command.join(" ")))
+    };
+    let value = "x".repeat(QUOTE_BYTES);
+    let floor = RedisFloor {
+        read_p50: p50(&["HGETALL", FLOOR_FEATURES])?,
+        write_p50: p50(&["SET", FLOOR_QUOTE, &value, "EX", "150"])?,
+    };
+    capture("redis-cli", &["-p", &port, "DEL", FLOOR_FEATURES, FLOOR_QUOTE])?;
+    println!(
+        "redis floor: HGETALL p50 {:.3} ms, SET p50 {:.3} ms",
+        floor.read_p50, floor.write_p50
+    );
+    Ok(floor)
+}
+
+/// `program`'s standard output, or why it failed.
+fn capture(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{program} {} failed ({})", args.join(" "), output.status));
+    }
+    String::from_utf8(output.stdout).map_err(|e| format!("{program}: {e}"))
+}
+
 /// Peak RSS (MB) and mean CPU (% of one core) of each process while a run lasts.
 struct Usage {
     rows: Vec<(String, f64, f64)>,
@@ -267,6 +333,9 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
             ("DD_DOGSTATSD_DISABLE", "true".to_owned()),
         ],
     )?;
+
+    // What Redis alone takes for the round trips a quote waits for, before anything else runs.
+    let redis = redis_floor(redis_port)?;
 
     // The agent's stand-ins.
     let statsd = UdpSink::start()?;
@@ -417,6 +486,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     )?;
     let text = report(
         &references,
+        redis,
         bare_held,
         &system,
         usage.as_ref(),
@@ -547,6 +617,7 @@ type System<'a> = BTreeMap<&'a str, (Figures, Figures, Figures, (Vec<(u32, Figur
 
 fn report(
     references: &BTreeMap<&str, (Figures, Figures)>,
+    redis: RedisFloor,
     bare_held: u32,
     system: &System<'_>,
     usage: Option<&Usage>,
@@ -639,6 +710,24 @@ fn report(
             md,
             "| {name} | {:.3} | {:.3} | {:.3} | {:.3} |",
             c1.p50, c1.p99, risk.p50, risk.p99
+        );
+    }
+    if let Some((two_calls, _)) = references.get("two calls") {
+        let bare = two_calls.p50;
+        let _ = writeln!(
+            md,
+            "| floor: the bare two-call chain, and Redis's round trips alone | {:.3} | | {:.3} | |",
+            bare + redis.read_p50 + redis.write_p50,
+            bare + redis.read_p50
+        );
+        let _ = writeln!(
+            md,
+            "\nThe floor row adds medians measured alone in this run: the bare two-call chain ({bare:.3} ms), one \
+             HGETALL of a feature hash ({:.3} ms; the feature fetch waits for it) and, for QuotePrice, one SET of a \
+             {QUOTE_BYTES}-byte value ({:.3} ms; a quote is stored before it is answered), each from \
+             `redis-benchmark`, Redis's own client, at one caller. A request that misses the CRAI cache waits for \
+             each of them in turn, so on this machine no build of this design answers it much faster than that sum.",
+            redis.read_p50, redis.write_p50
         );
     }
     if let Some((_, _, _, (open, held))) = system.get("telemetry on") {
