@@ -69,19 +69,26 @@ async fn a_slow_redis_is_answered_within_the_callers_deadline() {
         .command(&["CLIENT", "PAUSE", "3000", "ALL"])
         .expect("CLIENT PAUSE");
     let budget = Duration::from_millis(300);
-    let mut call = req();
-    call.set_timeout(budget);
-    let started = Instant::now();
-    // The deadline is enforced by the client too: OK means the answer beat it.
-    let response = match client.get_online_features(call).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => panic!(
-            "not answered within {budget:?} ({:?}): {status:?}",
-            started.elapsed()
-        ),
+    // The deadline is enforced by the client too: OK means the answer beat it. The service answers 10 ms
+    // before the deadline (its margin), so a scheduler stall longer than that on a loaded machine can let
+    // the client's own timer fire first: up to three calls, all inside the pause. A service that waits
+    // for Redis (2 s) fails every one of them.
+    let mut missed = Vec::new();
+    let response = loop {
+        let mut call = req();
+        call.set_timeout(budget);
+        let started = Instant::now();
+        match client.get_online_features(call).await {
+            Ok(response) if started.elapsed() < budget => break response.into_inner(),
+            Ok(_) => missed.push(format!("answered OK after {:?}", started.elapsed())),
+            Err(status) => missed.push(format!("{:?}: {status:?}", started.elapsed())),
+        }
+        assert!(
+            missed.len() < 3,
+            "not answered within {budget:?} in three calls: {missed:#?}"
+        );
     };
     assert_eq!(status(&response), FieldStatus::Unavailable);
-    assert!(started.elapsed() < budget, "took {:?}", started.elapsed());
     server.stop().await.expect("clean shutdown");
 }
 
