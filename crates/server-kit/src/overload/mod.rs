@@ -17,8 +17,9 @@
 //!   `grpc-message: server overloaded: N requests in flight; retry with backoff`, whatever layers sit
 //!   outside it. Each refusal adds 1 to `grpc.server.shed`.
 //!
-//! A request holds its slot until its response body is finished or dropped, so streaming responses count
-//! for as long as they stream. The limit in force is the gauge `grpc.server.concurrency_limit`, sent
+//! A request holds its slot until its response body hands over its last frame (a gRPC answer's trailers)
+//! or is dropped, so streaming responses count for as long as they stream, and a caller that sends its
+//! next request the moment it has an answer never finds its own last call still counted. The limit in force is the gauge `grpc.server.concurrency_limit`, sent
 //! from start and on every change. `grpc.health.v1.Health` calls are neither limited nor counted: a
 //! saturated replica is busy, not unhealthy, and a failing probe would get it restarted.
 
@@ -349,10 +350,18 @@ impl<B: Body> Body for OverloadBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project() {
-            OverloadBodyProj::Inner { body, slot } => {
-                let frame = std::task::ready!(body.poll_frame(cx));
-                if frame.is_none() {
-                    // Finished: free the slot now rather than when hyper gets round to dropping us.
+            OverloadBodyProj::Inner { mut body, slot } => {
+                let frame = std::task::ready!(body.as_mut().poll_frame(cx));
+                // The response's last frame (a gRPC answer's trailers) frees the slot as it is handed
+                // over, before the caller can see the answer end: a caller that sends its next request
+                // the moment it has one finds the slot free. Waiting for hyper to poll again or to drop
+                // us let such a caller be refused with the server at its limit by its own last call.
+                let finished = match &frame {
+                    None => true,
+                    Some(Ok(frame)) => frame.is_trailers() || body.is_end_stream(),
+                    Some(Err(_)) => false,
+                };
+                if finished {
                     slot.take();
                 }
                 Poll::Ready(frame)
@@ -444,5 +453,54 @@ mod tests {
             .await
             .expect("answered");
         assert!(next.headers().get("grpc-status").is_none(), "taken again");
+    }
+
+    /// A gRPC answer as tonic sends one: its message, then its trailers.
+    fn grpc_answer() -> http_body_util::StreamBody<
+        futures::stream::Iter<std::vec::IntoIter<Result<Frame<bytes::Bytes>, Infallible>>>,
+    > {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        http_body_util::StreamBody::new(futures::stream::iter(vec![
+            Ok(Frame::data(bytes::Bytes::from_static(b"answer"))),
+            Ok(Frame::trailers(trailers)),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn the_slot_is_free_once_the_trailers_are_handed_over() {
+        use http_body_util::BodyExt as _;
+
+        let layer = OverloadLayer::new(1, Metrics::disabled());
+        let service = layer.layer(tower::service_fn(|_request: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(grpc_answer()))
+        }));
+        let mut body = service
+            .clone()
+            .oneshot(request("/models.v1.ModelService/Predict"))
+            .await
+            .expect("answered")
+            .into_body();
+        let message = body.frame().await.expect("a frame").expect("data");
+        assert!(message.is_data());
+        assert_eq!(
+            layer.in_flight(),
+            1,
+            "the message alone does not finish the answer"
+        );
+        let trailers = body.frame().await.expect("a frame").expect("trailers");
+        assert!(trailers.is_trailers());
+        // The caller may have the whole answer now and send its next request at once: it is let in
+        // although the body has been neither polled to its end nor dropped.
+        assert_eq!(layer.in_flight(), 0, "the trailers free the slot");
+        let next = service
+            .oneshot(request("/models.v1.ModelService/Predict"))
+            .await
+            .expect("answered");
+        assert!(
+            next.headers().get("grpc-status").is_none(),
+            "admitted, not refused"
+        );
+        drop(body);
     }
 }
