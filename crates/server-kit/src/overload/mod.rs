@@ -455,10 +455,10 @@ mod tests {
         assert!(next.headers().get("grpc-status").is_none(), "taken again");
     }
 
+    type Frames = futures::stream::Iter<std::vec::IntoIter<Result<Frame<bytes::Bytes>, Infallible>>>;
+
     /// A gRPC answer as tonic sends one: its message, then its trailers.
-    fn grpc_answer() -> http_body_util::StreamBody<
-        futures::stream::Iter<std::vec::IntoIter<Result<Frame<bytes::Bytes>, Infallible>>>,
-    > {
+    fn grpc_answer() -> http_body_util::StreamBody<Frames> {
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
         http_body_util::StreamBody::new(futures::stream::iter(vec![
