@@ -17,11 +17,12 @@
 //!   `grpc-message: server overloaded: N requests in flight; retry with backoff`, whatever layers sit
 //!   outside it. Each refusal adds 1 to `grpc.server.shed`.
 //!
-//! A request holds its slot until its response body hands over its last frame (a gRPC answer's trailers)
-//! or is dropped, so streaming responses count for as long as they stream, and a caller that sends its
-//! next request the moment it has an answer never finds its own last call still counted. The limit in force is the gauge `grpc.server.concurrency_limit`, sent
-//! from start and on every change. `grpc.health.v1.Health` calls are neither limited nor counted: a
-//! saturated replica is busy, not unhealthy, and a failing probe would get it restarted.
+//! A request holds its slot until its response body hands over its last frame (a gRPC answer's trailers) or
+//! is dropped, so streaming responses count for as long as they stream, and a caller that sends its next
+//! request the moment it has an answer never finds its own last call still counted. The limit in force is the
+//! gauge `grpc.server.concurrency_limit`, sent from start and on every change. `grpc.health.v1.Health` calls
+//! are neither limited nor counted: a saturated replica is busy, not unhealthy, and a failing probe would get
+//! it restarted.
 
 use std::fmt;
 use std::future::Future;
