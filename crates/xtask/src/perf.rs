@@ -69,15 +69,8 @@ impl Loadgen {
         let json_arg = json.to_string_lossy().into_owned();
         all.push(&json_arg);
         all.extend(args);
-        let output = Command::new(&self.bin)
-            .args(&all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run loadgen: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("loadgen {} failed ({})", all.join(" "), output.status));
-        }
+        // The report is read from its JSON file; what loadgen prints is not needed.
+        capture(&self.bin, &all)?;
         let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
         let report: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
@@ -220,16 +213,18 @@ fn redis_floor(port: u16) -> Result<RedisFloor, String> {
 }
 
 /// `program`'s standard output, or why it failed.
-fn capture(program: &str, args: &[&str]) -> Result<String, String> {
+fn capture(program: impl AsRef<Path>, args: &[&str]) -> Result<String, String> {
+    let program = program.as_ref();
+    let name = program.display();
     let output = Command::new(program)
         .args(args)
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
     if !output.status.success() {
-        return Err(format!("{program} {} failed ({})", args.join(" "), output.status));
+        return Err(format!("{name} {} failed ({})", args.join(" "), output.status));
     }
-    String::from_utf8(output.stdout).map_err(|e| format!("{program}: {e}"))
+    String::from_utf8(output.stdout).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Peak RSS (MB) and mean CPU (% of one core) of each process while a run lasts.
