@@ -459,31 +459,43 @@ pub(crate) struct Command {
 }
 
 /// A Redis command bounded by the request's deadline.
-pub(crate) async fn within<T>(
+///
+/// The command is boxed before anything awaits it. A fred command's future is several kilobytes, and an
+/// `async fn` keeps a future it is given both as its argument and inside what it awaits, so each layer
+/// held by value doubled it: the quote's write made QuotePrice's whole future about 22 KB, allocated and
+/// copied for every request.
+pub(crate) fn within<T>(
     deadline: Deadline,
     command: impl Future<Output = Result<T, fred::error::Error>>,
-) -> Result<T, Error> {
-    within_classed(deadline, command)
-        .await
-        .map_err(|(error, _)| error)
+) -> impl Future<Output = Result<T, Error>> {
+    let command = Box::pin(command);
+    async move {
+        within_classed(deadline, command)
+            .await
+            .map_err(|(error, _)| error)
+    }
 }
 
 /// [`within`], in a `redis.query` span under the request's span (`db.system=redis`,
 /// `peer.service=redis`): the quote store is on the gateway's service map and in the request's trace,
 /// and APM's trace metrics for the span give its latency and errors. A failure or a timeout marks the
-/// span failed, classed as the feature store classes Redis failures.
-pub(crate) async fn traced<T>(
+/// span failed, classed as the feature store classes Redis failures. The command is boxed, as in
+/// [`within`].
+pub(crate) fn traced<T>(
     deadline: Deadline,
     sent: Command,
     command: impl Future<Output = Result<T, fred::error::Error>>,
-) -> Result<T, Error> {
-    let cx = spans::redis_span(&opentelemetry::Context::current(), sent.command, sent.statement);
-    let result = within_classed(deadline, command).await;
-    if let Err((error, error_type)) = &result {
-        spans::record_error(&cx, error_type, error.to_string());
+) -> impl Future<Output = Result<T, Error>> {
+    let command = Box::pin(command);
+    async move {
+        let cx = spans::redis_span(&opentelemetry::Context::current(), sent.command, sent.statement);
+        let result = within_classed(deadline, command).await;
+        if let Err((error, error_type)) = &result {
+            spans::record_error(&cx, error_type, error.to_string());
+        }
+        spans::end(&cx);
+        result.map_err(|(error, _)| error)
     }
-    spans::end(&cx);
-    result.map_err(|(error, _)| error)
 }
 
 /// The command's answer, or its error and the error's class.
@@ -548,6 +560,46 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every QuotePrice and RecordOutcome awaits one of these inside its own future: when they held fred's
+    /// command futures by value (several kilobytes, doubled by each layer awaiting them), QuotePrice's
+    /// future was about 22 KB, allocated and copied on every call.
+    #[test]
+    fn the_stores_futures_stay_small() {
+        const MOST: usize = 1024;
+        let store = QuoteStore::memory(Duration::from_secs(60), Duration::from_secs(60));
+        let quote = QuoteRecord {
+            quote_id: "q".into(),
+            customer_id: "c".into(),
+            zone_id: "z".into(),
+            base_price: 1.0,
+            price: 1.0,
+            currency: "USD".into(),
+            risk_score: 0.5,
+            risk_multiplier: 1.0,
+            surge_factor: 1.0,
+            risk_model_version: "v1".into(),
+            surge_model_version: "v1".into(),
+            experiment_variant: "control".into(),
+            risk_variant: "control".into(),
+            surge_variant: "control".into(),
+            created_at_ms: 0,
+        };
+        let outcome = Outcome {
+            booked: true,
+            revenue: 1.0,
+            satisfaction: None,
+            price_complaint: false,
+        };
+        let deadline = Deadline::after(Duration::from_secs(1));
+        let put = std::mem::size_of_val(&store.put(&quote, deadline));
+        let record = std::mem::size_of_val(&store.record_outcome("q", outcome, deadline));
+        assert!(put <= MOST, "QuoteStore::put's future is {put} bytes");
+        assert!(
+            record <= MOST,
+            "QuoteStore::record_outcome's future is {record} bytes"
+        );
+    }
 
     /// A retried outcome is compared with the one read back from the store's JSON, so the read must give
     /// back the very number written; 3.8697382367037685 is one a fast, inexact parse returns one ULP off.
