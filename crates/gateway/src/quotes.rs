@@ -561,46 +561,6 @@ pub fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
-    /// Every QuotePrice and RecordOutcome awaits one of these inside its own future: when they held fred's
-    /// command futures by value (several kilobytes, doubled by each layer awaiting them), QuotePrice's
-    /// future was about 22 KB, allocated and copied on every call.
-    #[test]
-    fn the_stores_futures_stay_small() {
-        const MOST: usize = 1024;
-        let store = QuoteStore::memory(Duration::from_secs(60), Duration::from_secs(60));
-        let quote = QuoteRecord {
-            quote_id: "q".into(),
-            customer_id: "c".into(),
-            zone_id: "z".into(),
-            base_price: 1.0,
-            price: 1.0,
-            currency: "USD".into(),
-            risk_score: 0.5,
-            risk_multiplier: 1.0,
-            surge_factor: 1.0,
-            risk_model_version: "v1".into(),
-            surge_model_version: "v1".into(),
-            experiment_variant: "control".into(),
-            risk_variant: "control".into(),
-            surge_variant: "control".into(),
-            created_at_ms: 0,
-        };
-        let outcome = Outcome {
-            booked: true,
-            revenue: 1.0,
-            satisfaction: None,
-            price_complaint: false,
-        };
-        let deadline = Deadline::after(Duration::from_secs(1));
-        let put = std::mem::size_of_val(&store.put(&quote, deadline));
-        let record = std::mem::size_of_val(&store.record_outcome("q", outcome, deadline));
-        assert!(put <= MOST, "QuoteStore::put's future is {put} bytes");
-        assert!(
-            record <= MOST,
-            "QuoteStore::record_outcome's future is {record} bytes"
-        );
-    }
-
     /// A retried outcome is compared with the one read back from the store's JSON, so the read must give
     /// back the very number written; 3.8697382367037685 is one a fast, inexact parse returns one ULP off.
     #[test]

@@ -47,6 +47,23 @@ const NOT_BOOKED: Outcome = Outcome {
     price_complaint: false,
 };
 
+/// Every QuotePrice and RecordOutcome awaits one of these inside its own future, whichever store is
+/// configured: when they held the Redis client's command futures by value (several kilobytes, doubled by
+/// each layer awaiting them), QuotePrice's future was about 22 KB, allocated and copied on every call.
+#[test]
+fn the_stores_futures_stay_small() {
+    const MOST: usize = 1024;
+    let store = QuoteStore::memory(Duration::from_secs(600), Duration::from_secs(3600));
+    let quote = quote("q");
+    let put = std::mem::size_of_val(&store.put(&quote, deadline()));
+    let record = std::mem::size_of_val(&store.record_outcome("q", BOOKED, deadline()));
+    assert!(put <= MOST, "QuoteStore::put's future is {put} bytes");
+    assert!(
+        record <= MOST,
+        "QuoteStore::record_outcome's future is {record} bytes"
+    );
+}
+
 #[tokio::test]
 async fn past_its_capacity_the_store_keeps_accepting_quotes() {
     let store = QuoteStore::memory(Duration::from_secs(600), Duration::from_secs(3600));
