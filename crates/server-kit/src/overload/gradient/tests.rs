@@ -143,6 +143,34 @@ fn a_window_waits_for_enough_calls() {
             "too few calls to judge by"
         );
     }
-    // Half the calls waited a thousand times as long as those that ran alone: halved, plus headroom.
-    assert_eq!(gradient.finished(Duration::from_secs(1), 64, later), Some(40));
+    // Half the calls waited a thousand times as long as those that ran alone: a window that calls for a
+    // cut, held as the first of its kind.
+    assert_eq!(gradient.finished(Duration::from_secs(1), 64, later), None);
+    // The next window like it cuts: halved, plus headroom.
+    let next = later + WINDOW;
+    for _ in 0..MIN_SAMPLES - 1 {
+        assert_eq!(gradient.finished(Duration::from_secs(1), 64, next), None);
+    }
+    assert_eq!(gradient.finished(Duration::from_secs(1), 64, next), Some(40));
+}
+
+#[test]
+fn one_slow_window_is_a_transient_and_cuts_nothing() {
+    let mut sim = Sim::tolerating(512, Duration::from_millis(10));
+    sim.drive(3, |_| Duration::from_millis(1), 1);
+    let fast = |_| Duration::from_millis(4);
+    let slow = |_| Duration::from_millis(30);
+    // 64 callers served in 4 ms, then one window of 30 ms calls (a fresh process's first calls, a stall
+    // of the machine), then 4 ms again: the limit never falls below the callers.
+    assert_eq!(sim.drive(3, fast, 64), 128);
+    assert_eq!(sim.drive(1, slow, 64), 128, "held by the first slow window");
+    assert_eq!(sim.drive(1, fast, 64), 128);
+    // Slow windows that last, as overload does: the first holds again, and each after it cuts.
+    assert_eq!(sim.drive(1, slow, 64), 128);
+    assert_eq!(
+        sim.drive(1, slow, 64),
+        75,
+        "cut on the second: halved, plus headroom"
+    );
+    assert_eq!(sim.drive(1, slow, 64), 46, "and on the third");
 }
