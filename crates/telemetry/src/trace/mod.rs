@@ -1,6 +1,6 @@
-//! Traces: an OpenTelemetry SDK tracer provider exporting OTLP/gRPC to the agent (port 4317), a
-//! bounded batch queue whose drops are counted, the W3C + Datadog [`propagation`], span helpers in
-//! [`spans`], and tonic glue in [`crate::grpc`].
+//! Traces: an OpenTelemetry SDK tracer provider exporting OTLP/gRPC to the agent (port 4317; `otlp`
+//! writes the requests), a bounded batch queue whose drops are counted, the W3C + Datadog
+//! [`propagation`], span helpers in [`spans`], and tonic glue in [`crate::grpc`].
 //!
 //! The OTLP exporter's tonic channel lives on a one-thread Tokio runtime owned by telemetry, so export
 //! works whatever runtime (or none) the service uses, and shutdown never waits on the service's
@@ -8,6 +8,7 @@
 
 #[cfg(feature = "testing")]
 pub mod capture;
+mod otlp;
 pub mod propagation;
 pub mod spans;
 
@@ -21,7 +22,6 @@ use std::{
 };
 
 use opentelemetry::{Context, KeyValue, global};
-use opentelemetry_otlp::{RetryPolicy, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -96,21 +96,17 @@ pub(crate) fn start(config: &TelemetryConfig, tags: &ServiceTags) -> Result<Trac
         .enable_all()
         .build()
         .map_err(TelemetryError::Worker)?;
-    let exporter = {
+    let endpoint = config.otlp_endpoint();
+    let channel = {
         // tonic's lazy channel spawns its connection task on the current runtime: ours.
         let _entered = runtime.enter();
-        opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.otlp_endpoint())
-            .with_timeout(EXPORT_TIMEOUT)
-            .with_retry_policy(
-                RetryPolicy::recommended()
-                    .with_max_retries(2)
-                    .with_max_delay(Duration::from_millis(500)),
-            )
-            .build()
-            .map_err(|error| TelemetryError::OtlpExporter(error.to_string()))?
+        tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .map_err(|error| TelemetryError::OtlpExporter(format!("{endpoint}: {error}")))?
+            .connect_timeout(EXPORT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy()
     };
+    let exporter = otlp::OtlpExporter::new(channel, runtime.handle().clone(), EXPORT_TIMEOUT);
     let processor = BoundedProcessor::new(exporter, config.span_queue_size);
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
