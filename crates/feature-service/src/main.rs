@@ -9,14 +9,16 @@ use feature_service::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse_checked();
-    let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
-    // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
-    let addr = config.listen_addr;
-    server_kit::run_process("feature-service", addr, |listener| {
-        feature_service::run(config, listener, server_kit::shutdown_signal())
+    let server = config.server.clone();
+    server_kit::block_on("feature-service", &server, async move {
+        let _guard = telemetry::init(&config.telemetry, "feature-service", env!("CARGO_PKG_VERSION"));
+        // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
+        let addr = config.listen_addr;
+        server_kit::run_process("feature-service", addr, |listener| {
+            feature_service::run(config, listener, server_kit::shutdown_signal())
+        })
+        .await
     })
-    .await
 }

@@ -5,14 +5,16 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = gateway::Config::parse_checked();
-    let _telemetry = telemetry::init(&config.telemetry, "gateway", env!("CARGO_PKG_VERSION"));
-    // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
-    let addr = config.listen_addr;
-    server_kit::run_process("gateway", addr, |listener| {
-        gateway::run(config, listener, server_kit::shutdown_signal())
+    let server = config.server.clone();
+    server_kit::block_on("gateway", &server, async move {
+        let _telemetry = telemetry::init(&config.telemetry, "gateway", env!("CARGO_PKG_VERSION"));
+        // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
+        let addr = config.listen_addr;
+        server_kit::run_process("gateway", addr, |listener| {
+            gateway::run(config, listener, server_kit::shutdown_signal())
+        })
+        .await
     })
-    .await
 }

@@ -7,7 +7,9 @@ use gateway::Config;
 use server_kit::ServerArgs;
 use telemetry::TelemetryConfig;
 use testkit::server_numbers;
-use testkit::settings::{SettingRanges, assert_refused_at_start, telemetry_numbers};
+use testkit::settings::{
+    SettingRanges, assert_bad_worker_counts_refused, assert_refused_at_start, telemetry_numbers,
+};
 
 testkit::setting_ranges_tests!(ranges());
 
@@ -19,6 +21,14 @@ async fn a_bad_value_in_the_environment_stops_the_gateway_at_start_with_one_line
     ];
     let bin = env!("CARGO_BIN_EXE_gateway");
     assert_refused_at_start(bin, &[], &env, "--request-timeout-ms", "is not in 1..=600000").await;
+}
+
+/// Tokio reads `TOKIO_WORKER_THREADS` itself, and panicked on 0 or a word: the server's settings refuse
+/// them first.
+#[tokio::test]
+async fn a_bad_worker_count_stops_the_gateway_at_start_with_one_line() {
+    let env = [("LISTEN_ADDR", "127.0.0.1:0")];
+    assert_bad_worker_counts_refused(env!("CARGO_BIN_EXE_gateway"), &env).await;
 }
 
 /// Every numeric setting of `config`, by flag: its own, the server's and telemetry's.

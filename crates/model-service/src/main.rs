@@ -11,14 +11,16 @@ use model_service::{Config, run};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
-    let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
-    // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
-    let addr = config.listen_addr;
-    server_kit::run_process("model-service", addr, |listener| {
-        run(config, listener, server_kit::shutdown_signal())
+    let server = config.server.clone();
+    server_kit::block_on("model-service", &server, async move {
+        let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
+        // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
+        let addr = config.listen_addr;
+        server_kit::run_process("model-service", addr, |listener| {
+            run(config, listener, server_kit::shutdown_signal())
+        })
+        .await
     })
-    .await
 }

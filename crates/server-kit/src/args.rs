@@ -31,6 +31,8 @@ const MAX_RESPONSE_BYTES: Bounds = Bounds::new("max-response-bytes", 1024, 256 *
 /// Up to 10 minutes, far past any termination grace period Kubernetes is given in practice.
 const SHUTDOWN_DRAIN_DELAY_MS: Bounds = Bounds::new("shutdown-drain-delay-ms", 0, 600_000);
 const SHUTDOWN_GRACE_MS: Bounds = Bounds::new("shutdown-grace-ms", 0, 600_000);
+/// Far past the cores of any node; a runtime with more workers than cores only switches between them.
+const WORKER_THREADS: Bounds = Bounds::new("worker-threads", 1, 1024);
 
 /// Parses a service's `Config` from the flags and the environment as [`clap::Parser::parse`] does, then
 /// refuses what `check` finds (settings each within range that cannot work together) the same way: a
@@ -116,6 +118,14 @@ pub struct ServerArgs {
     /// served on the main listener only.
     #[arg(long, env = "HEALTH_LISTEN_ADDR")]
     pub health_listen_addr: Option<SocketAddr>,
+    /// Threads that run the service's requests (Tokio's runtime workers; 1 to 1024). Unset: one per CPU
+    /// the process may use, its container's CPU limit when one is set (rounded down, at least one).
+    #[arg(
+        long,
+        env = "TOKIO_WORKER_THREADS",
+        value_parser = WORKER_THREADS.parser::<u32>()
+    )]
+    pub worker_threads: Option<u32>,
 }
 
 impl Default for ServerArgs {
@@ -131,6 +141,7 @@ impl Default for ServerArgs {
             tls_key_file: None,
             tls_client_ca_file: None,
             health_listen_addr: None,
+            worker_threads: None,
         }
     }
 }
@@ -143,6 +154,7 @@ impl ServerArgs {
         MAX_RESPONSE_BYTES,
         SHUTDOWN_DRAIN_DELAY_MS,
         SHUTDOWN_GRACE_MS,
+        WORKER_THREADS,
     ];
 
     /// For each generated server's `max_decoding_message_size`:

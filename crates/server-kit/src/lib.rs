@@ -46,7 +46,7 @@ pub use deadline::Deadline;
 pub use error::Error;
 pub use failure::{Blame, Failure, RequestFailed, reject};
 pub use health::{Health, HealthServer, HealthService, LIVENESS};
-pub use listen::{Listen, run_process};
+pub use listen::{Listen, block_on, run_process};
 pub use overload::{OverloadBody, OverloadFuture, OverloadLayer, OverloadService};
 pub use serve::{Builder, Server};
 

@@ -54,6 +54,25 @@ impl Listen {
     }
 }
 
+/// Runs a service's `main` (its telemetry, then [`run_process`]) to its end on a multi-threaded Tokio
+/// runtime with `server.worker_threads` workers, or one per CPU the process may use. The configuration is
+/// parsed first, on the calling thread, so that a bad `TOKIO_WORKER_THREADS` is refused like any other
+/// setting (clap's one line naming `--worker-threads`, exit code 2) instead of making the runtime panic.
+pub fn block_on(service: &str, server: &crate::ServerArgs, main: impl Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(workers) = server.worker_threads {
+        builder.worker_threads(usize::try_from(workers).unwrap_or(usize::MAX));
+    }
+    match builder.build() {
+        Ok(runtime) => runtime.block_on(main),
+        Err(error) => {
+            eprintln!("{service}: cannot start its runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What a service's `main` does once its configuration is parsed and telemetry started: binds `addr`
 /// ([`Listen::bind`]), then runs `run` on it until it returns. An address it cannot bind, or `run`
 /// failing, is a critical log line (`cannot bind`, `<service> stopped`), a line on stderr for whoever

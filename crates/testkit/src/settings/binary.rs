@@ -41,6 +41,24 @@ pub async fn assert_refused_at_start(
     stderr
 }
 
+/// Starts `bin` with `env` and each `TOKIO_WORKER_THREADS` a server refuses: 0 and a word, on which Tokio
+/// itself panics when it reads the variable, and one past the range. Each must be refused as
+/// [`assert_refused_at_start`] asserts, naming `--worker-threads`.
+pub async fn assert_bad_worker_counts_refused(bin: &str, env: &[(&str, &str)]) {
+    for (value, reason) in [
+        ("0", "is not in 1..=1024"),
+        ("1025", "is not in 1..=1024"),
+        ("four", "invalid digit"),
+    ] {
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .copied()
+            .chain([("TOKIO_WORKER_THREADS", value)])
+            .collect();
+        assert_refused_at_start(bin, &[], &env, "--worker-threads", reason).await;
+    }
+}
+
 /// Runs `bin` with `args` and `--help`, with only `env` set, and asserts that the help succeeds, names
 /// each variable of `env`, and prints none of `secrets` (clap shows environment values there unless
 /// told not to).

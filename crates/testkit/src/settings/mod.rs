@@ -13,5 +13,5 @@
 mod binary;
 mod ranges;
 
-pub use binary::{assert_help_hides, assert_refused_at_start};
+pub use binary::{assert_bad_worker_counts_refused, assert_help_hides, assert_refused_at_start};
 pub use ranges::{SettingRanges, extreme_value, telemetry_numbers};

@@ -153,6 +153,8 @@ macro_rules! server_numbers {
             ("max-response-bytes", f64::from(server.max_response_bytes)),
             ("shutdown-drain-delay-ms", server.shutdown_drain_delay_ms as f64),
             ("shutdown-grace-ms", server.shutdown_grace_ms as f64),
+            // Unset is the runtime's own choice, one worker per CPU: within the bounds.
+            ("worker-threads", f64::from(server.worker_threads.unwrap_or(1))),
         ]
     }};
 }
