@@ -8,7 +8,8 @@
 //! write (`redis-benchmark`, one caller). Then, all on this machine's cores: QuotePrice closed loop at 1 and
 //! 64 callers against each reference and the system with telemetry off and on, the CRAI cache off (every
 //! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms, by the system and by
-//! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load. Each run also
+//! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load; and telemetry's
+//! cost again, in pairs of 64-caller runs with telemetry off and on whose order alternates. Each run also
 //! leaves its report and latency curve under `target/bench/`, and the plots go to `docs/performance/`.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ use crate::{root, target_dir};
 
 /// The p99 the highest sustained rate is held to.
 const P99_LIMIT_MS: f64 = 5.0;
+/// Pairs of 64-caller runs, telemetry off and on, that measure telemetry's cost after the main runs.
+const TELEMETRY_PAIRS: usize = 3;
 
 /// One run's QuotePrice (or PredictCustomerRisk) figures, from `loadgen run --json`.
 #[derive(Debug, Clone, Default)]
@@ -414,24 +417,9 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
         ("telemetry on", with(&telemetry_on, "0")),
         ("telemetry on, CRAI cache on", with(&telemetry_on, "300000")),
     ] {
-        let services = Services::start(bin, None, &env)?;
-        let gateway = services.gateway_url();
-        wait_listening(
-            gateway
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0),
-        )?;
         let tag = name.replace([' ', ','], "-");
+        let (services, gateway) = start_warm(bin, &loadgen, &env, &tag)?;
         let ids: &[&str] = if name.contains("cache on") { &[] } else { &unique };
-        // Warm connections and the model catalog.
-        loadgen.run(
-            &gateway,
-            &format!("{tag}-warm-up"),
-            "QuotePrice",
-            &["--concurrency", "4", "--seconds", "2"],
-        )?;
         let c1 = loadgen.run(
             &gateway,
             &format!("{tag}-c1"),
@@ -463,6 +451,30 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
         services.stop()?;
         system.insert(name, (c1, risk_c1, c64, open));
     }
+    // Telemetry's cost again, in pairs whose order alternates, so that a slow spell of the machine
+    // falls on both sides: (off, on) answered/s of each pair.
+    let mut pairs = Vec::with_capacity(TELEMETRY_PAIRS);
+    for pair in 0..TELEMETRY_PAIRS {
+        let mut answered = [0.0; 2];
+        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (env, tag) = if side == 0 {
+                (with(&telemetry_off, "0"), format!("pair-{pair}-telemetry-off"))
+            } else {
+                (with(&telemetry_on, "0"), format!("pair-{pair}-telemetry-on"))
+            };
+            let (services, gateway) = start_warm(bin, &loadgen, &env, &tag)?;
+            let c64 = loadgen.run(
+                &gateway,
+                &format!("{tag}-c64"),
+                "QuotePrice",
+                &[&["--concurrency", "64", "--seconds", &short][..], &unique].concat(),
+            )?;
+            services.stop()?;
+            answered[side] = c64.answered_per_second;
+        }
+        pairs.push((answered[0], answered[1]));
+    }
     loadgen.plot(
         &plots.join("quote-c64.svg"),
         "QuotePrice, 64 callers: latency by percentile",
@@ -479,11 +491,15 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
         "QuotePrice, open loop, telemetry on: latency by percentile",
         &["open-1000", "open-2500", "open-5000"],
     )?;
-    let text = report(
-        &references,
+    let floor = Floor {
+        references: &references,
         redis,
         bare_held,
+    };
+    let text = report(
+        &floor,
         &system,
+        &pairs,
         usage.as_ref(),
         seconds,
         statsd.received(),
@@ -492,6 +508,32 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Starts the services with `env` and warms their connections and the model catalog (`tag` names the
+/// warm-up's report); returns them and the gateway's URL.
+fn start_warm(
+    bin: &Path,
+    loadgen: &Loadgen,
+    env: &[(&str, String)],
+    tag: &str,
+) -> Result<(Services, String), String> {
+    let services = Services::start(bin, None, env)?;
+    let gateway = services.gateway_url();
+    wait_listening(
+        gateway
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+    )?;
+    loadgen.run(
+        &gateway,
+        &format!("{tag}-warm-up"),
+        "QuotePrice",
+        &["--concurrency", "4", "--seconds", "2"],
+    )?;
+    Ok((services, gateway))
 }
 
 /// Open loop at fixed rates, then the search for the highest rate held ([`search`]): every run as
@@ -610,15 +652,27 @@ fn commit() -> String {
 
 type System<'a> = BTreeMap<&'a str, (Figures, Figures, Figures, (Vec<(u32, Figures)>, u32))>;
 
-fn report(
-    references: &BTreeMap<&str, (Figures, Figures)>,
+/// What the bare references measured: each chain at one and at 64 callers, Redis's own round trips,
+/// and the highest open-loop rate the two-call chain held.
+struct Floor<'a> {
+    references: &'a BTreeMap<&'a str, (Figures, Figures)>,
     redis: RedisFloor,
     bare_held: u32,
+}
+
+fn report(
+    floor: &Floor<'_>,
     system: &System<'_>,
+    pairs: &[(f64, f64)],
     usage: Option<&Usage>,
     seconds: u64,
     datagrams: u64,
 ) -> String {
+    let &Floor {
+        references,
+        redis,
+        bare_held,
+    } = floor;
     let mut md = String::new();
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
@@ -691,6 +745,26 @@ fn report(
             100.0 * on.answered_per_second / bare("two calls").max(1.0),
             100.0 * on.answered_per_second / bare("four calls").max(1.0),
             100.0 * on.answered_per_second / off.answered_per_second.max(1.0)
+        );
+    }
+    if !pairs.is_empty() {
+        let (off, on) = pairs
+            .iter()
+            .fold((0.0, 0.0), |(off, on), (o, n)| (off + o, on + n));
+        let each: Vec<String> = pairs
+            .iter()
+            .map(|(off, on)| format!("{:.0} against {:.0} ({:.0}%)", on, off, 100.0 * on / off.max(1.0)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Telemetry's cost, measured again after those runs in {} pairs of {} s runs at 64 callers (CRAI cache \
+             off), each on freshly started services, the order within a pair alternating so that a slow spell of \
+             the machine falls on both sides: with telemetry on the system answered **{:.1}%** of what it \
+             answered with telemetry off. By pair, answered/s on against off: {}.\n",
+            pairs.len(),
+            (seconds / 2).max(3),
+            100.0 * on / f64::max(off, 1.0),
+            each.join("; ")
         );
     }
     let _ = writeln!(md, "![QuotePrice, 64 callers](performance/quote-c64.svg)\n");
