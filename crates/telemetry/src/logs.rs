@@ -46,9 +46,10 @@ use crate::{
 pub const CRITICAL: &str = "critical";
 
 /// Libraries whose own lines repeat what this crate reports once, throttled: left out unless `RUST_LOG`
-/// names them. The OpenTelemetry SDK logs every failed export (each second while the agent is down; telemetry reports those as `telemetry.dropped` plus one warning a minute); the Redis client
-/// logs a warning for every command an outage fails ("Broadcasting error ..."), where the services log
-/// `Redis connection failed` at most once a second and count every failure in `redis.command.errors`.
+/// names them. The OpenTelemetry SDK logs every failed export (each second while the agent is down;
+/// telemetry reports those as `telemetry.dropped` plus one warning a minute); the Redis client logs a
+/// warning for every command an outage fails ("Broadcasting error ..."), where the services log `Redis
+/// connection failed` at most once a second and count every failure in `redis.command.errors`.
 const QUIET: &[(&str, &str)] = &[
     ("opentelemetry", ",opentelemetry=warn,opentelemetry_sdk=off"),
     ("fred", ",fred=error"),
