@@ -7,8 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let config = gateway::Config::parse_checked();
-    let server = config.server.clone();
-    server_kit::block_on("gateway", &server, async move {
+    server_kit::block_on("gateway", config.server.worker_threads, async move {
         let _telemetry = telemetry::init(&config.telemetry, "gateway", env!("CARGO_PKG_VERSION"));
         // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
         let addr = config.listen_addr;

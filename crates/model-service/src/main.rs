@@ -13,8 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    let server = config.server.clone();
-    server_kit::block_on("model-service", &server, async move {
+    server_kit::block_on("model-service", config.server.worker_threads, async move {
         let _guard = telemetry::init(&config.telemetry, "model-service", env!("CARGO_PKG_VERSION"));
         // Bound now, listened on once the service is ready to serve (`server_kit::Listen`).
         let addr = config.listen_addr;

@@ -55,13 +55,14 @@ impl Listen {
 }
 
 /// Runs a service's `main` (its telemetry, then [`run_process`]) to its end on a multi-threaded Tokio
-/// runtime with `server.worker_threads` workers, or one per CPU the process may use. The configuration is
-/// parsed first, on the calling thread, so that a bad `TOKIO_WORKER_THREADS` is refused like any other
-/// setting (clap's one line naming `--worker-threads`, exit code 2) instead of making the runtime panic.
-pub fn block_on(service: &str, server: &crate::ServerArgs, main: impl Future<Output = ExitCode>) -> ExitCode {
+/// runtime with `workers` workers (`ServerArgs::worker_threads`), or one per CPU the process may use. The
+/// configuration is parsed first, on the calling thread, so that a bad `TOKIO_WORKER_THREADS` is refused
+/// like any other setting (clap's one line naming `--worker-threads`, exit code 2) instead of making the
+/// runtime panic.
+pub fn block_on(service: &str, workers: Option<u32>, main: impl Future<Output = ExitCode>) -> ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(workers) = server.worker_threads {
+    if let Some(workers) = workers {
         builder.worker_threads(usize::try_from(workers).unwrap_or(usize::MAX));
     }
     match builder.build() {
