@@ -8,9 +8,10 @@
 //! write (`redis-benchmark`, one caller). Then, all on this machine's cores: QuotePrice closed loop at 1 and
 //! 64 callers against each reference and the system with telemetry off and on, the CRAI cache off (every
 //! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms, by the system and by
-//! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load; and telemetry's
-//! cost again, in pairs of 64-caller runs with telemetry off and on whose order alternates. Each run also
-//! leaves its report and latency curve under `target/bench/`, and the plots go to `docs/performance/`.
+//! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load; and the ratios
+//! again (telemetry on against off, the system against the two bare chains), in rounds of 64-caller runs
+//! whose order alternates. Each run also leaves its report and latency curve under `target/bench/`, and
+//! the plots go to `docs/performance/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,8 +27,9 @@ use crate::{root, target_dir};
 
 /// The p99 the highest sustained rate is held to.
 const P99_LIMIT_MS: f64 = 5.0;
-/// Pairs of 64-caller runs, telemetry off and on, that measure telemetry's cost after the main runs.
-const TELEMETRY_PAIRS: usize = 3;
+/// Rounds of 64-caller runs after the main runs (telemetry off and on, the bare two-call and four-call
+/// chains), whose ratios are read from the sums over the rounds.
+const ROUNDS: usize = 3;
 
 /// One run's QuotePrice (or PredictCustomerRisk) figures, from `loadgen run --json`.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +135,83 @@ impl Loadgen {
 
 /// A child process killed when dropped.
 struct Guard(Child);
+
+/// Bare reference servers with no work behind them: a leaf, and fronts that call it in the system's two
+/// shapes (`loadgen bare --downstream --shape`).
+struct BareChains {
+    _servers: Vec<Guard>,
+    leaf: String,
+    two: String,
+    four: String,
+}
+
+impl BareChains {
+    fn start(loadgen: &Path) -> Result<Self, String> {
+        let serve = |args: &[&str]| -> Result<(Guard, String), String> {
+            let port = free_port()?;
+            let addr = format!("127.0.0.1:{port}");
+            let server = spawn(loadgen, &[&["bare", "--listen", &addr][..], args].concat())?;
+            wait_listening(port)?;
+            Ok((server, format!("http://{addr}")))
+        };
+        let (leaf_server, leaf) = serve(&[])?;
+        let (two_server, two) = serve(&["--downstream", &leaf, "--shape", "two"])?;
+        let (four_server, four) = serve(&["--downstream", &leaf, "--shape", "four"])?;
+        Ok(Self {
+            _servers: vec![leaf_server, two_server, four_server],
+            leaf,
+            two,
+            four,
+        })
+    }
+}
+
+/// What one round measures, in its first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    TelemetryOff,
+    TelemetryOn,
+    BareTwo,
+    BareFour,
+}
+
+impl Side {
+    const ALL: [Self; 4] = [
+        Self::TelemetryOff,
+        Self::TelemetryOn,
+        Self::BareTwo,
+        Self::BareFour,
+    ];
+
+    fn tag(self) -> &'static str {
+        match self {
+            Self::TelemetryOff => "telemetry-off",
+            Self::TelemetryOn => "telemetry-on",
+            Self::BareTwo => "bare-two-calls",
+            Self::BareFour => "bare-four-calls",
+        }
+    }
+}
+
+/// One round of 64-caller runs after the main runs: answered/s of each side.
+#[derive(Debug, Clone, Copy, Default)]
+struct Round {
+    off: f64,
+    on: f64,
+    bare_two: f64,
+    bare_four: f64,
+}
+
+impl Round {
+    fn side(&mut self, side: Side) -> &mut f64 {
+        match side {
+            Side::TelemetryOff => &mut self.off,
+            Side::TelemetryOn => &mut self.on,
+            Side::BareTwo => &mut self.bare_two,
+            Side::BareFour => &mut self.bare_four,
+        }
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -342,52 +421,34 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     let _otlp = spawn(&bin.join("loadgen"), &["sink", "--otlp", &otlp_addr])?;
     wait_listening(otlp_port)?;
 
-    // The floor: bare services with no work, one hop, and chains of the system's two shapes.
+    // The floor: bare services with no work, one hop, and chains of the system's two shapes. They stay
+    // up, idle, for the rounds at the end.
+    let chains = BareChains::start(&bin.join("loadgen"))?;
     let mut references = BTreeMap::new();
     let mut bare_held = 0_u32;
-    {
-        let leaf_port = free_port()?;
-        let leaf_addr = format!("127.0.0.1:{leaf_port}");
-        let _leaf = spawn(&bin.join("loadgen"), &["bare", "--listen", &leaf_addr])?;
-        wait_listening(leaf_port)?;
-        let leaf = format!("http://{leaf_addr}");
-        for (name, shape) in [
-            ("two calls", Some("two")),
-            ("four calls", Some("four")),
-            ("one hop", None),
-        ] {
-            let (url, _front) = match shape {
-                None => (leaf.clone(), None),
-                Some(shape) => {
-                    let port = free_port()?;
-                    let addr = format!("127.0.0.1:{port}");
-                    let front = spawn(
-                        &bin.join("loadgen"),
-                        &["bare", "--listen", &addr, "--downstream", &leaf, "--shape", shape],
-                    )?;
-                    wait_listening(port)?;
-                    (format!("http://{addr}"), Some(front))
-                }
-            };
-            let tag = name.replace(' ', "-");
-            let c1 = loadgen.run(
-                &url,
-                &format!("bare-{tag}-c1"),
-                "QuotePrice",
-                &["--concurrency", "1", "--seconds", &short],
-            )?;
-            let c64 = loadgen.run(
-                &url,
-                &format!("bare-{tag}-c64"),
-                "QuotePrice",
-                &["--concurrency", "64", "--seconds", &secs],
-            )?;
-            if name == "two calls" {
-                // The open-loop floor: what the system's own search is judged against.
-                bare_held = search(&loadgen, &url, &short, "bare-two-calls-search")?.1;
-            }
-            references.insert(name, (c1, c64));
+    for (name, url) in [
+        ("two calls", &chains.two),
+        ("four calls", &chains.four),
+        ("one hop", &chains.leaf),
+    ] {
+        let tag = name.replace(' ', "-");
+        let c1 = loadgen.run(
+            url,
+            &format!("bare-{tag}-c1"),
+            "QuotePrice",
+            &["--concurrency", "1", "--seconds", &short],
+        )?;
+        let c64 = loadgen.run(
+            url,
+            &format!("bare-{tag}-c64"),
+            "QuotePrice",
+            &["--concurrency", "64", "--seconds", &secs],
+        )?;
+        if name == "two calls" {
+            // The open-loop floor: what the system's own search is judged against.
+            bare_held = search(&loadgen, url, &short, "bare-two-calls-search")?.1;
         }
+        references.insert(name, (c1, c64));
     }
 
     let telemetry_off = vec![
@@ -451,30 +512,40 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
         services.stop()?;
         system.insert(name, (c1, risk_c1, c64, open));
     }
-    // Telemetry's cost again, in pairs whose order alternates, so that a slow spell of the machine
-    // falls on both sides: (off, on) answered/s of each pair.
-    let mut pairs = Vec::with_capacity(TELEMETRY_PAIRS);
-    for pair in 0..TELEMETRY_PAIRS {
-        let mut answered = [0.0; 2];
-        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
-            let (env, tag) = if side == 0 {
-                (with(&telemetry_off, "0"), format!("pair-{pair}-telemetry-off"))
-            } else {
-                (with(&telemetry_on, "0"), format!("pair-{pair}-telemetry-on"))
-            };
-            let (services, gateway) = start_warm(bin, &loadgen, &env, &tag)?;
-            let c64 = loadgen.run(
-                &gateway,
-                &format!("{tag}-c64"),
-                "QuotePrice",
-                &[&["--concurrency", "64", "--seconds", &short][..], &unique].concat(),
-            )?;
-            services.stop()?;
-            answered[side] = c64.answered_per_second;
+    // The ratios again, in rounds whose order alternates, so that a slow spell of the machine falls on
+    // every side: telemetry off, telemetry on, the bare two-call chain and the four-call chain.
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for n in 0..ROUNDS {
+        let mut sides = Side::ALL;
+        if n % 2 == 1 {
+            sides.reverse();
         }
-        pairs.push((answered[0], answered[1]));
+        let mut round = Round::default();
+        for side in sides {
+            let tag = format!("round-{n}-{}", side.tag());
+            let label = format!("{tag}-c64");
+            let c64 = ["--concurrency", "64", "--seconds", &short];
+            let figures = match side {
+                Side::TelemetryOff | Side::TelemetryOn => {
+                    let telemetry = if side == Side::TelemetryOn {
+                        &telemetry_on
+                    } else {
+                        &telemetry_off
+                    };
+                    let (services, gateway) = start_warm(bin, &loadgen, &with(telemetry, "0"), &tag)?;
+                    let figures =
+                        loadgen.run(&gateway, &label, "QuotePrice", &[&c64[..], &unique].concat())?;
+                    services.stop()?;
+                    figures
+                }
+                Side::BareTwo => loadgen.run(&chains.two, &label, "QuotePrice", &c64)?,
+                Side::BareFour => loadgen.run(&chains.four, &label, "QuotePrice", &c64)?,
+            };
+            *round.side(side) = figures.answered_per_second;
+        }
+        rounds.push(round);
     }
+    drop(chains);
     loadgen.plot(
         &plots.join("quote-c64.svg"),
         "QuotePrice, 64 callers: latency by percentile",
@@ -499,7 +570,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     let text = report(
         &floor,
         &system,
-        &pairs,
+        &rounds,
         usage.as_ref(),
         seconds,
         statsd.received(),
@@ -663,7 +734,7 @@ struct Floor<'a> {
 fn report(
     floor: &Floor<'_>,
     system: &System<'_>,
-    pairs: &[(f64, f64)],
+    rounds: &[Round],
     usage: Option<&Usage>,
     seconds: u64,
     datagrams: u64,
@@ -747,23 +818,42 @@ fn report(
             100.0 * on.answered_per_second / off.answered_per_second.max(1.0)
         );
     }
-    if !pairs.is_empty() {
-        let (off, on) = pairs
+    if !rounds.is_empty() {
+        let sum = rounds.iter().fold(Round::default(), |sum, r| Round {
+            off: sum.off + r.off,
+            on: sum.on + r.on,
+            bare_two: sum.bare_two + r.bare_two,
+            bare_four: sum.bare_four + r.bare_four,
+        });
+        let share = |part: f64, whole: f64| 100.0 * part / whole.max(1.0);
+        let each: Vec<String> = rounds
             .iter()
-            .fold((0.0, 0.0), |(off, on), (o, n)| (off + o, on + n));
-        let each: Vec<String> = pairs
-            .iter()
-            .map(|(off, on)| format!("{:.0} against {:.0} ({:.0}%)", on, off, 100.0 * on / off.max(1.0)))
+            .map(|r| {
+                format!(
+                    "{:.0} with telemetry on against {:.0} off ({:.0}%), the bare chains {:.0} and {:.0} ({:.0}% and {:.0}%)",
+                    r.on,
+                    r.off,
+                    share(r.on, r.off),
+                    r.bare_two,
+                    r.bare_four,
+                    share(r.on, r.bare_two),
+                    share(r.on, r.bare_four)
+                )
+            })
             .collect();
         let _ = writeln!(
             md,
-            "Telemetry's cost, measured again after those runs in {} pairs of {} s runs at 64 callers (CRAI cache \
-             off), each on freshly started services, the order within a pair alternating so that a slow spell of \
-             the machine falls on both sides: with telemetry on the system answered **{:.1}%** of what it \
-             answered with telemetry off. By pair, answered/s on against off: {}.\n",
-            pairs.len(),
+            "The ratios, measured again after those runs in {} rounds of {} s runs at 64 callers (CRAI cache off): the \
+             system with telemetry off and on, each on freshly started services, and the bare two-call and four-call \
+             chains, the order within a round alternating so that a slow spell of the machine falls on every side. \
+             Over the rounds, with telemetry on the system answered **{:.1}%** of what it answered with telemetry off, \
+             **{:.1}%** of the bare two-call chain's answers and **{:.1}%** of the four-call chain's. By round, \
+             answered/s: {}.\n",
+            rounds.len(),
             (seconds / 2).max(3),
-            100.0 * on / f64::max(off, 1.0),
+            share(sum.on, sum.off),
+            share(sum.on, sum.bare_two),
+            share(sum.on, sum.bare_four),
             each.join("; ")
         );
     }
