@@ -136,6 +136,23 @@ impl Loadgen {
 /// A child process killed when dropped.
 struct Guard(Child);
 
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &Path, args: &[&str]) -> Result<Guard, String> {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Guard)
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
 /// Bare reference servers with no work behind them: a leaf, and fronts that call it in the system's two
 /// shapes (`loadgen bare --downstream --shape`).
 struct BareChains {
@@ -211,23 +228,6 @@ impl Round {
             Side::BareFour => &mut self.bare_four,
         }
     }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(program: &Path, args: &[&str]) -> Result<Guard, String> {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map(Guard)
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))
 }
 
 /// Waits until something accepts connections on `port`.
