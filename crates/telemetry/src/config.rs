@@ -74,8 +74,8 @@ pub struct TelemetryConfig {
         value_parser = METRICS_FLUSH_INTERVAL_MS.parser::<u64>()
     )]
     pub metrics_flush_interval_ms: u64,
-    /// Cap on distinct metric series held between flushes; past it new series are dropped and counted
-    /// (1 to 1048576).
+    /// Cap on metric series held between flushes (a count or distribution recorded on several threads is
+    /// held once per thread); past it new series are dropped and counted (1 to 1048576).
     #[arg(
         long = "metrics-max-series",
         env = "TELEMETRY_METRICS_MAX_SERIES",
