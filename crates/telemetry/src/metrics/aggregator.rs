@@ -6,7 +6,7 @@
 //! Counts and distributions are kept in the recording thread's own shard, so that two runtime workers
 //! on two cores recording the same series (every request records the same few) do not pass its lock,
 //! its table and its samples between their caches at every call: with shards chosen by series, that
-//! cost the gateway about 8 µs of CPU a quote at 64 callers (docs/benchmarks.md). A series recorded on
+//! cost the gateway 2 to 8 µs of CPU a quote at 64 callers (docs/benchmarks.md). A series recorded on
 //! several threads is kept once per thread, and a flush sends it once, its copies added together.
 //! Gauges keep the last value set, wherever from, so each lives in the one shard its series hashes to.
 //!
