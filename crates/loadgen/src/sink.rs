@@ -18,14 +18,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
 use tokio::net::TcpListener;
 // As the services accept: small answers are not held back waiting for the caller's ACK (Nagle).
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
-/// The service the sink answers, and its one method.
-const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+/// The one method the sink answers, of the service `SERVICE_NAME`.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Counts the spans it drops.
@@ -49,7 +49,7 @@ pub async fn serve(sink: Sink, listener: TcpListener) -> Result<(), tonic::trans
 }
 
 impl tonic::server::NamedService for Sink {
-    const NAME: &'static str = SERVICE;
+    const NAME: &'static str = SERVICE_NAME;
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
