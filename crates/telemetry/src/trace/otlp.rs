@@ -214,8 +214,30 @@ struct Scratch {
 #[derive(Debug)]
 struct ScopeBuffer {
     scope: InstrumentationScope,
+    /// `scope` as an encoded `InstrumentationScope` message, written when the buffer takes the scope.
+    encoded: Vec<u8>,
     /// The encoded `spans` fields of this scope's `ScopeSpans`.
     spans: Vec<u8>,
+}
+
+impl ScopeBuffer {
+    fn new(scope: &InstrumentationScope) -> Self {
+        let mut buffer = Self {
+            scope: scope.clone(),
+            encoded: Vec::new(),
+            spans: Vec::new(),
+        };
+        encode_scope(&mut buffer.encoded, scope);
+        buffer
+    }
+
+    /// The buffer, emptied, for `scope`'s spans.
+    fn reuse(&mut self, scope: &InstrumentationScope) {
+        if self.scope != *scope {
+            *self = Self::new(scope);
+        }
+        self.spans.clear();
+    }
 }
 
 // Field numbers, from opentelemetry-proto's `trace.proto`, `common.proto` and `resource.proto` (v1).
@@ -284,16 +306,8 @@ impl Scratch {
                 None => {
                     // A buffer left from an earlier batch is reused, its scope kept if it is the same.
                     match self.scopes.get_mut(used) {
-                        Some(buffer) => {
-                            if buffer.scope != *scope {
-                                buffer.scope = scope.clone();
-                            }
-                            buffer.spans.clear();
-                        }
-                        None => self.scopes.push(ScopeBuffer {
-                            scope: scope.clone(),
-                            spans: Vec::new(),
-                        }),
+                        Some(buffer) => buffer.reuse(scope),
+                        None => self.scopes.push(ScopeBuffer::new(scope)),
                     }
                     used += 1;
                     used - 1
@@ -309,27 +323,32 @@ impl Scratch {
         }
 
         let scopes = &self.scopes[..used];
-        let mut scope_messages = Vec::with_capacity(scopes.len());
-        let mut resource_spans_len = field_len(field::RESOURCE_SPANS_RESOURCE, resource.len())
-            + string_len(field::RESOURCE_SPANS_SCHEMA_URL, schema_url);
-        for buffer in scopes {
-            let mut encoded = Vec::new();
-            encode_scope(&mut encoded, &buffer.scope);
-            let schema = buffer.scope.schema_url().unwrap_or_default();
-            let scope_spans_len = field_len(field::SCOPE_SPANS_SCOPE, encoded.len())
+        let scope_spans_len = |buffer: &ScopeBuffer| {
+            field_len(field::SCOPE_SPANS_SCOPE, buffer.encoded.len())
                 + buffer.spans.len()
-                + string_len(field::SCOPE_SPANS_SCHEMA_URL, schema);
-            resource_spans_len += field_len(field::RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len);
-            scope_messages.push((encoded, scope_spans_len));
-        }
+                + string_len(
+                    field::SCOPE_SPANS_SCHEMA_URL,
+                    buffer.scope.schema_url().unwrap_or_default(),
+                )
+        };
+        let resource_spans_len = field_len(field::RESOURCE_SPANS_RESOURCE, resource.len())
+            + string_len(field::RESOURCE_SPANS_SCHEMA_URL, schema_url)
+            + scopes
+                .iter()
+                .map(|buffer| field_len(field::RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len(buffer)))
+                .sum::<usize>();
 
         let request_len = field_len(field::REQUEST_RESOURCE_SPANS, resource_spans_len);
         let mut out = Vec::with_capacity(request_len);
         length_delimited(&mut out, field::REQUEST_RESOURCE_SPANS, resource_spans_len);
         message(&mut out, field::RESOURCE_SPANS_RESOURCE, resource);
-        for (buffer, (scope, scope_spans_len)) in scopes.iter().zip(&scope_messages) {
-            length_delimited(&mut out, field::RESOURCE_SPANS_SCOPE_SPANS, *scope_spans_len);
-            message(&mut out, field::SCOPE_SPANS_SCOPE, scope);
+        for buffer in scopes {
+            length_delimited(
+                &mut out,
+                field::RESOURCE_SPANS_SCOPE_SPANS,
+                scope_spans_len(buffer),
+            );
+            message(&mut out, field::SCOPE_SPANS_SCOPE, &buffer.encoded);
             out.put_slice(&buffer.spans);
             string(
                 &mut out,
