@@ -10,7 +10,7 @@
 //! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms, by the system and by
 //! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load; and the ratios
 //! again (telemetry on against off, the system against the two bare chains), in rounds of 64-caller runs
-//! whose order alternates. Each run also leaves its report and latency curve under `target/bench/`, and
+//! whose order alternates, with the CPU each process spends an answer in the system's runs. Each run also leaves its report and latency curve under `target/bench/`, and
 //! the plots go to `docs/performance/`.
 
 use std::collections::BTreeMap;
@@ -35,6 +35,8 @@ const ROUNDS: usize = 3;
 #[derive(Debug, Clone, Default)]
 struct Figures {
     per_second: f64,
+    /// Answers, degraded ones included: the calls sent less those that failed or were refused.
+    answered: f64,
     /// Answers a second, degraded ones included: what was sent less what failed or was refused.
     answered_per_second: f64,
     good_per_second: f64,
@@ -94,6 +96,7 @@ impl Loadgen {
         };
         let figures = Figures {
             per_second,
+            answered: requests * answered_share,
             answered_per_second: per_second * answered_share,
             good_per_second: number(&stats["good_per_second"]),
             errors,
@@ -210,13 +213,46 @@ impl Side {
     }
 }
 
-/// One round of 64-caller runs after the main runs: answered/s of each side.
-#[derive(Debug, Clone, Copy, Default)]
+/// One round of 64-caller runs after the main runs: answered/s of each side, and the CPU the system's
+/// two runs used.
+#[derive(Debug, Clone, Default)]
 struct Round {
     off: f64,
     on: f64,
     bare_two: f64,
     bare_four: f64,
+    cpu_off: CpuSpent,
+    cpu_on: CpuSpent,
+}
+
+/// CPU time (s) used during runs of the system, by process, and the answers given in them.
+#[derive(Debug, Clone, Default)]
+struct CpuSpent {
+    seconds: Vec<(String, f64)>,
+    answered: f64,
+}
+
+impl CpuSpent {
+    fn add(&mut self, other: &Self) {
+        for (name, seconds) in &other.seconds {
+            match self.seconds.iter_mut().find(|(n, _)| n == name) {
+                Some((_, sum)) => *sum += seconds,
+                None => self.seconds.push((name.clone(), *seconds)),
+            }
+        }
+        self.answered += other.answered;
+    }
+
+    /// µs of CPU an answer, by process, and in all.
+    fn per_answer(&self) -> (Vec<(&str, f64)>, f64) {
+        let each: Vec<(&str, f64)> = self
+            .seconds
+            .iter()
+            .map(|(name, seconds)| (name.as_str(), 1e6 * seconds / self.answered.max(1.0)))
+            .collect();
+        let all = each.iter().map(|(_, us)| us).sum();
+        (each, all)
+    }
 }
 
 impl Round {
@@ -318,15 +354,7 @@ struct Usage {
 fn sample(pids: Vec<(String, u32)>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
     std::thread::spawn(move || {
         let ticks = clock_ticks();
-        let cpu = |pid: u32| -> Option<f64> {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let user: f64 = fields.get(11)?.parse().ok()?;
-            let system: f64 = fields.get(12)?.parse().ok()?;
-            Some((user + system) / ticks)
-        };
+        let cpu = |pid: u32| proc_times(pid, ticks).map(|t| t.own);
         let rss = |pid: u32| -> Option<f64> {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -356,6 +384,68 @@ fn sample(pids: Vec<(String, u32)>, done: Arc<AtomicBool>) -> std::thread::JoinH
     })
 }
 
+/// A process's CPU time so far (s), from `/proc/<pid>/stat`: its own, and that of its children it has
+/// waited for.
+struct Times {
+    own: f64,
+    children: f64,
+}
+
+fn proc_times(pid: u32, ticks: f64) -> Option<Times> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's closing parenthesis, from the 12th: utime, stime, cutime, cstime.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [user, system, child_user, child_system] = fields[..] else {
+        return None;
+    };
+    Some(Times {
+        own: (user + system) / ticks,
+        children: (child_user + child_system) / ticks,
+    })
+}
+
+/// Runs `run` (a load generator run) and measures the CPU time (s) each of `pids` used meanwhile, and
+/// this process's: its own is the DogStatsD stand-in's (nothing else of it runs then), and its waited
+/// children's is the load generator's.
+fn cpu_during<T>(
+    pids: &[(String, u32)],
+    ticks: f64,
+    run: impl FnOnce() -> Result<T, String>,
+) -> Result<(T, Vec<(String, f64)>), String> {
+    let me = std::process::id();
+    let read = |pid: u32| {
+        proc_times(pid, ticks).unwrap_or(Times {
+            own: 0.0,
+            children: 0.0,
+        })
+    };
+    let before: Vec<Times> = pids.iter().map(|(_, pid)| read(*pid)).collect();
+    let mine = read(me);
+    let result = run()?;
+    let mut used: Vec<(String, f64)> = pids
+        .iter()
+        .zip(before)
+        .map(|((name, pid), before)| (name.clone(), (read(*pid).own - before.own).max(0.0)))
+        .collect();
+    let after = read(me);
+    used.push((
+        "the DogStatsD stand-in".to_owned(),
+        (after.own - mine.own).max(0.0),
+    ));
+    used.push((
+        "the load generator".to_owned(),
+        (after.children - mine.children).max(0.0),
+    ));
+    Ok((result, used))
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -382,7 +472,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     // Redis in Feast's layout, holding the bundled snapshot.
     let redis_port = free_port()?;
     let port_arg = redis_port.to_string();
-    let _redis = spawn(
+    let redis_server = spawn(
         Path::new("redis-server"),
         &[
             "--port",
@@ -418,7 +508,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     let statsd = UdpSink::start()?;
     let otlp_port = free_port()?;
     let otlp_addr = format!("127.0.0.1:{otlp_port}");
-    let _otlp = spawn(&bin.join("loadgen"), &["sink", "--otlp", &otlp_addr])?;
+    let otlp_sink = spawn(&bin.join("loadgen"), &["sink", "--otlp", &otlp_addr])?;
     wait_listening(otlp_port)?;
 
     // The floor: bare services with no work, one hop, and chains of the system's two shapes. They stay
@@ -514,6 +604,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     }
     // The ratios again, in rounds whose order alternates, so that a slow spell of the machine falls on
     // every side: telemetry off, telemetry on, the bare two-call chain and the four-call chain.
+    let ticks = clock_ticks();
     let mut rounds = Vec::with_capacity(ROUNDS);
     for n in 0..ROUNDS {
         let mut sides = Side::ALL;
@@ -533,9 +624,22 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
                         &telemetry_off
                     };
                     let (services, gateway) = start_warm(bin, &loadgen, &with(telemetry, "0"), &tag)?;
-                    let figures =
-                        loadgen.run(&gateway, &label, "QuotePrice", &[&c64[..], &unique].concat())?;
+                    let mut pids = services.pids();
+                    pids.push(("redis-server".to_owned(), redis_server.0.id()));
+                    pids.push(("the OTLP stand-in".to_owned(), otlp_sink.0.id()));
+                    let (figures, seconds) = cpu_during(&pids, ticks, || {
+                        loadgen.run(&gateway, &label, "QuotePrice", &[&c64[..], &unique].concat())
+                    })?;
                     services.stop()?;
+                    let spent = CpuSpent {
+                        seconds,
+                        answered: figures.answered,
+                    };
+                    if side == Side::TelemetryOn {
+                        round.cpu_on = spent;
+                    } else {
+                        round.cpu_off = spent;
+                    }
                     figures
                 }
                 Side::BareTwo => loadgen.run(&chains.two, &label, "QuotePrice", &c64)?,
@@ -819,12 +923,15 @@ fn report(
         );
     }
     if !rounds.is_empty() {
-        let sum = rounds.iter().fold(Round::default(), |sum, r| Round {
-            off: sum.off + r.off,
-            on: sum.on + r.on,
-            bare_two: sum.bare_two + r.bare_two,
-            bare_four: sum.bare_four + r.bare_four,
-        });
+        let mut sum = Round::default();
+        for r in rounds {
+            sum.off += r.off;
+            sum.on += r.on;
+            sum.bare_two += r.bare_two;
+            sum.bare_four += r.bare_four;
+            sum.cpu_off.add(&r.cpu_off);
+            sum.cpu_on.add(&r.cpu_on);
+        }
         let share = |part: f64, whole: f64| 100.0 * part / whole.max(1.0);
         let each: Vec<String> = rounds
             .iter()
@@ -856,6 +963,28 @@ fn report(
             share(sum.on, sum.bare_four),
             each.join("; ")
         );
+        let (off_each, off_all) = sum.cpu_off.per_answer();
+        let (on_each, on_all) = sum.cpu_on.per_answer();
+        if off_all > 0.0 && on_all > 0.0 {
+            let parts = |each: &[(&str, f64)]| {
+                each.iter()
+                    .map(|(name, us)| format!("{name} {us:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                md,
+                "What those runs of the system cost in CPU, from `/proc/<pid>/stat` and summed over the rounds, in µs \
+                 an answer: with telemetry off **{off_all:.1}** ({}); with telemetry on **{on_all:.1}** ({}). Telemetry \
+                 on takes {:.1}% more CPU an answer: were the rate bound by CPU alone, it would answer {:.1}% of the \
+                 telemetry-off rate: a reading of telemetry's cost that does not rest on how the rates \
+                 settled, and that says which process pays it.\n",
+                parts(&off_each),
+                parts(&on_each),
+                100.0 * (on_all / off_all - 1.0),
+                100.0 * off_all / on_all
+            );
+        }
     }
     let _ = writeln!(md, "![QuotePrice, 64 callers](performance/quote-c64.svg)\n");
     let _ = writeln!(md, "## One caller\n");
@@ -955,4 +1084,57 @@ fn report(
          (JSON, with its whole latency curve) is in `target/bench/`; compare runs with `loadgen plot --out x.svg a.json b.json`."
     );
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// About a third of a second of a shell's CPU.
+    fn busy_shell() -> Command {
+        let mut shell = Command::new("sh");
+        shell.args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]);
+        shell
+    }
+
+    fn used(used: &[(String, f64)], name: &str) -> f64 {
+        used.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, seconds)| *seconds)
+            .unwrap_or_else(|| panic!("no {name} in {used:?}"))
+    }
+
+    #[test]
+    fn a_waited_child_is_counted_as_the_load_generator_and_not_as_this_process() {
+        let ((), spent) = cpu_during(&[], clock_ticks(), || {
+            let status = busy_shell().status().map_err(|e| e.to_string())?;
+            assert!(status.success());
+            Ok(())
+        })
+        .unwrap();
+        let child = used(&spent, "the load generator");
+        let own = used(&spent, "the DogStatsD stand-in");
+        assert!(child > 0.05, "the child's CPU was not counted: {spent:?}");
+        assert!(
+            own < child / 2.0,
+            "the child's CPU was counted as this process's: {spent:?}"
+        );
+    }
+
+    #[test]
+    fn a_running_process_is_counted_under_its_name() {
+        let mut child = busy_shell().spawn().unwrap();
+        let pids = [("busy".to_owned(), child.id())];
+        let ((), spent) = cpu_during(&pids, clock_ticks(), || {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        })
+        .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let busy = used(&spent, "busy");
+        assert!(busy > 0.05, "a process busy for 200 ms used {busy} s: {spent:?}");
+        assert!(busy < 0.5, "a process busy for 200 ms used {busy} s: {spent:?}");
+        assert!(used(&spent, "the load generator") < 0.05, "{spent:?}");
+    }
 }
