@@ -302,15 +302,19 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
     if sc.is_sampled() {
         traceparent[54] = b'1';
     }
-    insert(headers, TRACEPARENT_HEADER, HeaderValue::from_bytes(&traceparent));
+    insert(
+        headers,
+        TRACEPARENT_HEADER,
+        HeaderValue::from_bytes(&traceparent).map(unindexed),
+    );
     let state = sc.trace_state().header();
     if state.is_empty() {
         headers.insert(TRACESTATE_HEADER, HeaderValue::from_static(""));
     } else {
         insert(headers, TRACESTATE_HEADER, HeaderValue::try_from(state));
     }
-    headers.insert(TRACE_ID_HEADER, HeaderValue::from(datadog.trace_id));
-    headers.insert(PARENT_ID_HEADER, HeaderValue::from(datadog.parent_id));
+    headers.insert(TRACE_ID_HEADER, unindexed(HeaderValue::from(datadog.trace_id)));
+    headers.insert(PARENT_ID_HEADER, unindexed(HeaderValue::from(datadog.parent_id)));
     let priority = match datadog.priority {
         0 => HeaderValue::from_static("0"),
         1 => HeaderValue::from_static("1"),
@@ -322,8 +326,17 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
         insert(headers, ORIGIN_HEADER, HeaderValue::try_from(origin));
     }
     if let Some(tags) = datadog.tags {
-        insert(headers, TAGS_HEADER, HeaderValue::try_from(tags));
+        insert(headers, TAGS_HEADER, HeaderValue::try_from(tags).map(unindexed));
     }
+}
+
+/// Marks a value that differs from call to call (an id, or tags that carry one) as never to be indexed.
+/// HTTP/2's header compression would otherwise add it to the dynamic tables at both ends of the
+/// connection, where no later call uses it, and where it pushes out the entries later calls do use
+/// (the path, the content type, ...): every call would insert and evict several entries on both sides.
+fn unindexed(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
 }
 
 /// Inserts a value that formed (a value from a caller's headers always does; anything else is skipped,
@@ -439,6 +452,24 @@ mod tests {
             let mut generic = HeaderMap::new();
             PROPAGATOR.inject_context(&cx, &mut HeaderInjector(&mut generic));
             assert_eq!(fast, generic, "{:?}", cx.span().span_context());
+        }
+    }
+
+    #[test]
+    fn values_that_differ_on_every_call_are_never_indexed_and_the_rest_are() {
+        let cx = contexts().remove(0);
+        let mut headers = HeaderMap::new();
+        inject_context(&cx, &mut headers);
+        for name in [TRACEPARENT_HEADER, TRACE_ID_HEADER, PARENT_ID_HEADER, TAGS_HEADER] {
+            let value = headers.get(&name).unwrap_or_else(|| panic!("no {name}"));
+            assert!(value.is_sensitive(), "{name} may be indexed");
+        }
+        for name in [TRACESTATE_HEADER, SAMPLING_PRIORITY_HEADER, ORIGIN_HEADER] {
+            let value = headers.get(&name).unwrap_or_else(|| panic!("no {name}"));
+            assert!(
+                !value.is_sensitive(),
+                "{name} repeats from call to call, and should be indexed"
+            );
         }
     }
 
