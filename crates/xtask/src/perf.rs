@@ -10,8 +10,8 @@
 //! request the full path) and on; the highest open-loop rate held with p99 ≤ 5 ms, by the system and by
 //! the bare two-call chain; latency at fixed rates; each service's RSS and CPU under load; and the ratios
 //! again (telemetry on against off, the system against the two bare chains), in rounds of 64-caller runs
-//! whose order alternates, with the CPU each process spends an answer in the system's runs. Each run also leaves its report and latency curve under `target/bench/`, and
-//! the plots go to `docs/performance/`.
+//! whose order alternates, with the CPU each process spends an answer in the system's runs. Each run also
+//! leaves its report and latency curve under `target/bench/`, and the plots go to `docs/performance/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1123,20 +1123,31 @@ mod tests {
         );
     }
 
+    /// Whether `pid` has exited: until it is waited for, its figures stay readable in `/proc`.
+    fn exited(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+            .unwrap_or(true)
+    }
+
     #[test]
-    fn a_running_process_is_counted_under_its_name() {
+    fn a_process_is_counted_under_its_name() {
         let mut child = busy_shell().spawn().unwrap();
-        let pids = [("busy".to_owned(), child.id())];
+        let pid = child.id();
+        let pids = [("busy".to_owned(), pid)];
         let ((), spent) = cpu_during(&pids, clock_ticks(), || {
-            std::thread::sleep(Duration::from_millis(200));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !exited(pid) {
+                assert!(Instant::now() < deadline, "the shell's loop did not end");
+                std::thread::sleep(Duration::from_millis(10));
+            }
             Ok(())
         })
         .unwrap();
-        let _ = child.kill();
         let _ = child.wait();
         let busy = used(&spent, "busy");
-        assert!(busy > 0.05, "a process busy for 200 ms used {busy} s: {spent:?}");
-        assert!(busy < 0.5, "a process busy for 200 ms used {busy} s: {spent:?}");
-        assert!(used(&spent, "the load generator") < 0.05, "{spent:?}");
+        assert!(busy > 0.05, "the shell's loop used {busy} s: {spent:?}");
+        assert!(used(&spent, "the load generator") < busy / 2.0, "{spent:?}");
     }
 }
