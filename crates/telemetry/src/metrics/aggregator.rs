@@ -276,8 +276,8 @@ impl Aggregator {
         let mut released = 0;
         // Where each series' snapshot went in `out`, to add the copies of other threads to it.
         let mut sent: HashMap<(usize, Arc<str>), usize> = HashMap::new();
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        for shard in 0..SHARDS {
+            let mut shard = self.lock(shard);
             released += std::mem::take(&mut shard.samples) + std::mem::take(&mut shard.credits);
             shard.table.retain(|series| {
                 let value = match &mut series.state {

@@ -231,10 +231,12 @@ impl ScopeBuffer {
         buffer
     }
 
-    /// The buffer, emptied, for `scope`'s spans.
+    /// The buffer, emptied, for `scope`'s spans; its allocations are kept.
     fn reuse(&mut self, scope: &InstrumentationScope) {
         if self.scope != *scope {
-            *self = Self::new(scope);
+            self.scope = scope.clone();
+            self.encoded.clear();
+            encode_scope(&mut self.encoded, scope);
         }
         self.spans.clear();
     }
