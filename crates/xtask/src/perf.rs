@@ -353,9 +353,8 @@ struct Usage {
 }
 
 /// Samples `/proc` for `pids` every 200 ms until `done`.
-fn sample(pids: Vec<(String, u32)>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
+fn sample(pids: Vec<(String, u32)>, ticks: f64, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
     std::thread::spawn(move || {
-        let ticks = clock_ticks();
         let cpu = |pid: u32| proc_times(pid, ticks).map(|t| t.own);
         let rss = |pid: u32| -> Option<f64> {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -563,6 +562,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     };
     // Every request the full path: the cache off, and ids walked in turn.
     let unique = ["--ids", "unique"];
+    let ticks = clock_ticks();
     let mut system = BTreeMap::new();
     let mut usage = None;
     for (name, env) in [
@@ -586,7 +586,7 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
             &[&["--concurrency", "1", "--seconds", &short][..], ids].concat(),
         )?;
         let done = Arc::new(AtomicBool::new(false));
-        let sampler = (name == "telemetry on").then(|| sample(services.pids(), Arc::clone(&done)));
+        let sampler = (name == "telemetry on").then(|| sample(services.pids(), ticks, Arc::clone(&done)));
         let c64 = loadgen.run(
             &gateway,
             &format!("{tag}-c64"),
@@ -606,7 +606,6 @@ pub fn run(bin: &Path, seconds: u64) -> Result<(), String> {
     }
     // The ratios again, in rounds whose order alternates, so that a slow spell of the machine falls on
     // every side: telemetry off, telemetry on, the bare two-call chain and the four-call chain.
-    let ticks = clock_ticks();
     let mut rounds = Vec::with_capacity(ROUNDS);
     for n in 0..ROUNDS {
         let mut sides = Side::ALL;
